@@ -1,0 +1,41 @@
+"""Names of the Kafka topics the product reads and writes, and their defaults."""
+
+from __future__ import annotations
+
+CLICKSTREAM = "clickstream"
+PURCHASES = "purchases"
+IDENTITIES = "identities"
+INPUT_TOPICS: tuple[str, ...] = (CLICKSTREAM, PURCHASES, IDENTITIES)
+
+SEGMENT_CHANGES = "segment-changes"
+TRIGGERS_RETARGETING = "triggers.retargeting"
+TRIGGERS_WINBACK = "triggers.winback"
+SUPPRESSED = "suppressed"
+DEAD_LETTERS = "dead-letters"
+PROFILES = "profiles"
+DELIVERY_FAILURES = "delivery-failures"
+CONTROL = "control"
+FORWARDS = "forwards"
+OUTPUT_TOPICS: tuple[str, ...] = (
+    SEGMENT_CHANGES,
+    TRIGGERS_RETARGETING,
+    TRIGGERS_WINBACK,
+    SUPPRESSED,
+    DEAD_LETTERS,
+    PROFILES,
+)
+TRIGGER_TOPICS: tuple[str, ...] = (TRIGGERS_RETARGETING, TRIGGERS_WINBACK)
+ALL_TOPICS: tuple[str, ...] = (
+    *INPUT_TOPICS,
+    *OUTPUT_TOPICS,
+    DELIVERY_FAILURES,
+    CONTROL,
+    FORWARDS,
+)
+
+DEFAULT_PARTITIONS = 4
+
+
+def trigger_topic(kind: str) -> str:
+    """Output topic of a trigger of `kind` (retargeting | winback)."""
+    return f"triggers.{kind}"

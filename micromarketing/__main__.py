@@ -1,0 +1,5 @@
+import sys
+
+from micromarketing.cli import main
+
+sys.exit(main())
