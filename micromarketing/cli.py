@@ -60,6 +60,11 @@ def build_parser() -> argparse.ArgumentParser:
     replay.add_argument("--from-topics", action="store_true", help="read the input topics")
     replay.add_argument("--since", help="with --from-topics: ISO-8601 start (inclusive)")
     replay.add_argument("--until", help="with --from-topics: ISO-8601 end (exclusive)")
+    replay.add_argument(
+        "--close-at",
+        metavar="ISO8601",
+        help="at the end, advance event time to this instant (fires the timers due by then)",
+    )
     _broker_arg(replay)
 
     worker = sub.add_parser("worker", help="a streaming worker (Faust)")

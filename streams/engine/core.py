@@ -1,0 +1,448 @@
+"""The engine of one partition: Engine.process(event) and Engine.advance(time) -> Outputs.
+
+Deterministic and free of I/O: the replay command and the Faust workers are two shells around
+it. Consumers live in a `Store` (str -> bytes) behind a write-back cache; `flush()` writes each
+dirty key once. Work that concerns a key of another partition (identity merges, events of an
+id that was merged away, erasure of aliases) leaves as a `Forward` for the shell to route.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import Counter
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from streams.engine.events import Event, EventError, iso, parse_event
+from streams.engine.features import apply_context, apply_track, merge_states
+from streams.engine.outputs import Forward, Outputs
+from streams.engine.population import Population
+from streams.engine.rules import RuleSet, Trigger
+from streams.engine.segments import evaluate, ordered
+from streams.engine.state import MAX_SEEN_IDS, ConsumerState
+from streams.engine.store import Store
+from streams.engine.timers import TimerIndex
+from streams.engine.triggers import (
+    arm,
+    choose_offer,
+    in_holdout,
+    record_fired,
+    suppression_reason,
+    trigger_record,
+)
+from streams.engine.view import View
+
+ORDER_EVENTS = frozenset({"Order Completed", "Order Refunded", "Order Cancelled"})
+POPULATION_KEY = "~pop"
+META_KEY = "~meta"
+
+
+@dataclass(frozen=True, slots=True)
+class EngineConfig:
+    """Knobs of the shell, not of the rules: how many consumers to keep decoded in memory."""
+
+    max_cached: int = 200_000
+
+
+def _seen_key(message_id: str) -> str:
+    return hashlib.blake2b(message_id.encode(), digest_size=8).hexdigest()
+
+
+class Engine:
+    """The micromarketing engine for the consumers of one partition."""
+
+    def __init__(
+        self,
+        rules: RuleSet,
+        store: Store,
+        partition: int = 0,
+        config: EngineConfig | None = None,
+    ) -> None:
+        self.store = store
+        self.partition = partition
+        self.config = config or EngineConfig()
+        self.stats: Counter[str] = Counter()
+        self._cache: dict[str, ConsumerState | None] = {}
+        self._dirty: set[str] = set()
+        self._aliases: dict[str, str | None] = {}
+        self._dirty_aliases: set[str] = set()
+        raw_pop = store.get(POPULATION_KEY)
+        self.population = Population.from_bytes(raw_pop) if raw_pop else Population()
+        raw_meta = store.get(META_KEY)
+        self.watermark: float = orjson.loads(raw_meta)["watermark"] if raw_meta else 0.0
+        self._flushed_watermark = self.watermark
+        self.timers = TimerIndex()
+        for key, value in store.items():
+            if key.startswith("c/"):
+                state = ConsumerState.from_bytes(value)
+                for name, timer in state.timers.items():
+                    self.timers.push(timer.due, state.id, name)
+        self.set_rules(rules)
+
+    # rules
+    def set_rules(self, rules: RuleSet) -> None:
+        """Swap the rules (hot reload). Timers of triggers no longer defined are dropped as they
+        come due; memberships of segments no longer defined are exited on the next evaluation."""
+        self.rules = rules
+        on: dict[str, list[Trigger]] = {}
+        unless: dict[str, list[Trigger]] = {}
+        for trig in rules.triggers:
+            for name in trig.on:
+                on.setdefault(name, []).append(trig)
+            for name in trig.unless:
+                unless.setdefault(name, []).append(trig)
+        self._on, self._unless = on, unless
+        self._by_name = {t.name: t for t in rules.triggers}
+        s = rules.settings
+        self._lateness = s.allowed_lateness
+        self._window = s.dedupe_window
+        self._half_life = s.affinity_half_life
+        self._bgnbd = s.bgnbd
+
+    # state access
+    def _get(self, cid: str) -> ConsumerState | None:
+        try:
+            return self._cache[cid]
+        except KeyError:
+            pass
+        if len(self._cache) >= self.config.max_cached:
+            self.flush()
+            self._cache.clear()
+            self._aliases.clear()
+        raw = self.store.get("c/" + cid)
+        state = ConsumerState.from_bytes(raw) if raw is not None else None
+        self._cache[cid] = state
+        return state
+
+    def _alias(self, cid: str) -> str | None:
+        if cid not in self._aliases:
+            raw = self.store.get("a/" + cid)
+            self._aliases[cid] = raw.decode() if raw is not None else None
+        return self._aliases[cid]
+
+    def _set_alias(self, cid: str, target: str | None) -> None:
+        self._aliases[cid] = target
+        self._dirty_aliases.add(cid)
+
+    def _drop(self, cid: str) -> None:
+        self._cache[cid] = None
+        self._dirty.add(cid)
+
+    def flush(self) -> None:
+        """Write every changed key to the store, once each."""
+        store = self.store
+        for cid in self._dirty:
+            state = self._cache.get(cid)
+            if state is None:
+                store.delete("c/" + cid)
+            else:
+                store.put("c/" + cid, state.to_bytes())
+        self._dirty.clear()
+        for cid in self._dirty_aliases:
+            target = self._aliases.get(cid)
+            if target is None:
+                store.delete("a/" + cid)
+            else:
+                store.put("a/" + cid, target.encode())
+        self._dirty_aliases.clear()
+        if self.population.dirty:
+            store.put(POPULATION_KEY, self.population.to_bytes())
+            self.population.dirty = False
+        if self.watermark != self._flushed_watermark:
+            store.put(META_KEY, orjson.dumps({"watermark": self.watermark}))
+            self._flushed_watermark = self.watermark
+
+    def consumer(self, cid: str) -> ConsumerState | None:
+        """The state of a consumer of this partition (read-only use)."""
+        return self._get(cid)
+
+    # input
+    def process(
+        self, raw: bytes | str | dict[str, Any], source: str = "", offset: str | None = None
+    ) -> Outputs:
+        """Apply one input event. Bad input becomes a dead letter; this never raises on it."""
+        out = Outputs()
+        try:
+            obj = raw if isinstance(raw, dict) else orjson.loads(raw)
+            ev = parse_event(obj)
+        except (EventError, orjson.JSONDecodeError) as exc:
+            self._dead_letter(out, raw, str(exc), source, offset)
+            return out
+        self.stats["events"] += 1
+        self._route(ev, obj, out)
+        return out
+
+    def _dead_letter(
+        self, out: Outputs, raw: Any, reason: str, source: str, offset: str | None
+    ) -> None:
+        if isinstance(raw, bytes):
+            text = raw.decode("utf-8", "replace")
+        elif isinstance(raw, str):
+            text = raw
+        else:
+            text = orjson.dumps(raw, default=str).decode()
+        self.stats["dead_letters"] += 1
+        out.dead_letters.append(
+            {
+                "source": source,
+                "offset": offset,
+                "raw": text,
+                "reason": reason,
+                "at": iso(self.watermark) if self.watermark else None,
+            }
+        )
+
+    def _route(self, ev: Event, obj: dict[str, Any], out: Outputs, cid: str | None = None) -> None:
+        cid = cid or ev.consumer_id
+        if self._get(cid) is None:
+            target = self._alias(cid)
+            if target is not None:
+                self.stats["forwarded"] += 1
+                msg = {"op": "event", "to": target, "event": obj}
+                out.forwards.append(Forward(target, orjson.dumps(msg)))
+                return
+        self._apply(ev, cid, out)
+
+    def _apply(self, ev: Event, cid: str, out: Outputs) -> None:
+        state = self._get(cid)
+        seen = _seen_key(ev.message_id)
+        if state is not None and seen in state.seen:
+            self.stats["duplicates"] += 1
+            return
+        t = ev.timestamp
+        self._advance(t - self._lateness, out)
+        state = self._get(cid)  # firing may have loaded or evicted it
+        if state is None:
+            state = ConsumerState(cid, t)
+            self._cache[cid] = state
+        self._dirty.add(cid)
+        state.seen[seen] = int(t)
+        if len(state.seen) % 64 == 0:
+            self._prune_seen(state, t)
+        state.events += 1
+        if t > state.last_seen:
+            state.last_seen = t
+        name = ev.name if ev.type == "track" else ev.type
+        if ev.type == "track":
+            if name in ORDER_EVENTS:
+                self.population.remove(state)
+                apply_track(state, ev, self._half_life)
+                self.population.add(state)
+            else:
+                apply_track(state, ev, self._half_life)
+        email_changed, consent_changed = apply_context(state, ev)
+        if email_changed or consent_changed:
+            self._profile(out, state, t)
+        for trig in self._unless.get(name or "", ()):
+            state.timers.pop(trig.name, None)
+        for trig in self._on.get(name or "", ()):
+            timer = arm(state, trig, ev)
+            self.timers.push(timer.due, cid, trig.name)
+        self._segments(state, t, out)
+        source = ev.merge_source
+        if source is not None:
+            msg = {"op": "merge_out", "from": source, "into": cid}
+            out.forwards.append(Forward(source, orjson.dumps(msg)))
+
+    def _prune_seen(self, state: ConsumerState, t: float) -> None:
+        horizon = t - self._window
+        seen = {k: v for k, v in state.seen.items() if v >= horizon}
+        if len(seen) > MAX_SEEN_IDS:
+            seen = dict(sorted(seen.items(), key=lambda kv: kv[1])[-MAX_SEEN_IDS:])
+        state.seen = seen
+
+    def _profile(self, out: Outputs, state: ConsumerState, t: float) -> None:
+        out.profiles.append(
+            {"consumer_id": state.id, "email": state.email, "consented": state.consented,
+             "at": iso(t)}
+        )
+
+    def _view(self, state: ConsumerState, now: float) -> View:
+        return View(state, now, self.population, self._bgnbd, set(state.segments))
+
+    def _segments(self, state: ConsumerState, now: float, out: Outputs) -> View:
+        view = self._view(state, now)
+        entered, exited = evaluate(self.rules, view)
+        if entered or exited:
+            state.segments = ordered(self.rules, view.members)
+            at = iso(now)
+            version = self.rules.version
+            for seg in exited:
+                out.segment_changes.append(_change(state.id, seg, "exited", at, version))
+                self.stats["exited:" + seg] += 1
+            for seg in entered:
+                out.segment_changes.append(_change(state.id, seg, "entered", at, version))
+                self.stats["entered:" + seg] += 1
+        return view
+
+    # time
+    def advance(self, now: float) -> Outputs:
+        """Fire every timer due at or before `now` (wall clock in live mode)."""
+        out = Outputs()
+        self._fire_due(now, out)
+        return out
+
+    def _advance(self, watermark: float, out: Outputs) -> None:
+        if watermark > self.watermark:
+            self.watermark = watermark
+            self._fire_due(watermark, out)
+
+    def _fire_due(self, upto: float, out: Outputs) -> None:
+        for due, cid, name in self.timers.pop_due(upto):
+            state = self._get(cid)
+            if state is None:
+                continue
+            timer = state.timers.get(name)
+            if timer is None or timer.due != due:
+                continue  # re-armed or disarmed since
+            del state.timers[name]
+            self._dirty.add(cid)
+            trig = self._by_name.get(name)
+            if trig is not None:
+                self._fire(state, trig, timer, due, out)
+
+    def _fire(self, state: ConsumerState, trig: Trigger, timer: Any, due: float,
+              out: Outputs) -> None:
+        view = self._segments(state, due, out)
+        if trig.when is not None and not bool(trig.when.fn(view)):
+            self.stats["not_eligible:" + trig.name] += 1
+            return
+        offer = choose_offer(trig, view)
+        if offer is None and trig.offers:
+            self.stats["no_offer:" + trig.name] += 1
+            return
+        at = iso(due)
+        reason = suppression_reason(state, trig, due, self.rules.suppression)
+        if reason is not None:
+            rec = trigger_record(trig, state.id, timer, offer, state.segments, False, at,
+                                 self.rules.version)
+            out.suppressed.append(
+                {"trigger_id": rec["trigger_id"], "campaign": trig.name, "kind": trig.kind,
+                 "consumer_id": state.id, "due_at": at, "reason": reason,
+                 "rules_version": self.rules.version}
+            )
+            self.stats["suppressed:" + reason] += 1
+            return
+        holdout = in_holdout(trig.name, state.id, self.rules.suppression.holdout)
+        record_fired(state, trig, due)
+        out.triggers.append(
+            trigger_record(trig, state.id, timer, offer, list(state.segments), holdout, at,
+                           self.rules.version)
+        )
+        self.stats[("holdout:" if holdout else "triggers:") + trig.name] += 1
+
+    # messages from other partitions
+    def receive(self, payload: bytes) -> Outputs:
+        """Handle a Forward addressed to a key of this partition."""
+        out = Outputs()
+        msg = orjson.loads(payload)
+        op = msg.get("op")
+        if op == "event":
+            obj = msg["event"]
+            try:
+                ev = parse_event(obj)
+            except EventError as exc:  # cannot happen for events we forwarded ourselves
+                self._dead_letter(out, obj, str(exc), "forwards", None)
+                return out
+            self._route(ev, obj, out, cid=msg["to"])
+        elif op == "merge_out":
+            self._merge_out(msg["from"], msg["into"], out)
+        elif op == "merge_in":
+            self._merge_in(msg["into"], msg["from"], msg["state"].encode(), out)
+        elif op == "forget":
+            out.extend(self.forget(msg["id"]))
+        elif op == "forget_alias":
+            if self._alias(msg["id"]) is not None:
+                self._set_alias(msg["id"], None)
+        else:
+            self._dead_letter(out, msg, f"unknown forward op {op!r}", "forwards", None)
+        return out
+
+    def _merge_out(self, source: str, target: str, out: Outputs) -> None:
+        if self._alias(source) is not None:
+            return  # merged before; the first merge stands
+        state = self._get(source)
+        self._set_alias(source, target)
+        self.stats["merged"] += 1
+        if state is None:
+            return
+        self.population.remove(state)
+        at = iso(max(self.watermark, state.last_seen))
+        for seg in state.segments:
+            out.segment_changes.append(_change(source, seg, "exited", at, self.rules.version))
+        self._drop(source)
+        msg = {"op": "merge_in", "from": source, "into": target,
+               "state": state.to_bytes().decode()}
+        out.forwards.append(Forward(target, orjson.dumps(msg)))
+
+    def _merge_in(self, target: str, source: str, data: bytes, out: Outputs) -> None:
+        other = ConsumerState.from_bytes(data)
+        state = self._get(target)
+        if state is None:
+            target_alias = self._alias(target)
+            if target_alias is not None:  # the target itself merged on meanwhile: pass it on
+                msg = {"op": "merge_in", "from": source, "into": target_alias,
+                       "state": data.decode()}
+                out.forwards.append(Forward(target_alias, orjson.dumps(msg)))
+                return
+            state = ConsumerState(target, other.first_seen)
+            self._cache[target] = state
+        mark = _seen_key("merge:" + source)
+        if mark in state.seen:
+            return
+        self.population.remove(state)
+        had_email, had_consent = state.email, state.consented
+        merge_states(state, other, self._half_life)
+        state.seen[mark] = int(state.last_seen)
+        self.population.add(state)
+        self._dirty.add(target)
+        for name, timer in state.timers.items():
+            self.timers.push(timer.due, target, name)
+        now = max(self.watermark, state.last_seen)
+        if state.email != had_email or state.consented != had_consent:
+            self._profile(out, state, now)
+        self._segments(state, now, out)
+
+    # erasure
+    def forget(self, consumer_id: str) -> Outputs:
+        """Remove every trace of a consumer held here; aliases elsewhere get a Forward.
+
+        What cannot be undone: records already written to output topics or files, and the raw
+        events still in the input topics (a replay from them would bring the consumer back).
+        """
+        out = Outputs()
+        state = self._get(consumer_id)
+        if state is None:
+            target = self._alias(consumer_id)
+            if target is not None:
+                self._set_alias(consumer_id, None)
+                out.forwards.append(
+                    Forward(target, orjson.dumps({"op": "forget", "id": target}))
+                )
+            return out
+        at = iso(max(self.watermark, state.last_seen))
+        for seg in state.segments:
+            out.segment_changes.append(
+                _change(consumer_id, seg, "exited", at, self.rules.version)
+            )
+        out.profiles.append({"consumer_id": consumer_id, "email": None, "consented": False,
+                             "at": at})
+        self.population.remove(state)
+        for alias in state.aliases:
+            out.forwards.append(Forward(alias, orjson.dumps({"op": "forget_alias", "id": alias})))
+        self._drop(consumer_id)
+        self.stats["forgotten"] += 1
+        return out
+
+
+def _change(cid: str, segment: str, change: str, at: str, version: str) -> dict[str, Any]:
+    return {
+        "consumer_id": cid,
+        "segment": segment,
+        "change": change,
+        "at": at,
+        "event": "Audience Entered" if change == "entered" else "Audience Exited",
+        "rules_version": version,
+    }

@@ -1,0 +1,280 @@
+"""Feature updates: how one event changes a consumer's state.
+
+Everything here is a plain function of (state, event, settings); population statistics
+(RFM) are updated by the engine around these calls because they span consumers.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from streams.engine.events import Event
+from streams.engine.sketches import price_add, price_merge
+from streams.engine.state import MAX_CART_ITEMS, MAX_RECENT_ORDERS, ConsumerState
+
+VIEW_EVENTS = frozenset({"Product Viewed", "Product Clicked"})
+MAX_AFFINITY_KEYS = 12
+
+
+def _num(value: Any) -> float | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int | float):
+        f = float(value)
+        return f if math.isfinite(f) else None
+    if isinstance(value, str):
+        try:
+            f = float(value)
+        except ValueError:
+            return None
+        return f if math.isfinite(f) else None
+    return None
+
+
+def _str(value: Any) -> str | None:
+    if isinstance(value, str) and value:
+        return value
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return str(value)
+    return None
+
+
+def decay(state: ConsumerState, now: float, half_life: float) -> None:
+    """Bring the decayed affinity scores forward to `now`."""
+    dt = now - state.aff_ts
+    if dt <= 0:
+        return
+    factor = 0.5 ** (dt / half_life)
+    for scores in (state.cat_aff, state.brand_aff):
+        for k in scores:
+            scores[k] *= factor
+    state.aff_ts = now
+
+
+def _bump(scores: dict[str, float], key: str, weight: float = 1.0) -> None:
+    scores[key] = scores.get(key, 0.0) + weight
+    if len(scores) > MAX_AFFINITY_KEYS:
+        weakest = min(scores, key=lambda k: (scores[k], k))
+        del scores[weakest]
+
+
+def share(scores: dict[str, float], key: str) -> float:
+    """Share of `key` in decayed scores (0..1); the decay factor cancels out."""
+    total = sum(scores.values())
+    return scores.get(key, 0.0) / total if total > 0 else 0.0
+
+
+def top(scores: dict[str, float]) -> str | None:
+    return max(scores, key=lambda k: (scores[k], k)) if scores else None
+
+
+def _product_interest(
+    state: ConsumerState, props: dict[str, Any], t: float, half_life: float, weight: float
+) -> None:
+    category = _str(props.get("category"))
+    brand = _str(props.get("brand"))
+    if category or brand:
+        decay(state, t, half_life)
+        if category:
+            _bump(state.cat_aff, category.lower(), weight)
+        if brand:
+            _bump(state.brand_aff, brand.lower(), weight)
+
+
+def _products(props: dict[str, Any]) -> list[dict[str, Any]]:
+    items = props.get("products")
+    return [p for p in items if isinstance(p, dict)] if isinstance(items, list) else []
+
+
+def apply_track(state: ConsumerState, ev: Event, half_life: float) -> bool:
+    """Update counters and sketches for a track event. True when orders/revenue changed."""
+    props = ev.properties
+    name = ev.name
+    t = ev.timestamp
+    if name in VIEW_EVENTS:
+        state.views += 1
+        price = _num(props.get("price"))
+        if price is not None:
+            price_add(state.price, price)
+        _product_interest(state, props, t, half_life, 1.0)
+    elif name == "Product List Viewed":
+        _product_interest(state, props, t, half_life, 0.5)
+    elif name == "Product Added":
+        state.cart_adds += 1
+        pid = _str(props.get("product_id"))
+        if pid:
+            price = _num(props.get("price")) or 0.0
+            qty = _num(props.get("quantity")) or 1.0
+            state.cart[pid] = state.cart.get(pid, 0.0) + price * qty
+            if len(state.cart) > MAX_CART_ITEMS:
+                del state.cart[next(iter(state.cart))]
+    elif name == "Product Removed":
+        pid = _str(props.get("product_id"))
+        if pid:
+            state.cart.pop(pid, None)
+    elif name == "Order Completed":
+        return _order_completed(state, ev, half_life)
+    elif name in ("Order Refunded", "Order Cancelled"):
+        return _order_reversed(state, props)
+    return False
+
+
+def _order_completed(state: ConsumerState, ev: Event, half_life: float) -> bool:
+    props = ev.properties
+    order_id = _str(props.get("order_id")) or ev.message_id
+    if order_id in state.recent_orders:
+        return False  # the same order reported twice
+    products = _products(props)
+    revenue = _num(props.get("revenue"))
+    if revenue is None:
+        revenue = _num(props.get("total"))
+    if revenue is None:
+        revenue = sum(
+            (_num(p.get("price")) or 0.0) * (_num(p.get("quantity")) or 1.0) for p in products
+        )
+    discount = _num(props.get("discount")) or 0.0
+    discounted = 1 if discount > 0 or _str(props.get("coupon")) else 0
+    state.orders += 1
+    state.revenue += revenue
+    state.discounted_orders += discounted
+    if state.first_order is None:
+        state.first_order = ev.timestamp
+    state.last_order = max(state.last_order or ev.timestamp, ev.timestamp)
+    state.recent_orders[order_id] = [revenue, discounted]
+    if len(state.recent_orders) > MAX_RECENT_ORDERS:
+        del state.recent_orders[next(iter(state.recent_orders))]
+    for p in products:
+        price = _num(p.get("price"))
+        if price is not None:
+            price_add(state.price, price, _num(p.get("quantity")) or 1.0)
+        _product_interest(state, p, ev.timestamp, half_life, 2.0)
+        pid = _str(p.get("product_id"))
+        if pid:
+            state.cart.pop(pid, None)
+    return True
+
+
+def _order_reversed(state: ConsumerState, props: dict[str, Any]) -> bool:
+    order_id = _str(props.get("order_id"))
+    if order_id is None or order_id not in state.recent_orders:
+        return False  # unknown or too old to reverse
+    revenue, discounted = state.recent_orders.pop(order_id)
+    state.orders = max(0, state.orders - 1)
+    state.revenue = max(0.0, state.revenue - revenue)
+    state.discounted_orders = max(0, state.discounted_orders - discounted)
+    return True
+
+
+def apply_context(state: ConsumerState, ev: Event) -> tuple[bool, bool]:
+    """Location and consent from context; returns (email_changed, consent_changed)."""
+    ctx = ev.context
+    loc = ctx.get("location")
+    if isinstance(loc, dict):
+        country, city = _str(loc.get("country")), _str(loc.get("city"))
+        if country:
+            state.country = country
+        if city:
+            state.city = city
+        lat, lon = _num(loc.get("latitude")), _num(loc.get("longitude"))
+        if lat is not None and lon is not None and -90 <= lat <= 90 and -180 <= lon <= 180:
+            state.lat, state.lon = lat, lon
+    consent_changed = False
+    consent = ctx.get("consent")
+    if isinstance(consent, dict):
+        prefs = consent.get("categoryPreferences")
+        if isinstance(prefs, dict) and isinstance(prefs.get("marketing"), bool):
+            consent_changed = _set_consent(state, prefs["marketing"], ev.timestamp)
+    email_changed = False
+    if ev.type == "identify" or ev.traits:
+        email_changed, traits_consent = apply_traits(state, ev)
+        consent_changed = consent_changed or traits_consent
+    return email_changed, consent_changed
+
+
+def _set_consent(state: ConsumerState, value: bool, t: float) -> bool:
+    if t < state.consent_ts:
+        return False  # an older decision never overrides a newer one
+    state.consent_ts = t
+    changed = state.consented != value
+    state.consented = value
+    return changed
+
+
+def apply_traits(state: ConsumerState, ev: Event) -> tuple[bool, bool]:
+    traits = ev.traits
+    state.traits.update(traits)
+    email_changed = False
+    email = _str(traits.get("email"))
+    if email and email != state.email:
+        state.email = email
+        email_changed = True
+    country = _str(traits.get("country"))
+    city = _str(traits.get("city"))
+    address = traits.get("address")
+    if isinstance(address, dict):
+        country = country or _str(address.get("country"))
+        city = city or _str(address.get("city"))
+    if country and state.country is None:
+        state.country = country
+    if city and state.city is None:
+        state.city = city
+    consent_changed = False
+    unsub = traits.get("unsubscribed")
+    if isinstance(unsub, bool):
+        consent_changed = _set_consent(state, not unsub, ev.timestamp)
+    return email_changed, consent_changed
+
+
+def merge_states(into: ConsumerState, other: ConsumerState, half_life: float) -> None:
+    """Fold `other` (an anonymous profile) into `into` (the identified one)."""
+    into.first_seen = min(into.first_seen, other.first_seen)
+    into.last_seen = max(into.last_seen, other.last_seen)
+    into.events += other.events
+    into.views += other.views
+    into.cart_adds += other.cart_adds
+    into.orders += other.orders
+    into.revenue += other.revenue
+    into.discounted_orders += other.discounted_orders
+    firsts = [t for t in (into.first_order, other.first_order) if t is not None]
+    lasts = [t for t in (into.last_order, other.last_order) if t is not None]
+    into.first_order = min(firsts) if firsts else None
+    into.last_order = max(lasts) if lasts else None
+    for oid, rec in other.recent_orders.items():
+        into.recent_orders.setdefault(oid, rec)
+    while len(into.recent_orders) > MAX_RECENT_ORDERS:
+        del into.recent_orders[next(iter(into.recent_orders))]
+    price_merge(into.price, other.price)
+    ref = max(into.aff_ts, other.aff_ts)
+    decay(into, ref, half_life)
+    decay(other, ref, half_life)
+    for mine, theirs in ((into.cat_aff, other.cat_aff), (into.brand_aff, other.brand_aff)):
+        for k, v in theirs.items():
+            _bump(mine, k, v)
+    for pid, value in other.cart.items():
+        into.cart.setdefault(pid, value)
+    for k, v in other.traits.items():
+        into.traits.setdefault(k, v)
+    into.email = into.email or other.email
+    into.country = into.country or other.country
+    into.city = into.city or other.city
+    if into.lat is None:
+        into.lat, into.lon = other.lat, other.lon
+    if other.consent_ts > into.consent_ts:
+        into.consented, into.consent_ts = other.consented, other.consent_ts
+    for name, timer in other.timers.items():
+        mine_t = into.timers.get(name)
+        if mine_t is None or timer.armed_at > mine_t.armed_at:
+            into.timers[name] = timer
+    for name, t in other.last_fired.items():
+        into.last_fired[name] = max(t, into.last_fired.get(name, t))
+    into.fired = sorted(into.fired + other.fired)
+    into.seen.update(other.seen)
+    into.aliases = sorted({*into.aliases, other.id, *other.aliases} - {into.id})
+
+
+def haversine_km(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
+    p1, p2 = math.radians(lat1), math.radians(lat2)
+    dp, dl = p2 - p1, math.radians(lon2 - lon1)
+    a = math.sin(dp / 2) ** 2 + math.cos(p1) * math.cos(p2) * math.sin(dl / 2) ** 2
+    return 6371.0088 * 2 * math.asin(min(1.0, math.sqrt(a)))

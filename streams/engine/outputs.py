@@ -1,0 +1,68 @@
+"""What the engine emits: output records by kind, and messages to other keys (forwards)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from connectors.topics import (
+    DEAD_LETTERS,
+    PROFILES,
+    SEGMENT_CHANGES,
+    SUPPRESSED,
+    trigger_topic,
+)
+
+Record = dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Forward:
+    """A message for the partition that owns `key` (merge, forwarded event, erasure)."""
+
+    key: str
+    payload: bytes
+
+
+@dataclass(slots=True)
+class Outputs:
+    """Records produced by one engine call, in the order they happened."""
+
+    segment_changes: list[Record] = field(default_factory=list)
+    triggers: list[Record] = field(default_factory=list)
+    suppressed: list[Record] = field(default_factory=list)
+    dead_letters: list[Record] = field(default_factory=list)
+    profiles: list[Record] = field(default_factory=list)
+    forwards: list[Forward] = field(default_factory=list)
+
+    def extend(self, other: Outputs) -> None:
+        self.segment_changes.extend(other.segment_changes)
+        self.triggers.extend(other.triggers)
+        self.suppressed.extend(other.suppressed)
+        self.dead_letters.extend(other.dead_letters)
+        self.profiles.extend(other.profiles)
+        self.forwards.extend(other.forwards)
+
+    def records(self) -> Iterator[tuple[str, str, Record]]:
+        """(topic, key, value) for every output record; forwards excluded."""
+        for r in self.segment_changes:
+            yield SEGMENT_CHANGES, r["consumer_id"], r
+        for r in self.triggers:
+            yield trigger_topic(r["kind"]), r["consumer_id"], r
+        for r in self.suppressed:
+            yield SUPPRESSED, r["consumer_id"], r
+        for r in self.dead_letters:
+            yield DEAD_LETTERS, r.get("source") or "", r
+        for r in self.profiles:
+            yield PROFILES, r["consumer_id"], r
+
+    def __bool__(self) -> bool:
+        return bool(
+            self.segment_changes
+            or self.triggers
+            or self.suppressed
+            or self.dead_letters
+            or self.profiles
+            or self.forwards
+        )

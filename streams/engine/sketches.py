@@ -1,0 +1,118 @@
+"""Small, serializable sketches: a per-consumer price median and population histograms.
+
+Both are log-bucketed counters (the DDSketch idea): relative accuracy is fixed by the bucket
+base, merging is adding counts. The population histogram also takes negative updates, which the
+library sketches we measured (datasketches KLL, ddsketch) do not: a consumer's frequency moving
+from 2 to 3 orders is "remove 2, add 3", and erasure removes a consumer's contribution.
+"""
+
+from __future__ import annotations
+
+import math
+from bisect import bisect_left
+
+PRICE_BASE = 1.05  # +-2.5 % relative accuracy
+_LOG_PRICE_BASE = math.log(PRICE_BASE)
+PRICE_MAX_BUCKETS = 24
+
+
+def price_bucket(value: float) -> int:
+    return math.floor(math.log(value) / _LOG_PRICE_BASE)
+
+
+def bucket_value(bucket: int, base: float = PRICE_BASE) -> float:
+    """Representative value of a log bucket (its geometric middle)."""
+    return float(base ** (bucket + 0.5))
+
+
+def price_add(sketch: dict[int, float], price: float, weight: float = 1.0) -> None:
+    """Add `price` (ignored unless > 0) to a price sketch, collapsing the lowest buckets past
+    PRICE_MAX_BUCKETS so the sketch stays small whatever the history."""
+    if not price > 0 or math.isinf(price):
+        return
+    b = price_bucket(price)
+    sketch[b] = sketch.get(b, 0.0) + weight
+    if len(sketch) > PRICE_MAX_BUCKETS:
+        lo, nxt = sorted(sketch)[:2]
+        sketch[nxt] += sketch.pop(lo)
+
+
+def price_merge(into: dict[int, float], other: dict[int, float]) -> None:
+    for b, w in sorted(other.items()):
+        into[b] = into.get(b, 0.0) + w
+    while len(into) > PRICE_MAX_BUCKETS:
+        lo, nxt = sorted(into)[:2]
+        into[nxt] += into.pop(lo)
+
+
+def price_median(sketch: dict[int, float]) -> float:
+    """Median of the sketched prices (0 when empty)."""
+    total = sum(sketch.values())
+    if total <= 0:
+        return 0.0
+    half = total / 2
+    acc = 0.0
+    for b in sorted(sketch):
+        acc += sketch[b]
+        if acc >= half:
+            return round(bucket_value(b), 2)
+    return round(bucket_value(max(sketch)), 2)
+
+
+class Histogram:
+    """Counts of integer buckets with signed updates; quantile cut points cached.
+
+    Cut points are recomputed after the population changed by about 1 % (deterministic: the
+    same sequence of updates gives the same cut points).
+    """
+
+    __slots__ = ("_cuts", "_stale", "counts", "total")
+
+    def __init__(self, counts: dict[int, int] | None = None) -> None:
+        self.counts: dict[int, int] = counts or {}
+        self.total = sum(self.counts.values())
+        self._cuts: list[int] = []
+        self._stale = 1
+
+    def add(self, bucket: int, n: int = 1) -> None:
+        c = self.counts.get(bucket, 0) + n
+        if c:
+            self.counts[bucket] = c
+        else:
+            self.counts.pop(bucket, None)
+        self.total += n
+        self._stale += 1
+
+    def cuts(self, q: int = 5) -> list[int]:
+        """The q-1 bucket boundaries splitting the population into q equal parts."""
+        if self._stale and self._stale * 100 >= self.total:
+            self._cuts = self._compute(q)
+            self._stale = 0
+        return self._cuts
+
+    def _compute(self, q: int) -> list[int]:
+        if self.total <= 0:
+            return []
+        targets = [self.total * i / q for i in range(1, q)]
+        cuts: list[int] = []
+        acc = 0
+        it = iter(sorted(self.counts.items()))
+        bucket = 0
+        for t in targets:
+            while acc < t:
+                bucket, c = next(it)
+                acc += c
+            cuts.append(bucket)
+        return cuts
+
+    def score(self, bucket: int, q: int = 5) -> int:
+        """1..q: which q-quantile `bucket` falls in (higher bucket, higher score)."""
+        cuts = self.cuts(q)
+        return 1 + bisect_left(cuts, bucket) if cuts else 0
+
+    def to_json(self) -> list[list[int]]:
+        return [[b, c] for b, c in sorted(self.counts.items())]
+
+    @classmethod
+    def from_json(cls, data: list[list[int]]) -> Histogram:
+        return cls({int(b): int(c) for b, c in data})

@@ -1,0 +1,35 @@
+"""The due-time index: pending timers of all consumers of a partition, ordered by due time.
+
+The consumer's state is the source of truth (`ConsumerState.timers`); the index is a heap
+rebuilt from the store at start. Re-armed or disarmed timers leave stale heap entries that are
+skipped when popped, so arming is O(log n) and nothing ever scans consumers.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections.abc import Iterator
+
+
+class TimerIndex:
+    """A min-heap of (due, consumer_id, trigger_name); ties break by id then name."""
+
+    __slots__ = ("_heap",)
+
+    def __init__(self) -> None:
+        self._heap: list[tuple[float, str, str]] = []
+
+    def push(self, due: float, consumer_id: str, trigger: str) -> None:
+        heapq.heappush(self._heap, (due, consumer_id, trigger))
+
+    def next_due(self) -> float | None:
+        return self._heap[0][0] if self._heap else None
+
+    def pop_due(self, upto: float) -> Iterator[tuple[float, str, str]]:
+        """Pop, in order, every entry due at or before `upto` (entries pushed meanwhile too)."""
+        heap = self._heap
+        while heap and heap[0][0] <= upto:
+            yield heapq.heappop(heap)
+
+    def __len__(self) -> int:
+        return len(self._heap)

@@ -1,0 +1,117 @@
+"""Trigger decisions: arming, stable ids, holdout, offer tiers and suppression.
+
+Suppression is checked in this order: consent, cooldown, frequency cap.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+from streams.engine.events import Event
+from streams.engine.rules import Suppression, Trigger
+from streams.engine.state import MAX_PRODUCTS, ConsumerState, Timer
+from streams.engine.view import View
+
+
+def stable_hash(*parts: str) -> bytes:
+    return hashlib.blake2b("\x1f".join(parts).encode(), digest_size=16).digest()
+
+
+def trigger_id(campaign: str, consumer_id: str, arm_id: str) -> str:
+    """Same campaign, consumer and arming event -> same id, wherever it is computed."""
+    return stable_hash(campaign, consumer_id, arm_id).hex()
+
+
+def in_holdout(campaign: str, consumer_id: str, share: float) -> bool:
+    """Stable per (campaign, consumer): the same consumer is always in or out of a campaign."""
+    if share <= 0:
+        return False
+    bucket = int.from_bytes(stable_hash("holdout", campaign, consumer_id)[:8], "big")
+    return bucket / 2**64 < share
+
+
+def event_products(ev: Event) -> list[str]:
+    """product_id strings an event names (its own, or those of its products[])."""
+    props = ev.properties
+    out: list[str] = []
+    pid = props.get("product_id")
+    if isinstance(pid, str | int) and not isinstance(pid, bool):
+        out.append(str(pid))
+    items = props.get("products")
+    if isinstance(items, list):
+        for p in items:
+            if isinstance(p, dict):
+                q = p.get("product_id")
+                if isinstance(q, str | int) and not isinstance(q, bool):
+                    out.append(str(q))
+    return out
+
+
+def arm(state: ConsumerState, trig: Trigger, ev: Event) -> Timer:
+    """Arm, or re-arm (the timer restarts; products accumulate), `trig` for this event."""
+    old = state.timers.get(trig.name)
+    products = list(old.products) if old else []
+    for p in event_products(ev):
+        if p in products:
+            products.remove(p)
+        products.append(p)
+    timer = Timer(ev.timestamp + trig.wait, ev.timestamp, ev.message_id, products[-MAX_PRODUCTS:])
+    state.timers[trig.name] = timer
+    return timer
+
+
+def choose_offer(trig: Trigger, view: View) -> str | None:
+    """The first tier whose condition holds (a tier without one always holds)."""
+    for tier in trig.offers:
+        if tier.when is None or bool(tier.when.fn(view)):
+            return tier.offer
+    return None
+
+
+def suppression_reason(
+    state: ConsumerState, trig: Trigger, at: float, rules: Suppression
+) -> str | None:
+    """Why a trigger due `at` must not go out, or None. Prunes the frequency-cap log."""
+    if not state.consented:
+        return "consent"
+    if trig.cooldown is not None:
+        last = state.last_fired.get(trig.name)
+        if last is not None and at - last < trig.cooldown:
+            return "cooldown"
+    if rules.cap_max is not None and rules.cap_per is not None:
+        horizon = at - rules.cap_per
+        state.fired = [t for t in state.fired if t > horizon]
+        if len(state.fired) >= rules.cap_max:
+            return "frequency_cap"
+    return None
+
+
+def record_fired(state: ConsumerState, trig: Trigger, at: float) -> None:
+    state.last_fired[trig.name] = at
+    state.fired.append(at)
+
+
+def trigger_record(
+    trig: Trigger,
+    consumer_id: str,
+    timer: Timer,
+    offer: str | None,
+    segments: list[str],
+    holdout: bool,
+    at_iso: str,
+    version: str,
+) -> dict[str, Any]:
+    return {
+        "trigger_id": trigger_id(trig.name, consumer_id, timer.arm_id),
+        "kind": trig.kind,
+        "campaign": trig.name,
+        "consumer_id": consumer_id,
+        "fired_at": at_iso,
+        "due_at": at_iso,
+        "offer": offer,
+        "products": list(timer.products),
+        "segments": segments,
+        "holdout": holdout,
+        "rules_version": version,
+    }

@@ -1,0 +1,160 @@
+"""The FeatureView rules read: features of one consumer at one instant, computed on demand."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from streams.engine.bgnbd import WEEK, expected_purchases, p_alive
+from streams.engine.features import haversine_km, share, top
+from streams.engine.population import DAY, Population
+from streams.engine.sketches import price_median
+from streams.engine.state import ConsumerState
+
+NEVER = math.inf
+
+
+class View:
+    """Features of `state` at event time `now`; see streams/engine/namespace.py for the names.
+
+    `members` is the set of segments the consumer is in as this evaluation goes, so that
+    `in_segment()` sees earlier segments of the file as re-evaluated and later ones as before.
+    """
+
+    __slots__ = ("_rfm", "bgnbd", "members", "now", "population", "state")
+
+    def __init__(
+        self,
+        state: ConsumerState,
+        now: float,
+        population: Population,
+        bgnbd: tuple[float, float, float, float],
+        members: set[str],
+    ) -> None:
+        self.state = state
+        self.now = now
+        self.population = population
+        self.bgnbd = bgnbd
+        self.members = members
+        self._rfm: tuple[int, int, int] | None = None
+
+    # plain counters
+    @property
+    def views(self) -> int:
+        return self.state.views
+
+    @property
+    def cart_adds(self) -> int:
+        return self.state.cart_adds
+
+    @property
+    def orders(self) -> int:
+        return self.state.orders
+
+    @property
+    def events(self) -> int:
+        return self.state.events
+
+    @property
+    def revenue(self) -> float:
+        return self.state.revenue
+
+    @property
+    def avg_order_value(self) -> float:
+        s = self.state
+        return s.revenue / s.orders if s.orders else 0.0
+
+    @property
+    def discount_share(self) -> float:
+        s = self.state
+        return s.discounted_orders / s.orders if s.orders else 0.0
+
+    @property
+    def price_band(self) -> float:
+        return price_median(self.state.price)
+
+    @property
+    def cart_value(self) -> float:
+        return sum(self.state.cart.values())
+
+    @property
+    def top_category(self) -> str | None:
+        return top(self.state.cat_aff)
+
+    @property
+    def days_since_last_order(self) -> float:
+        lo = self.state.last_order
+        return NEVER if lo is None else max(0.0, (self.now - lo) / DAY)
+
+    @property
+    def days_since_last_seen(self) -> float:
+        return max(0.0, (self.now - self.state.last_seen) / DAY)
+
+    @property
+    def country(self) -> str | None:
+        return self.state.country
+
+    @property
+    def city(self) -> str | None:
+        return self.state.city
+
+    @property
+    def consented(self) -> bool:
+        return self.state.consented
+
+    # population-relative
+    def _scores(self) -> tuple[int, int, int]:
+        if self._rfm is None:
+            self._rfm = self.population.rfm(self.state)
+        return self._rfm
+
+    @property
+    def rfm_r(self) -> int:
+        return self._scores()[0]
+
+    @property
+    def rfm_f(self) -> int:
+        return self._scores()[1]
+
+    @property
+    def rfm_m(self) -> int:
+        return self._scores()[2]
+
+    def _xtT(self) -> tuple[int, float, float]:
+        s = self.state
+        if s.first_order is None or s.last_order is None:
+            return 0, 0.0, max(0.0, (self.now - s.first_seen) / WEEK)
+        return (
+            max(0, s.orders - 1),
+            (s.last_order - s.first_order) / WEEK,
+            max(0.0, (self.now - s.first_order) / WEEK),
+        )
+
+    @property
+    def p_alive(self) -> float:
+        x, t_x, T = self._xtT()
+        return p_alive(x, t_x, T, self.bgnbd)
+
+    @property
+    def expected_orders_90d(self) -> float:
+        x, t_x, T = self._xtT()
+        return expected_purchases(90 / 7, x, t_x, T, self.bgnbd)
+
+    # functions
+    def trait(self, name: str) -> Any:
+        return self.state.traits.get(name)
+
+    def affinity(self, category: str) -> float:
+        return share(self.state.cat_aff, category.lower())
+
+    def brand_affinity(self, brand: str) -> float:
+        return share(self.state.brand_aff, brand.lower())
+
+    def distance_km(self, lat: float, lon: float) -> float | None:
+        s = self.state
+        if s.lat is None or s.lon is None:
+            return None
+        return haversine_km(s.lat, s.lon, lat, lon)
+
+    def in_segment(self, name: str) -> bool:
+        return name in self.members
