@@ -97,10 +97,15 @@ class EmbeddedBroker:
             "--storage-engine",
             "memory://tansu/",
         ]
-        out = open(self._log_file, "ab") if self._log_file else subprocess.DEVNULL  # noqa: SIM115
-        self._proc = subprocess.Popen(
-            cmd, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
-        )
+        if self._log_file is not None:
+            with open(self._log_file, "ab") as out:  # the child keeps its own descriptor
+                self._proc = subprocess.Popen(
+                    cmd, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+                )
+        else:
+            self._proc = subprocess.Popen(
+                cmd, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT, start_new_session=True
+            )
         try:
             wait_for_port(self.host, self.port, timeout)
             wait_for_metadata(self.bootstrap, timeout)
