@@ -1,0 +1,223 @@
+"""`micromarketing tail TOPIC`: print any of our topics as JSON lines on stdout.
+
+The consumer joins no group (it assigns all partitions itself, with a random group id and no
+commits), so it starts at once and never disturbs the workers. Values may be JSON or Confluent
+Avro: the Schema Registry comes from `args.schema_registry` or `MICROMARKETING_SCHEMA_REGISTRY`.
+
+Without `--from-beginning` it prints what arrives after it started. Tansu reports wrong end
+offsets after batched produce, so "latest" is not the end offset: each partition starts at the
+offset of the first message stamped at or after the start time (offsets-for-times, else the
+beginning), and messages stamped earlier are skipped until the partition has caught up.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import socket
+import sys
+import time
+import uuid
+from typing import Any, BinaryIO
+
+import orjson
+from confluent_kafka import (
+    OFFSET_BEGINNING,
+    TIMESTAMP_NOT_AVAILABLE,
+    Consumer,
+    KafkaError,
+    KafkaException,
+    Message,
+    TopicPartition,
+)
+
+from streams.codec import SCHEMA_REGISTRY_ENV, AvroCodec, CodecError, JsonCodec, make_codec
+
+DEFAULT_BOOTSTRAP = "127.0.0.1:9092"
+BROKER_ENV = "MICROMARKETING_BROKER"
+CONNECT_TIMEOUT = 4.0
+BATCH = 500
+
+
+class TailError(RuntimeError):
+    """The topic cannot be tailed (no broker, no such topic); the message says why."""
+
+
+def _say(text: str) -> None:
+    print(f"micromarketing tail: {text}", file=sys.stderr, flush=True)
+
+
+def check_reachable(bootstrap: str, timeout: float = CONNECT_TIMEOUT) -> None:
+    """Raise TailError unless one of the HOST:PORT of `bootstrap` accepts TCP within `timeout`."""
+    deadline = time.monotonic() + timeout
+    addrs: list[tuple[str, int]] = []
+    for item in bootstrap.split(","):
+        host, _, port_text = item.strip().rpartition(":")
+        if not host or not port_text.isdigit():
+            raise TailError(f"bad broker address {item!r}: expected HOST:PORT")
+        addrs.append((host.strip("[]"), int(port_text)))
+    while True:
+        for host, port in addrs:
+            try:
+                socket.create_connection((host, port), timeout=0.5).close()
+                return
+            except OSError:
+                pass
+        if time.monotonic() > deadline:
+            raise TailError(
+                f"no Kafka broker answers on {bootstrap} after {timeout:.0f}s; start one with "
+                f"`micromarketing broker` or pass --broker HOST:PORT (or set {BROKER_ENV})"
+            )
+        time.sleep(0.2)
+
+
+def consumer_config(bootstrap: str, from_beginning: bool, verbose: bool = False) -> dict[str, Any]:
+    """librdkafka settings of the tail consumer: private group, no commits."""
+    conf: dict[str, Any] = {
+        "bootstrap.servers": bootstrap,
+        "group.id": f"micromarketing-tail-{uuid.uuid4().hex[:12]}",
+        "enable.auto.commit": False,
+        "enable.auto.offset.store": False,
+        "auto.offset.reset": "earliest" if from_beginning else "latest",
+        "session.timeout.ms": 6000,
+        "allow.auto.create.topics": False,
+        "enable.partition.eof": False,
+    }
+    if not verbose:
+        conf["log_level"] = 0  # librdkafka's connection chatter would drown the JSON lines
+    return conf
+
+
+def _partitions(consumer: Consumer, topic: str) -> list[int]:
+    try:
+        md = consumer.list_topics(topic, timeout=CONNECT_TIMEOUT + 1)
+    except KafkaException as exc:
+        raise TailError(f"broker does not answer metadata requests: {exc}") from None
+    meta = md.topics.get(topic)
+    if meta is None or meta.error is not None or not meta.partitions:
+        raise TailError(f"topic {topic!r} does not exist")
+    return sorted(meta.partitions)
+
+
+def _start_offsets(
+    consumer: Consumer, topic: str, partitions: list[int], start_ms: int | None
+) -> list[TopicPartition]:
+    """Where each partition starts: the beginning, or the first message at/after `start_ms`."""
+    if start_ms is None:
+        return [TopicPartition(topic, p, OFFSET_BEGINNING) for p in partitions]
+    query = [TopicPartition(topic, p, start_ms) for p in partitions]
+    try:
+        found = consumer.offsets_for_times(query, timeout=CONNECT_TIMEOUT)
+    except KafkaException:
+        found = []
+    by_partition = {tp.partition: tp.offset for tp in found if tp.error is None}
+    return [
+        TopicPartition(topic, p, o if (o := by_partition.get(p, -1)) >= 0 else OFFSET_BEGINNING)
+        for p in partitions
+    ]
+
+
+class _Printer:
+    """Decodes values and writes them as JSON lines, flushing each."""
+
+    def __init__(self, codec: JsonCodec | AvroCodec, out: BinaryIO) -> None:
+        self.codec = codec
+        self.out = out
+
+    def __call__(self, msg: Message) -> bool:
+        value = msg.value()
+        if value is None:  # tombstone
+            return False
+        topic = msg.topic() or ""
+        try:
+            obj = self.codec.decode(topic, value)
+        except CodecError as exc:
+            _say(f"skipping {topic}[{msg.partition()}]@{msg.offset()}: {exc}")
+            return False
+        self.out.write(orjson.dumps(obj, option=orjson.OPT_APPEND_NEWLINE))
+        self.out.flush()
+        return True
+
+
+def tail(
+    bootstrap: str,
+    topic: str,
+    *,
+    from_beginning: bool = False,
+    max_messages: int | None = None,
+    idle_timeout: float | None = None,
+    schema_registry: str | None = None,
+    out: BinaryIO | None = None,
+    verbose: bool = False,
+) -> int:
+    """Print `topic` as JSON lines to `out`; return how many records were printed."""
+    start_ms = None if from_beginning else int(time.time() * 1000)
+    check_reachable(bootstrap)
+    printer = _Printer(make_codec(schema_registry), out or sys.stdout.buffer)
+    consumer = Consumer(consumer_config(bootstrap, from_beginning, verbose))
+    printed = 0
+    try:
+        partitions = _partitions(consumer, topic)
+        consumer.assign(_start_offsets(consumer, topic, partitions, start_ms))
+        where = "from the beginning" if from_beginning else "from now"
+        _say(f"tailing {topic} ({len(partitions)} partitions) {where}")
+        caught_up: set[int] = set()
+        last = time.monotonic()
+        while max_messages is None or printed < max_messages:
+            wait = 1.0
+            if idle_timeout is not None:
+                wait = min(wait, max(0.0, last + idle_timeout - time.monotonic()))
+            for msg in consumer.consume(BATCH, timeout=wait):
+                err = msg.error()
+                if err is not None:
+                    if err.code() != KafkaError._PARTITION_EOF:
+                        _say(f"consumer error: {err}")
+                        if err.fatal():
+                            raise TailError(str(err))
+                    continue
+                part = msg.partition() or 0
+                if start_ms is not None and part not in caught_up:
+                    kind, stamp = msg.timestamp()
+                    if kind != TIMESTAMP_NOT_AVAILABLE and stamp < start_ms:
+                        continue
+                    caught_up.add(part)
+                if printer(msg):
+                    printed += 1
+                    last = time.monotonic()
+                    if max_messages is not None and printed >= max_messages:
+                        break
+            if idle_timeout is not None and time.monotonic() - last >= idle_timeout:
+                break
+    finally:
+        consumer.close()
+    return printed
+
+
+def run(args: argparse.Namespace) -> int:
+    """Entry point of `micromarketing tail`; exit code 0, 1 on a tail error, 2 on bad usage."""
+    bootstrap = args.broker or os.environ.get(BROKER_ENV) or DEFAULT_BOOTSTRAP
+    registry = getattr(args, "schema_registry", None) or os.environ.get(SCHEMA_REGISTRY_ENV)
+    if args.max is not None and args.max < 1:
+        _say("--max must be at least 1")
+        return 2
+    try:
+        tail(
+            bootstrap,
+            args.topic,
+            from_beginning=args.from_beginning,
+            max_messages=args.max,
+            idle_timeout=args.timeout,
+            schema_registry=registry,
+            verbose=bool(getattr(args, "verbose", False)),
+        )
+    except TailError as exc:
+        _say(str(exc))
+        return 1
+    except KeyboardInterrupt:
+        return 0
+    except BrokenPipeError:  # `tail ... | head`
+        with contextlib.suppress(OSError):  # silence the flush of stdout at exit
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+    return 0
