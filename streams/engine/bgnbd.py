@@ -37,8 +37,8 @@ def expected_purchases(
 ) -> float:
     """Expected purchases in the next `t` weeks given (x, t_x, T) in weeks."""
     r, alpha, a, b = params
-    if a <= 1:
-        return math.nan
+    if a == 1:
+        a = 1 + 1e-9  # the closed form has a removable singularity at a = 1
     z = t / (alpha + T + t)
     head = (a + b + x - 1) / (a - 1)
     bracket = 1.0 - ((alpha + T) / (alpha + T + t)) ** (r + x) * hyp2f1(

@@ -166,8 +166,12 @@ class Engine:
         out = Outputs()
         try:
             obj = raw if isinstance(raw, dict) else orjson.loads(raw)
+        except orjson.JSONDecodeError as exc:
+            self._dead_letter(out, raw, f"invalid JSON: {exc}", source, offset)
+            return out
+        try:
             ev = parse_event(obj)
-        except (EventError, orjson.JSONDecodeError) as exc:
+        except EventError as exc:
             self._dead_letter(out, raw, str(exc), source, offset)
             return out
         self.stats["events"] += 1

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 from bisect import bisect_left
+from typing import Any
 
 PRICE_BASE = 1.05  # +-2.5 % relative accuracy
 _LOG_PRICE_BASE = math.log(PRICE_BASE)
@@ -110,9 +111,14 @@ class Histogram:
         cuts = self.cuts(q)
         return 1 + bisect_left(cuts, bucket) if cuts else 0
 
-    def to_json(self) -> list[list[int]]:
-        return [[b, c] for b, c in sorted(self.counts.items())]
+    def to_json(self) -> list[Any]:
+        # the cached cut points and staleness are state too: a restart must score as before
+        return [[[b, c] for b, c in sorted(self.counts.items())], self._cuts, self._stale]
 
     @classmethod
-    def from_json(cls, data: list[list[int]]) -> Histogram:
-        return cls({int(b): int(c) for b, c in data})
+    def from_json(cls, data: list[Any]) -> Histogram:
+        counts, cuts, stale = data
+        h = cls({int(b): int(c) for b, c in counts})
+        h._cuts = [int(c) for c in cuts]
+        h._stale = int(stale)
+        return h

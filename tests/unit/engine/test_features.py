@@ -1,0 +1,112 @@
+"""Features as rules read them."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from streams.engine.bgnbd import CDNOW, expected_purchases, hyp2f1, p_alive
+from streams.engine.population import Population
+from streams.engine.sketches import Histogram, price_add, price_median
+from streams.engine.state import ConsumerState
+from streams.engine.view import View
+from tests.unit.engine.helpers import DAY, T0, engine, identify, run, track
+
+
+def view_of(eng, cid, now):
+    state = eng.consumer(cid)
+    return View(state, now, eng.population, CDNOW, set(state.segments))
+
+
+def test_counters_revenue_discount_and_refund():
+    eng = engine("segments: []\n")
+    run(
+        eng,
+        track("u", "Product Viewed", T0, price=100, category="Road", brand="Velocita"),
+        track("u", "Product Added", T0 + 1, product_id="p", price=100),
+        track("u", "Order Completed", T0 + 2, order_id="o1", revenue=100, discount=10),
+        track("u", "Order Completed", T0 + 3, order_id="o2", total=300),
+        track("u", "Order Completed", T0 + 4, order_id="o2", total=300),  # same order again
+        track("u", "Order Completed", T0 + 5, order_id="o3",
+              products=[{"product_id": "a", "price": 20, "quantity": 2}]),
+        track("u", "Order Cancelled", T0 + 6, order_id="o3"),
+    )
+    v = view_of(eng, "u", T0 + 2 * DAY)
+    assert v.views == 1 and v.cart_adds == 1
+    assert v.orders == 2 and v.revenue == 400
+    assert v.avg_order_value == 200
+    assert v.discount_share == 0.5
+    assert v.days_since_last_order == pytest.approx(2, rel=1e-3)
+    assert v.affinity("road") == 1.0 and v.brand_affinity("velocita") == 1.0
+    assert v.top_category in ("road", "a")
+
+
+def test_affinity_is_time_decayed_share():
+    eng = engine("segments: []\nsettings:\n  affinity_half_life: 7d\n")
+    run(eng, *[track("u", "Product Viewed", T0 + i, category="road") for i in range(3)])
+    run(eng, *[track("u", "Product Viewed", T0 + 14 * DAY + i, category="mountain")
+               for i in range(3)])
+    v = view_of(eng, "u", T0 + 14 * DAY)
+    # road views are two half-lives old: weight 3/4 against mountain's 3
+    assert v.affinity("mountain") == pytest.approx(3 / 3.75, rel=1e-3)
+    assert v.top_category == "mountain"
+
+
+def test_price_band_is_median_within_sketch_accuracy():
+    sketch: dict[int, float] = {}
+    prices = [float(p) for p in range(100, 3000, 7)]
+    for p in prices:
+        price_add(sketch, p)
+    assert len(sketch) <= 24
+    true_median = sorted(prices)[len(prices) // 2]
+    assert price_median(sketch) == pytest.approx(true_median, rel=0.06)
+
+
+def test_location_traits_and_distance():
+    eng = engine("segments: []\n")
+    ev = track("u", "Page", T0)
+    ev["context"] = {"location": {"country": "DE", "city": "Berlin", "latitude": 52.52,
+                                  "longitude": 13.405}}
+    run(eng, ev, identify("u", T0 + 1, gender="female", email="u@example.com"))
+    v = view_of(eng, "u", T0 + 2)
+    assert (v.country, v.city) == ("DE", "Berlin")
+    assert v.trait("gender") == "female"
+    assert v.distance_km(48.137, 11.575) == pytest.approx(504, rel=0.02)  # Berlin-Munich
+
+
+def test_rfm_quintiles_against_the_population():
+    eng = engine("segments: []\n")
+    for i in range(100):
+        for k in range(i % 5 + 1):
+            run(eng, track(f"u{i}", "Order Completed", T0 + i * DAY / 10 + k,
+                           order_id=f"o{i}-{k}", revenue=10 * (i + 1)))
+    top = view_of(eng, "u99", T0 + 20 * DAY)
+    low = view_of(eng, "u0", T0 + 20 * DAY)
+    assert (top.rfm_r, top.rfm_f, top.rfm_m) == (5, 5, 5)
+    assert (low.rfm_r, low.rfm_f, low.rfm_m) == (1, 1, 1)
+    never = ConsumerState("n", T0)
+    assert Population().rfm(never) == (0, 0, 0)
+
+
+def test_histogram_signed_updates():
+    h = Histogram()
+    for b in range(10):
+        h.add(b)
+    h.add(3, -1)
+    assert h.total == 9 and 3 not in h.counts
+
+
+def test_bgnbd_closed_forms():
+    # 2F1(1, 1; 2; z) = -ln(1 - z) / z
+    assert hyp2f1(1, 1, 2, 0.5) == pytest.approx(-math.log(0.5) / 0.5, rel=1e-9)
+    assert p_alive(0, 0, 10, CDNOW) == 1.0
+    # a customer who bought often and recently is more alive than one silent for long
+    assert p_alive(5, 30, 32, CDNOW) > p_alive(5, 10, 32, CDNOW)
+    e_recent = expected_purchases(13, 5, 30, 32, CDNOW)
+    e_silent = expected_purchases(13, 5, 10, 32, CDNOW)
+    assert e_recent > e_silent > 0
+    # the worked example of the paper's CDNOW fit (x=2, t_x=30.43, T=38.86, t=39 weeks)
+    assert expected_purchases(39, 2, 30.43, 38.86, CDNOW) == pytest.approx(1.226, abs=1e-3)
+    # with no repeat purchase, expectation falls with age
+    assert expected_purchases(13, 0, 0, 1, CDNOW) > expected_purchases(13, 0, 0, 50, CDNOW)

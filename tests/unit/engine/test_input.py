@@ -1,0 +1,93 @@
+"""Bad input becomes dead letters with the reason; duplicates are dropped and counted."""
+
+from __future__ import annotations
+
+import pytest
+
+from streams.engine.events import EventError, parse_event
+from tests.unit.engine.helpers import HOUR, T0, engine, run, track
+
+CART = """
+segments:
+  - name: v
+    when: views >= 1
+triggers:
+  - name: cart
+    kind: retargeting
+    on: Product Added
+    wait: 30m
+    offer: free-shipping
+"""
+
+
+@pytest.mark.parametrize(
+    ("event", "reason"),
+    [
+        ({"type": "track", "event": "X", "timestamp": "2026-01-01T00:00:00Z"},
+         "missing userId and anonymousId"),
+        ({"type": "trak", "userId": "u", "timestamp": "2026-01-01T00:00:00Z"}, "type must be"),
+        ({"type": "track", "userId": "u", "timestamp": "2026-01-01T00:00:00Z"},
+         "without an event name"),
+        ({"type": "track", "event": "X", "userId": "u", "timestamp": "yesterday"},
+         "not ISO-8601"),
+        ({"type": "track", "event": "X", "userId": "u"}, "missing timestamp"),
+        ({"type": "track", "event": "X", "userId": {"a": 1}, "timestamp": "2026-01-01T00:00:00Z"},
+         "userId must be a string"),
+        ({"type": "track", "event": "X", "userId": "u", "timestamp": "2026-01-01T00:00:00Z",
+          "properties": [1]}, "properties must be an object"),
+        ([1, 2], "must be a JSON object"),
+    ],
+)
+def test_parse_event_reasons(event, reason):
+    with pytest.raises(EventError, match=reason):
+        parse_event(event)
+
+
+def test_bad_events_become_dead_letters_and_processing_goes_on():
+    eng = engine(CART)
+    out = eng.process(b'{"type": "track", "event": ', source="f.jsonl", offset="7")
+    [dl] = out.dead_letters
+    assert dl["source"] == "f.jsonl" and dl["offset"] == "7"
+    assert dl["reason"].startswith("invalid JSON")
+    assert dl["raw"] == '{"type": "track", "event": '
+    out = eng.process({"type": "track", "event": "Product Viewed", "timestamp": "x",
+                       "userId": "u"}, offset="8")
+    assert out.dead_letters[0]["reason"].startswith("timestamp is not ISO-8601")
+    out = run(eng, track("u", "Product Viewed", T0))
+    assert len(out.segment_changes) == 1
+    assert eng.stats["dead_letters"] == 2
+
+
+def test_duplicate_message_ids_are_dropped_without_a_trace():
+    eng = engine(CART)
+    first = track("u", "Product Added", T0, mid="same")
+    out = run(eng, first)
+    assert eng.consumer("u").cart_adds == 1
+    dup = run(eng, dict(first), track("u", "Product Added", T0 + 1, mid="same"))
+    assert not dup
+    assert eng.consumer("u").cart_adds == 1
+    assert eng.stats["duplicates"] == 2
+    # a duplicate does not re-arm: the trigger fires at the first arming's due time
+    out = run(eng, track("w", "Page", T0 + HOUR))
+    assert len(out.triggers) == 1
+
+
+def test_dedupe_window_forgets_old_ids():
+    eng = engine(CART + "settings:\n  dedupe_window: 1h\n")
+    run(eng, track("u", "Product Viewed", T0, mid="m0"))
+    for i in range(1, 200):
+        run(eng, track("u", "Page", T0 + i * 60, mid=f"m{i}"))
+    # m0 is older than the window now: it counts again
+    run(eng, track("u", "Product Viewed", T0 + 200 * 60, mid="m0"))
+    assert eng.consumer("u").views == 2
+
+
+def test_dedupe_survives_restart_from_store():
+    from streams.engine.core import Engine
+
+    eng = engine(CART)
+    run(eng, track("u", "Product Viewed", T0, mid="once"))
+    eng.flush()
+    again = Engine(eng.rules, eng.store)
+    assert not run(again, track("u", "Product Viewed", T0 + 5, mid="once"))
+    assert again.consumer("u").views == 1
