@@ -104,6 +104,12 @@ def build_parser() -> argparse.ArgumentParser:
     collector.add_argument("--port", type=int, default=8088)
     collector.add_argument("--host", default="127.0.0.1")
     collector.add_argument("--write-key", action="append", default=[], dest="write_keys")
+    collector.add_argument(
+        "--ack-timeout",
+        type=float,
+        default=10.0,
+        help="seconds a request waits for the broker's acknowledgement before 503 (default 10)",
+    )
     _broker_arg(collector)
 
     deliver = sub.add_parser("deliver", help="deliver triggers by webhook or SMTP")
