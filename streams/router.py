@@ -37,10 +37,19 @@ class Router:
     ) -> None:
         factory = store_factory or (lambda _p: MemoryStore())
         self.partitions = partitions
+        self._partition_cache: dict[str, int] = {}
         self.engines = [Engine(rules, factory(p), p, config) for p in range(partitions)]
 
     def partition_of(self, key: str | None) -> int:
-        return partition_for(key, self.partitions) if key else 0
+        if not key:
+            return 0
+        try:
+            return self._partition_cache[key]
+        except KeyError:
+            if len(self._partition_cache) > 1_000_000:
+                self._partition_cache.clear()
+            p = self._partition_cache[key] = partition_for(key, self.partitions)
+            return p
 
     def process(
         self, raw: bytes | dict[str, Any], source: str = "", offset: str | None = None

@@ -20,7 +20,7 @@ from streams.engine.features import apply_context, apply_track, merge_states
 from streams.engine.outputs import Forward, Outputs
 from streams.engine.population import Population
 from streams.engine.rules import RuleSet, Trigger
-from streams.engine.segments import evaluate, ordered
+from streams.engine.segments import SegmentPlan, evaluate, ordered
 from streams.engine.state import MAX_SEEN_IDS, ConsumerState
 from streams.engine.store import Store
 from streams.engine.timers import TimerIndex
@@ -35,6 +35,17 @@ from streams.engine.triggers import (
 from streams.engine.view import View
 
 ORDER_EVENTS = frozenset({"Order Completed", "Order Refunded", "Order Cancelled"})
+# kinds of feature change (see segments.FEATURE_KINDS) each track event may cause
+TRACK_CHANGES: dict[str, tuple[str, ...]] = {
+    "Product Viewed": ("views", "price", "affinity"),
+    "Product Clicked": ("views", "price", "affinity"),
+    "Product List Viewed": ("affinity",),
+    "Product Added": ("cart",),
+    "Product Removed": ("cart",),
+    "Order Completed": ("orders", "price", "affinity", "cart"),
+    "Order Refunded": ("orders",),
+    "Order Cancelled": ("orders",),
+}
 POPULATION_KEY = "~pop"
 META_KEY = "~meta"
 
@@ -86,6 +97,7 @@ class Engine:
         """Swap the rules (hot reload). Timers of triggers no longer defined are dropped as they
         come due; memberships of segments no longer defined are exited on the next evaluation."""
         self.rules = rules
+        self._plan = SegmentPlan.of(rules)
         on: dict[str, list[Trigger]] = {}
         unless: dict[str, list[Trigger]] = {}
         for trig in rules.triggers:
@@ -229,6 +241,7 @@ class Engine:
         if t > state.last_seen:
             state.last_seen = t
         name = ev.name if ev.type == "track" else ev.type
+        changed: set[str] | None = {"events"} if state.events > 1 else None
         if ev.type == "track":
             if name in ORDER_EVENTS:
                 self.population.remove(state)
@@ -236,6 +249,12 @@ class Engine:
                 self.population.add(state)
             else:
                 apply_track(state, ev, self._half_life)
+            if changed is not None:
+                changed.update(TRACK_CHANGES.get(name or "", ()))
+        if changed is not None and (ev.traits or ev.type == "identify"):
+            changed.update(("traits", "consent", "location"))
+        if changed is not None and ev.context:
+            changed.update(("location", "consent"))
         email_changed, consent_changed = apply_context(state, ev)
         if email_changed or consent_changed:
             self._profile(out, state, t)
@@ -244,7 +263,7 @@ class Engine:
         for trig in self._on.get(name or "", ()):
             timer = arm(state, trig, ev)
             self.timers.push(timer.due, cid, trig.name)
-        self._segments(state, t, out)
+        self._segments(state, t, out, changed)
         source = ev.merge_source
         if source is not None:
             msg = {"op": "merge_out", "from": source, "into": cid}
@@ -266,11 +285,13 @@ class Engine:
     def _view(self, state: ConsumerState, now: float) -> View:
         return View(state, now, self.population, self._bgnbd, set(state.segments))
 
-    def _segments(self, state: ConsumerState, now: float, out: Outputs) -> View:
+    def _segments(
+        self, state: ConsumerState, now: float, out: Outputs, changed: set[str] | None = None
+    ) -> View:
         view = self._view(state, now)
-        entered, exited = evaluate(self.rules, view)
+        entered, exited = evaluate(self._plan, view, changed)
         if entered or exited:
-            state.segments = ordered(self.rules, view.members)
+            state.segments = ordered(self._plan, view.members)
             at = iso(now)
             version = self.rules.version
             for seg in exited:

@@ -1,27 +1,99 @@
-"""Segment membership: evaluate every segment of the rules in file order, report the changes."""
+"""Segment membership: evaluate the segments of the rules in file order, report the changes.
+
+Every segment is (re-)evaluated on every event of the consumer, in effect. As an optimization
+that cannot change a result, a segment whose inputs the event could not have changed keeps its
+membership without running: each segment's inputs are read off its expression, and each event
+names the kinds of features it touches. Segments reading time- or population-relative features
+(days_since_*, rfm.*, p_alive, ...) or in_segment() always run.
+"""
 
 from __future__ import annotations
 
 import logging
+import re
+from collections.abc import Collection
+from dataclasses import dataclass
 
-from streams.engine.rules import RuleSet
+from streams.engine.namespace import FEATURES, FUNCTIONS
+from streams.engine.rules import RuleSet, Segment
 from streams.engine.view import View
 
 log = logging.getLogger(__name__)
 
+ALWAYS = "always"
+# what each feature or function depends on, as kinds of change an event may cause
+FEATURE_KINDS: dict[str, frozenset[str]] = {
+    "views": frozenset({"views"}),
+    "cart_adds": frozenset({"cart"}),
+    "cart_value": frozenset({"cart"}),
+    "orders": frozenset({"orders"}),
+    "revenue": frozenset({"orders"}),
+    "avg_order_value": frozenset({"orders"}),
+    "discount_share": frozenset({"orders"}),
+    "price_band": frozenset({"price"}),
+    "top_category": frozenset({"affinity"}),
+    "affinity": frozenset({"affinity"}),
+    "brand_affinity": frozenset({"affinity"}),
+    "country": frozenset({"location", "traits"}),
+    "city": frozenset({"location", "traits"}),
+    "distance_km": frozenset({"location"}),
+    "consented": frozenset({"consent"}),
+    "events": frozenset({"events"}),
+}
+_STRING = re.compile(r'"(?:\\.|[^"\\])*"|\'(?:\\.|[^\'\\])*\'')
+_WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_.]*")
 
-def evaluate(rules: RuleSet, view: View) -> tuple[list[str], list[str]]:
-    """Re-evaluate all segments for `view`; return (entered, exited), both in file order.
 
-    `view.members` must hold the current memberships; it is updated in place as segments are
+def expression_kinds(source: str) -> frozenset[str]:
+    """Kinds of change that can alter the value of an (already validated) expression."""
+    kinds: set[str] = set()
+    for word in _WORD.findall(_STRING.sub(" ", source)):
+        if word.startswith("traits."):
+            kinds.add("traits")
+        elif word in FEATURE_KINDS:
+            kinds |= FEATURE_KINDS[word]
+        elif word in FEATURES or word in FUNCTIONS:
+            kinds.add(ALWAYS)  # time, population or other segments: no shortcut
+    return frozenset(kinds)
+
+
+@dataclass(frozen=True, slots=True)
+class SegmentPlan:
+    """The segments of a rule set with what each depends on."""
+
+    segments: tuple[Segment, ...]
+    kinds: tuple[frozenset[str], ...]
+    names: tuple[str, ...]
+    name_set: frozenset[str]
+
+    @classmethod
+    def of(cls, rules: RuleSet) -> SegmentPlan:
+        segs = tuple(rules.segments)
+        return cls(
+            segs,
+            tuple(expression_kinds(s.when.source) for s in segs),
+            tuple(s.name for s in segs),
+            frozenset(s.name for s in segs),
+        )
+
+
+def evaluate(
+    plan: SegmentPlan, view: View, changed: Collection[str] | None = None
+) -> tuple[list[str], list[str]]:
+    """Re-evaluate segments for `view`; return (entered, exited), both in file order.
+
+    `changed` names the kinds of change of this event (None: everything may have changed).
+    `view.members` holds the current memberships and is updated in place as segments are
     evaluated, which is what `in_segment()` reads. Segments no longer in the rules are exited.
     """
     members = view.members
-    known = rules_names(rules)
-    stale = members - set(known)
-    members -= stale
+    stale = members - plan.name_set
+    if stale:
+        members -= stale
     before = set(members)
-    for seg in rules.segments:
+    for seg, kinds in zip(plan.segments, plan.kinds, strict=True):
+        if changed is not None and ALWAYS not in kinds and kinds.isdisjoint(changed):
+            continue
         try:
             inside = bool(seg.when.fn(view))
         except Exception:  # compiled rules are total; a bug here must not stop the stream
@@ -33,15 +105,11 @@ def evaluate(rules: RuleSet, view: View) -> tuple[list[str], list[str]]:
             members.discard(seg.name)
     if members == before and not stale:
         return [], []
-    entered = [n for n in known if n in members and n not in before]
-    exited = [n for n in known if n in before and n not in members]
+    entered = [n for n in plan.names if n in members and n not in before]
+    exited = [n for n in plan.names if n in before and n not in members]
     return entered, exited + sorted(stale)
 
 
-def rules_names(rules: RuleSet) -> list[str]:
-    return [s.name for s in rules.segments]
-
-
-def ordered(rules: RuleSet, members: set[str]) -> list[str]:
+def ordered(plan: SegmentPlan, members: set[str]) -> list[str]:
     """Memberships in file order (what we store and put on triggers)."""
-    return [s.name for s in rules.segments if s.name in members]
+    return [n for n in plan.names if n in members]

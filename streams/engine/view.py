@@ -6,7 +6,7 @@ import math
 from typing import Any
 
 from streams.engine.bgnbd import WEEK, expected_purchases, p_alive
-from streams.engine.features import haversine_km, share, top
+from streams.engine.features import haversine_km, top
 from streams.engine.population import DAY, Population
 from streams.engine.sketches import price_median
 from streams.engine.state import ConsumerState
@@ -21,7 +21,17 @@ class View:
     `in_segment()` sees earlier segments of the file as re-evaluated and later ones as before.
     """
 
-    __slots__ = ("_rfm", "bgnbd", "members", "now", "population", "state")
+    __slots__ = (
+        "_brand_total",
+        "_cat_total",
+        "_price_band",
+        "_rfm",
+        "bgnbd",
+        "members",
+        "now",
+        "population",
+        "state",
+    )
 
     def __init__(
         self,
@@ -37,6 +47,10 @@ class View:
         self.bgnbd = bgnbd
         self.members = members
         self._rfm: tuple[int, int, int] | None = None
+        # derived values computed at most once per view (a view lives for one evaluation)
+        self._price_band: float | None = None
+        self._cat_total: float | None = None
+        self._brand_total: float | None = None
 
     # plain counters
     @property
@@ -71,7 +85,9 @@ class View:
 
     @property
     def price_band(self) -> float:
-        return price_median(self.state.price)
+        if self._price_band is None:
+            self._price_band = price_median(self.state.price)
+        return self._price_band
 
     @property
     def cart_value(self) -> float:
@@ -145,10 +161,18 @@ class View:
         return self.state.traits.get(name)
 
     def affinity(self, category: str) -> float:
-        return share(self.state.cat_aff, category.lower())
+        scores = self.state.cat_aff
+        if self._cat_total is None:
+            self._cat_total = sum(scores.values())
+        total = self._cat_total
+        return scores.get(category.lower(), 0.0) / total if total > 0 else 0.0
 
     def brand_affinity(self, brand: str) -> float:
-        return share(self.state.brand_aff, brand.lower())
+        scores = self.state.brand_aff
+        if self._brand_total is None:
+            self._brand_total = sum(scores.values())
+        total = self._brand_total
+        return scores.get(brand.lower(), 0.0) / total if total > 0 else 0.0
 
     def distance_km(self, lat: float, lon: float) -> float | None:
         s = self.state

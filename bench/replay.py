@@ -1,0 +1,115 @@
+"""Replay throughput: events/s through the engine, peak RSS, bytes of state per consumer.
+
+    python bench/replay.py [--events 200000] [--consumers 20000] [--rules FILE]
+
+Baselines measured in the same run: decoding + validating the same events alone (the floor
+any engine pays), and the engine with an empty rule set (features and state only), so the
+ratios show what segments and triggers cost on top.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import resource
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import orjson
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from connectors.sources.synthetic import generate_events  # noqa: E402
+from streams.engine.events import parse_event  # noqa: E402
+from streams.engine.rules import load_rules, loads_rules  # noqa: E402
+from streams.engine.view import View  # noqa: E402
+from streams.router import Router  # noqa: E402
+
+
+def _peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def parse_only(lines: list[bytes]) -> float:
+    t = time.perf_counter()
+    for line in lines:
+        parse_event(orjson.loads(line))
+    return time.perf_counter() - t
+
+
+def engine_run(lines: list[bytes], rules_path: str | None, text: str | None) -> tuple[float, Router]:
+    rules = load_rules(rules_path) if rules_path else loads_rules(text or "", "<bench>")
+    router = Router(rules, 4)
+    gc.collect()
+    t = time.perf_counter()
+    for line in lines:
+        router.process(line)
+    router.flush()
+    return time.perf_counter() - t, router
+
+
+def segment_eval_cost(router: Router, samples: int = 20000) -> float:
+    """Mean microseconds to evaluate every segment of the rules once for one consumer."""
+    from streams.engine.segments import SegmentPlan, evaluate
+
+    engine = router.engines[0]
+    plan = SegmentPlan.of(engine.rules)
+    states = [engine.consumer(k[2:]) for k, _ in list(engine.store.items())[:samples]
+              if k.startswith("c/")]
+    states = [s for s in states if s is not None]
+    now = max(s.last_seen for s in states)
+    t = time.perf_counter()
+    for s in states:
+        evaluate(plan, View(s, now, engine.population, engine._bgnbd, set(s.segments)))
+    return (time.perf_counter() - t) / len(states) * 1e6
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--events", type=int, default=200_000)
+    ap.add_argument("--consumers", type=int, default=20_000)
+    ap.add_argument("--rules", default=str(ROOT / "examples" / "bike-shop" / "rules.yaml"))
+    ap.add_argument("--repeat", type=int, default=3, help="runs of each; the best counts")
+    a = ap.parse_args()
+
+    print(f"generating {a.events} events for {a.consumers} consumers ...", file=sys.stderr)
+    lines = [orjson.dumps(e) for e in generate_events(a.consumers, a.events, seed=11)]
+    n = len(lines)
+    mb = sum(map(len, lines)) / 1e6
+
+    parse_t = min(parse_only(lines) for _ in range(a.repeat))
+    empty_t = min(engine_run(lines, None, "segments: []\n")[0] for _ in range(a.repeat))
+    runs = [engine_run(lines, a.rules, None) for _ in range(a.repeat)]
+    full_t, router = min(runs, key=lambda r: r[0])
+    times = sorted(r[0] for r in runs)
+
+    state_bytes = [len(v) for e in router.engines for k, v in e.store.items()
+                   if k.startswith("c/")]
+    consumers = len(state_bytes)
+    eval_us = segment_eval_cost(router)
+
+    print(f"input: {n} events ({mb:.1f} MB JSON), {consumers} consumers, "
+          f"{len(router.engines[0].rules.segments)} segments, "
+          f"{len(router.engines[0].rules.triggers)} triggers")
+    print(f"decode+validate only : {n / parse_t:>10,.0f} events/s  (baseline)")
+    print(f"engine, no rules     : {n / empty_t:>10,.0f} events/s  "
+          f"({parse_t / empty_t:.2f}x baseline)")
+    print(f"engine, bike-shop    : {n / full_t:>10,.0f} events/s  "
+          f"({parse_t / full_t:.2f}x baseline, {empty_t / full_t:.2f}x no-rules)  "
+          f"median of {len(times)}: {n / statistics.median(times):,.0f}")
+    print(f"per event            : {full_t / n * 1e6:.1f} us  "
+          f"(segments evaluation {eval_us:.1f} us per consumer per event)")
+    print(f"state per consumer   : mean {statistics.mean(state_bytes):.0f} B, "
+          f"p99 {sorted(state_bytes)[int(0.99 * consumers)]} B, max {max(state_bytes)} B")
+    print(f"peak RSS             : {_peak_rss_mb():.0f} MB")
+    stats = router.stats()
+    print(f"outputs              : {sum(v for k, v in stats.items() if k.startswith('triggers:'))}"
+          f" triggers, {sum(v for k, v in stats.items() if k.startswith('entered:'))} segment"
+          f" entries")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,284 @@
+"""Load and validate a rules file (YAML) into a RuleSet; every problem points at its line:col."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+from typing import cast
+
+import yaml
+from yaml.nodes import Node, ScalarNode
+
+from streams.engine.rules.expr import compile_at
+from streams.engine.rules.model import (
+    DEFAULT_BGNBD,
+    TRIGGER_KINDS,
+    Expr,
+    OfferTier,
+    RuleIssue,
+    RulesError,
+    RuleSet,
+    Segment,
+    Settings,
+    Suppression,
+    Trigger,
+    TriggerKind,
+)
+from streams.engine.rules.typecheck import suggest
+from streams.engine.rules.yamlnodes import Entries, NodeReader
+
+TOP_KEYS = ("segments", "triggers", "suppression", "settings")
+SEGMENT_KEYS = ("name", "when")
+TRIGGER_KEYS = ("name", "kind", "on", "wait", "unless", "if", "offer", "offers", "cooldown")
+TIER_KEYS = ("if", "offer")
+SUPPRESSION_KEYS = ("frequency_cap", "holdout")
+CAP_KEYS = ("max", "per")
+SETTINGS_KEYS = ("allowed_lateness", "dedupe_window", "affinity_half_life", "bgnbd")
+BGNBD_KEYS = ("r", "alpha", "a", "b")
+
+
+def load_rules(path: str | os.PathLike[str]) -> RuleSet:
+    """Load a rules file; raises RulesError listing every problem (OSError if unreadable)."""
+    return loads_rules(_read(path), str(path))
+
+
+def loads_rules(text: str, path: str = "<string>") -> RuleSet:
+    """Load rules from YAML text; `path` is used in messages. Raises RulesError."""
+    rules, issues = _Loader(text, path).load()
+    if issues or rules is None:
+        raise RulesError(issues)
+    return rules
+
+
+def check_rules(path: str | os.PathLike[str]) -> list[RuleIssue]:
+    """Every problem of a rules file, in file order (empty if it is fine)."""
+    try:
+        text = _read(path)
+    except UnicodeDecodeError as err:
+        return [RuleIssue(str(path), 1, 1, f"the file is not UTF-8 text: {err.reason}")]
+    return _Loader(text, str(path)).load()[1]
+
+
+def _read(path: str | os.PathLike[str]) -> str:
+    return Path(path).read_text(encoding="utf-8")
+
+
+def version_of(text: str) -> str:
+    """Short stable hash of a rules file's text."""
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:12]
+
+
+class _Loader(NodeReader):
+    def load(self) -> tuple[RuleSet | None, list[RuleIssue]]:
+        try:
+            root = yaml.compose(self.text, Loader=yaml.SafeLoader)
+        except yaml.MarkedYAMLError as err:
+            mark = err.problem_mark or err.context_mark
+            line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
+            problem = err.problem or "invalid YAML"
+            message = f"YAML syntax error: {problem}"
+            if err.context:
+                message += f" ({err.context})"
+            return None, [RuleIssue(self.file, line, col, message)]
+        except yaml.YAMLError as err:
+            return None, [RuleIssue(self.file, 1, 1, f"YAML error: {err}")]
+        if root is None:
+            msg = "the rules file is empty: expected 'segments:' and 'triggers:'"
+            return None, [RuleIssue(self.file, 1, 1, msg)]
+        top = self.mapping(root, "the rules file", TOP_KEYS)
+        if top is None:
+            return None, self.issues
+        segments = self.segments(top)
+        names = [s.name for s in segments]
+        triggers = self.triggers(top, names)
+        suppression = self.suppression(top)
+        settings = self.settings(top)
+        self.issues.sort(key=lambda i: (i.line, i.col))
+        rules = RuleSet(
+            tuple(segments),
+            tuple(triggers),
+            suppression,
+            settings,
+            version_of(self.text),
+            self.file,
+        )
+        return rules, self.issues
+
+    def expr(self, node: Node, what: str, segments: list[str], own: str | None = None) -> Expr:
+        """Compile the expression in a scalar node; problems go to `issues`."""
+        placeholder = Expr("false", lambda view: False, node.start_mark.line + 1, 1)
+        if not isinstance(node, ScalarNode):
+            self.issue(node, f"{what} must be an expression such as orders >= 3")
+            return placeholder
+        try:
+            return compile_at(
+                node.value, segments=segments, locate=self.locator(node), file=self.file, own=own
+            )
+        except RulesError as err:
+            self.issues.extend(err.issues)
+            return placeholder
+
+    def items(self, top: Entries, key: str) -> list[Node]:
+        if key not in top:
+            return []
+        return self.sequence(top[key][1], f"'{key}'") or []
+
+    def unique(self, node: Node, what: str, seen: dict[str, int]) -> str | None:
+        name = self.name(node, f"{what} name")
+        if name is None:
+            return None
+        if name in seen:
+            self.issue(node, f"duplicate {what} name '{name}' (first defined on line {seen[name]})")
+            return None
+        seen[name] = node.start_mark.line + 1
+        return name
+
+    def segments(self, top: Entries) -> list[Segment]:
+        parsed: list[tuple[str, Node]] = []
+        seen: dict[str, int] = {}
+        for item in self.items(top, "segments"):
+            entries = self.mapping(item, "segment", SEGMENT_KEYS, ("name", "when"))
+            if entries is None:
+                continue
+            name = self.unique(entries["name"][1], "segment", seen) if "name" in entries else None
+            if "when" in entries:
+                parsed.append((name or "", entries["when"][1]))
+        names = list(seen)
+        out: list[Segment] = []
+        for name, node in parsed:
+            when = self.expr(node, "when", names, own=name or None)
+            if name:
+                out.append(Segment(name, when, len(out)))
+        return out
+
+    def triggers(self, top: Entries, segments: list[str]) -> list[Trigger]:
+        seen: dict[str, int] = {}
+        out: list[Trigger] = []
+        for item in self.items(top, "triggers"):
+            trig = self.trigger(item, segments, seen, len(out))
+            if trig is not None:
+                out.append(trig)
+        return out
+
+    def trigger(
+        self, item: Node, segments: list[str], seen: dict[str, int], index: int
+    ) -> Trigger | None:
+        e = self.mapping(item, "trigger", TRIGGER_KEYS, ("name", "kind", "on", "wait"))
+        if e is None:
+            return None
+        name = self.unique(e["name"][1], "trigger", seen) if "name" in e else None
+        what = f"trigger '{name}'" if name else "trigger"
+        kind = self.kind(e["kind"][1]) if "kind" in e else None
+        on = self.text_list(e["on"][1], "on") if "on" in e else None
+        if "on" in e and on == []:
+            self.issue(e["on"][1], "on needs at least one event name, e.g. Product Added")
+        wait = self.duration(e["wait"][1], "wait") if "wait" in e else None
+        unless = self.text_list(e["unless"][1], "unless") if "unless" in e else []
+        when = self.expr(e["if"][1], "if", segments) if "if" in e else None
+        offers = self.offers(e, what, segments, item)
+        cooldown = self.duration(e["cooldown"][1], "cooldown") if "cooldown" in e else None
+        if name is None or kind is None or not on or wait is None or unless is None:
+            return None
+        if offers is None or ("cooldown" in e and cooldown is None):
+            return None
+        return Trigger(
+            name, kind, frozenset(on), wait, frozenset(unless), when, offers, cooldown, index
+        )
+
+    def kind(self, node: Node) -> TriggerKind | None:
+        text = self.text_value(node, "kind")
+        if text is None:
+            return None
+        if text not in TRIGGER_KINDS:
+            hint = suggest(text, TRIGGER_KINDS) or "; use retargeting or winback"
+            self.issue(node, f"unknown kind '{text}'{hint}")
+            return None
+        return cast(TriggerKind, text)
+
+    def offers(
+        self, e: Entries, what: str, segments: list[str], item: Node
+    ) -> tuple[OfferTier, ...] | None:
+        if "offer" in e and "offers" in e:
+            later = max(e["offer"][0], e["offers"][0], key=lambda k: k.start_mark.index)
+            self.issue(later, f"{what} has both 'offer' and 'offers': use one of them")
+            return None
+        if "offer" in e:
+            offer = self.text_value(e["offer"][1], "offer")
+            return None if offer is None else (OfferTier(None, offer),)
+        if "offers" not in e:
+            self.issue(item, f"{what} needs an 'offer' (or a list of 'offers')")
+            return None
+        items = self.sequence(e["offers"][1], "offers")
+        if items is None:
+            return None
+        if not items:
+            self.issue(e["offers"][1], "offers needs at least one tier, e.g. {offer: comeback-10}")
+            return None
+        tiers: list[OfferTier] = []
+        for node in items:
+            t = self.mapping(node, "offer tier", TIER_KEYS, ("offer",))
+            if t is None:
+                continue
+            when = self.expr(t["if"][1], "if", segments) if "if" in t else None
+            offer = self.text_value(t["offer"][1], "offer") if "offer" in t else None
+            if offer is not None:
+                tiers.append(OfferTier(when, offer))
+        return tuple(tiers) if len(tiers) == len(items) else None
+
+    def suppression(self, top: Entries) -> Suppression:
+        if "suppression" not in top:
+            return Suppression()
+        e = self.mapping(top["suppression"][1], "suppression", SUPPRESSION_KEYS)
+        if not e:
+            return Suppression()
+        cap_max = cap_per = None
+        if "frequency_cap" in e:
+            cap = self.mapping(e["frequency_cap"][1], "frequency_cap", CAP_KEYS, CAP_KEYS)
+            if cap and "max" in cap:
+                cap_max = self.number(cap["max"][1], "max", integer=True)
+                if cap_max is not None and cap_max <= 0:
+                    self.issue(cap["max"][1], "max must be at least 1")
+                    cap_max = None
+            if cap and "per" in cap:
+                cap_per = self.duration(cap["per"][1], "per")
+        holdout = 0.0
+        if "holdout" in e:
+            value = self.number(e["holdout"][1], "holdout")
+            if value is not None and not 0 <= value < 1:
+                self.issue(e["holdout"][1], "holdout must be at least 0 and less than 1, e.g. 0.1")
+            elif value is not None:
+                holdout = float(value)
+        return Suppression(None if cap_max is None else int(cap_max), cap_per, holdout)
+
+    def settings(self, top: Entries) -> Settings:
+        defaults = Settings()
+        if "settings" not in top:
+            return defaults
+        e = self.mapping(top["settings"][1], "settings", SETTINGS_KEYS)
+        if not e:
+            return defaults
+
+        def dur(key: str, default: float, positive: bool = True) -> float:
+            if key not in e:
+                return default
+            value = self.duration(e[key][1], key, positive=positive)
+            return default if value is None else value
+
+        bgnbd = DEFAULT_BGNBD
+        if "bgnbd" in e:
+            params = self.mapping(e["bgnbd"][1], "bgnbd", BGNBD_KEYS, BGNBD_KEYS)
+            if params and all(k in params for k in BGNBD_KEYS):
+                values = [self.number(params[k][1], k) for k in BGNBD_KEYS]
+                for k, v in zip(BGNBD_KEYS, values, strict=True):
+                    if v is not None and not v > 0:
+                        self.issue(params[k][1], f"{k} must be more than zero")
+                if all(v is not None and v > 0 for v in values):
+                    r, alpha, a, b = (float(cast(float, v)) for v in values)
+                    bgnbd = (r, alpha, a, b)
+        return Settings(
+            allowed_lateness=dur("allowed_lateness", defaults.allowed_lateness, positive=False),
+            dedupe_window=dur("dedupe_window", defaults.dedupe_window),
+            affinity_half_life=dur("affinity_half_life", defaults.affinity_half_life),
+            bgnbd=bgnbd,
+        )
