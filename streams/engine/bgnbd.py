@@ -6,8 +6,6 @@ x = repeat purchases, t_x = time of the last purchase and T = age, both since th
 
 from __future__ import annotations
 
-import math
-
 CDNOW = (0.243, 4.414, 0.793, 2.426)
 WEEK = 7 * 86400.0
 
