@@ -253,9 +253,13 @@ class Engine:
                 changed.update(TRACK_CHANGES.get(name or "", ()))
         if changed is not None and (ev.traits or ev.type == "identify"):
             changed.update(("traits", "consent", "location"))
-        if changed is not None and ev.context:
-            changed.update(("location", "consent"))
+        where = (state.country, state.city, state.lat, state.lon)
         email_changed, consent_changed = apply_context(state, ev)
+        if changed is not None:
+            if consent_changed:
+                changed.add("consent")
+            if where != (state.country, state.city, state.lat, state.lon):
+                changed.add("location")
         if email_changed or consent_changed:
             self._profile(out, state, t)
         for trig in self._unless.get(name or "", ()):

@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
+from typing import Any
 
 from streams.engine.namespace import FEATURES, FUNCTIONS
-from streams.engine.rules import RuleSet, Segment
+from streams.engine.rules import RuleSet
 from streams.engine.view import View
 
 log = logging.getLogger(__name__)
@@ -59,22 +60,20 @@ def expression_kinds(source: str) -> frozenset[str]:
 
 @dataclass(frozen=True, slots=True)
 class SegmentPlan:
-    """The segments of a rule set with what each depends on."""
+    """The segments of a rule set with what each depends on, ready for the hot loop."""
 
-    segments: tuple[Segment, ...]
-    kinds: tuple[frozenset[str], ...]
+    steps: tuple[tuple[str, Callable[[View], Any], frozenset[str] | None], ...]
     names: tuple[str, ...]
     name_set: frozenset[str]
 
     @classmethod
     def of(cls, rules: RuleSet) -> SegmentPlan:
-        segs = tuple(rules.segments)
-        return cls(
-            segs,
-            tuple(expression_kinds(s.when.source) for s in segs),
-            tuple(s.name for s in segs),
-            frozenset(s.name for s in segs),
-        )
+        steps = []
+        for seg in rules.segments:
+            kinds = expression_kinds(seg.when.source)
+            steps.append((seg.name, seg.when.fn, None if ALWAYS in kinds else kinds))
+        names = tuple(s.name for s in rules.segments)
+        return cls(tuple(steps), names, frozenset(names))
 
 
 def evaluate(
@@ -91,18 +90,18 @@ def evaluate(
     if stale:
         members -= stale
     before = set(members)
-    for seg, kinds in zip(plan.segments, plan.kinds, strict=True):
-        if changed is not None and ALWAYS not in kinds and kinds.isdisjoint(changed):
+    for name, fn, kinds in plan.steps:
+        if changed is not None and kinds is not None and kinds.isdisjoint(changed):
             continue
         try:
-            inside = bool(seg.when.fn(view))
+            inside = fn(view)
         except Exception:  # compiled rules are total; a bug here must not stop the stream
-            log.exception("segment %s failed to evaluate", seg.name)
+            log.exception("segment %s failed to evaluate", name)
             inside = False
         if inside:
-            members.add(seg.name)
+            members.add(name)
         else:
-            members.discard(seg.name)
+            members.discard(name)
     if members == before and not stale:
         return [], []
     entered = [n for n in plan.names if n in members and n not in before]
