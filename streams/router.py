@@ -65,7 +65,8 @@ class Router:
         key = consumer_key(obj) if isinstance(obj, dict) else None
         engine = self.engines[self.partition_of(key)]
         out = engine.process(obj if obj is not None else raw, source, offset)
-        self._settle(out)
+        if out.forwards:
+            self._settle(out)
         return out
 
     def _settle(self, out: Outputs) -> None:
