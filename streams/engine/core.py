@@ -319,6 +319,9 @@ class Engine:
             self._fire_due(watermark, out)
 
     def _fire_due(self, upto: float, out: Outputs) -> None:
+        first = self.timers.next_due()
+        if first is None or first > upto:
+            return
         for due, cid, name in self.timers.pop_due(upto):
             state = self._get(cid)
             if state is None:

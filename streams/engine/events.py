@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Any
 
 import orjson
@@ -54,8 +55,13 @@ class Event:
 
 def iso(ts: float) -> str:
     """Epoch seconds -> ISO-8601 UTC with milliseconds and a Z."""
-    dt = datetime.fromtimestamp(ts, UTC)
-    return dt.strftime("%Y-%m-%dT%H:%M:%S.") + f"{dt.microsecond // 1000:03d}Z"
+    ms = round(ts * 1000)
+    return f"{_iso_seconds(ms // 1000)}.{ms % 1000:03d}Z"
+
+
+@lru_cache(maxsize=8192)
+def _iso_seconds(seconds: int) -> str:
+    return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%S")
 
 
 def parse_time(value: Any, what: str = "timestamp") -> float:
