@@ -146,6 +146,28 @@ class EmbeddedBroker:
         self.stop()
 
 
+def wait_for_bootstrap(bootstrap: str, timeout: float = 4.0) -> None:
+    """Block until one HOST:PORT of a comma-separated `bootstrap` accepts TCP, or raise
+    BrokerError (also for a malformed address)."""
+    addrs: list[tuple[str, int]] = []
+    for item in bootstrap.split(","):
+        host, _, port = item.strip().rpartition(":")
+        if not host or not port.isdigit():
+            raise BrokerError(f"bad broker address {item!r}: expected HOST:PORT")
+        addrs.append((host.strip("[]"), int(port)))
+    deadline = time.monotonic() + timeout
+    while True:
+        for host, port_no in addrs:
+            try:
+                socket.create_connection((host, port_no), timeout=0.5).close()
+                return
+            except OSError:
+                pass
+        if time.monotonic() > deadline:
+            raise BrokerError(f"no Kafka broker answers on {bootstrap} after {timeout:.0f}s")
+        time.sleep(0.2)
+
+
 def wait_for_metadata(bootstrap: str, timeout: float = 15.0) -> None:
     """Block until the broker at `bootstrap` answers a metadata request."""
     admin = AdminClient({"bootstrap.servers": bootstrap})

@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
-import socket
 import sys
 import time
 import uuid
@@ -32,6 +31,7 @@ from confluent_kafka import (
     TopicPartition,
 )
 
+from connectors.broker import BrokerError, wait_for_bootstrap
 from streams.codec import SCHEMA_REGISTRY_ENV, AvroCodec, CodecError, JsonCodec, make_codec
 
 DEFAULT_BOOTSTRAP = "127.0.0.1:9092"
@@ -50,26 +50,13 @@ def _say(text: str) -> None:
 
 def check_reachable(bootstrap: str, timeout: float = CONNECT_TIMEOUT) -> None:
     """Raise TailError unless one of the HOST:PORT of `bootstrap` accepts TCP within `timeout`."""
-    deadline = time.monotonic() + timeout
-    addrs: list[tuple[str, int]] = []
-    for item in bootstrap.split(","):
-        host, _, port_text = item.strip().rpartition(":")
-        if not host or not port_text.isdigit():
-            raise TailError(f"bad broker address {item!r}: expected HOST:PORT")
-        addrs.append((host.strip("[]"), int(port_text)))
-    while True:
-        for host, port in addrs:
-            try:
-                socket.create_connection((host, port), timeout=0.5).close()
-                return
-            except OSError:
-                pass
-        if time.monotonic() > deadline:
-            raise TailError(
-                f"no Kafka broker answers on {bootstrap} after {timeout:.0f}s; start one with "
-                f"`micromarketing broker` or pass --broker HOST:PORT (or set {BROKER_ENV})"
-            )
-        time.sleep(0.2)
+    try:
+        wait_for_bootstrap(bootstrap, timeout)
+    except BrokerError as exc:
+        raise TailError(
+            f"{exc}; start one with `micromarketing broker` or pass --broker HOST:PORT "
+            f"(or set {BROKER_ENV})"
+        ) from None
 
 
 def consumer_config(bootstrap: str, from_beginning: bool, verbose: bool = False) -> dict[str, Any]:

@@ -51,7 +51,6 @@ import heapq
 import logging
 import math
 import os
-import socket
 import sys
 import time
 import uuid
@@ -70,6 +69,7 @@ from confluent_kafka import (
     TopicPartition,
 )
 
+from connectors.broker import BrokerError, wait_for_bootstrap
 from connectors.topics import INPUT_TOPICS
 from streams.codec import CodecError, decode_input
 from streams.engine.events import EventError, iso, parse_time
@@ -311,23 +311,10 @@ def consumer_config(bootstrap: str, verbose: bool = False) -> dict[str, Any]:
 
 def check_reachable(bootstrap: str, timeout: float = CONNECT_TIMEOUT) -> None:
     """Raise TopicReplayError unless one HOST:PORT of `bootstrap` accepts TCP within `timeout`."""
-    addrs: list[tuple[str, int]] = []
-    for item in bootstrap.split(","):
-        host, _, port = item.strip().rpartition(":")
-        if not host or not port.isdigit():
-            raise TopicReplayError(f"bad broker address {item!r}: expected HOST:PORT")
-        addrs.append((host.strip("[]"), int(port)))
-    deadline = time.monotonic() + timeout
-    while True:
-        for host, port_no in addrs:
-            try:
-                socket.create_connection((host, port_no), timeout=0.5).close()
-                return
-            except OSError:
-                pass
-        if time.monotonic() > deadline:
-            raise TopicReplayError(f"no Kafka broker answers on {bootstrap}")
-        time.sleep(0.2)
+    try:
+        wait_for_bootstrap(bootstrap, timeout)
+    except BrokerError as exc:
+        raise TopicReplayError(str(exc)) from None
 
 
 def start_offsets(
