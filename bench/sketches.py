@@ -66,7 +66,7 @@ def main() -> None:
     truth = sorted(v for v in consumers if v)
     p80 = truth[int(0.8 * len(truth))]
     kll_p80 = kll.get_quantile(0.8)
-    dd_p80 = dd.get_quantile_value(0.8)
+    dd_p80 = dd.get_quantile_value(0.8) or 0.0
     ours_p80 = 1.02 ** (hist.cuts()[3] + 0.5)
     n = a.n
     print(f"{n} order events over {len(truth)} consumers; true p80 of revenue {p80:,.0f}")

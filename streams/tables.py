@@ -1,0 +1,90 @@
+"""The engine's `Store` over one partition of the Faust table (RocksDB via rocksdict).
+
+Faust keeps one RocksDB database per table partition and replays the table's changelog into it
+on assignment. We use Faust for that (topic, assignment, recovery) but write ourselves: the
+engine's `put`/`delete` are staged in memory, and `PartitionWrites` makes them durable in this
+order: changelog records produced and acknowledged, then one atomic RocksDB WriteBatch holding
+the state, the input offsets already applied, and Faust's persisted changelog offset.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import orjson
+
+#: Faust's own key for the last changelog offset applied to a partition database.
+FAUST_OFFSET_KEY = b"__faust\0offset__"
+#: Our key: the input offsets (per topic) whose events are reflected in this partition's state.
+OFFSETS_KEY = b"\x00mm/offsets"
+_INTERNAL = (FAUST_OFFSET_KEY, OFFSETS_KEY)
+
+
+class TableStore:
+    """`streams.engine.store.Store` over one partition database, with staged writes."""
+
+    def __init__(self, db: Any, partition: int) -> None:
+        self.db = db
+        self.partition = partition
+        self.pending: dict[bytes, bytes | None] = {}
+        raw = db.get(OFFSETS_KEY)
+        #: topic -> highest offset whose event is in the state (durable once committed).
+        self.offsets: dict[str, int] = orjson.loads(raw) if raw else {}
+
+    def get(self, key: str) -> bytes | None:
+        k = key.encode()
+        if k in self.pending:
+            return self.pending[k]
+        value = self.db.get(k)
+        return bytes(value) if value is not None else None
+
+    def put(self, key: str, value: bytes) -> None:
+        self.pending[key.encode()] = value
+
+    def delete(self, key: str) -> None:
+        self.pending[key.encode()] = None
+
+    def items(self) -> Iterator[tuple[str, bytes]]:
+        """Committed items (the engine reads them once at start to rebuild its timers)."""
+        it = self.db.iter()
+        it.seek_to_first()
+        while it.valid():
+            key = bytes(it.key())
+            if key not in _INTERNAL:
+                yield key.decode(), bytes(it.value())
+            it.next()
+
+    def persisted_changelog_offset(self) -> int | None:
+        raw = self.db.get(FAUST_OFFSET_KEY)
+        return int(raw) if raw is not None else None
+
+    def stage_offsets(self) -> None:
+        """Stage the input offsets with the state (called after each batch of this partition)."""
+        self.pending[OFFSETS_KEY] = orjson.dumps(self.offsets)
+
+    def drain(self) -> dict[bytes, bytes | None]:
+        pending, self.pending = self.pending, {}
+        return pending
+
+    def write(self, writes: dict[bytes, bytes | None], changelog_offset: int | None) -> None:
+        """Apply drained writes atomically, with Faust's persisted changelog offset."""
+        from rocksdict import WriteBatch
+
+        batch = WriteBatch(raw_mode=True)
+        for key, value in writes.items():
+            if value is None:
+                batch.delete(key)
+            else:
+                batch.put(key, value)
+        if changelog_offset is not None:
+            batch.put(FAUST_OFFSET_KEY, str(changelog_offset).encode())
+        self.db.write(batch)
+
+    def apply_changelog(self, records: list[tuple[bytes, bytes | None, int]]) -> None:
+        """Apply changelog records (key, value, offset) read after Faust's recovery."""
+        if not records:
+            return
+        self.write({k: v for k, v, _ in records}, max(off for _, _, off in records))
+        raw = self.db.get(OFFSETS_KEY)
+        self.offsets = orjson.loads(raw) if raw else {}
