@@ -228,8 +228,8 @@ class Engine:
             self.stats["duplicates"] += 1
             return
         t = ev.timestamp
-        self._advance(t - self._lateness, out)
-        state = self._get(cid)  # firing may have loaded or evicted it
+        if self._advance(t - self._lateness, out):
+            state = self._get(cid)  # firing may have evicted it from the cache
         if state is None:
             state = ConsumerState(cid, t)
             self._cache[cid] = state
@@ -313,15 +313,17 @@ class Engine:
         self._fire_due(now, out)
         return out
 
-    def _advance(self, watermark: float, out: Outputs) -> None:
+    def _advance(self, watermark: float, out: Outputs) -> bool:
+        """Move the watermark forward; True when timers came due."""
         if watermark > self.watermark:
             self.watermark = watermark
-            self._fire_due(watermark, out)
+            return self._fire_due(watermark, out)
+        return False
 
-    def _fire_due(self, upto: float, out: Outputs) -> None:
+    def _fire_due(self, upto: float, out: Outputs) -> bool:
         first = self.timers.next_due()
         if first is None or first > upto:
-            return
+            return False
         for due, cid, name in self.timers.pop_due(upto):
             state = self._get(cid)
             if state is None:
@@ -334,6 +336,7 @@ class Engine:
             trig = self._by_name.get(name)
             if trig is not None:
                 self._fire(state, trig, timer, due, out)
+        return True
 
     def _fire(self, state: ConsumerState, trig: Trigger, timer: Any, due: float,
               out: Outputs) -> None:

@@ -68,13 +68,16 @@ def parse_time(value: Any, what: str = "timestamp") -> float:
     """ISO-8601 (with Z or an offset; naive means UTC) -> epoch seconds."""
     if not isinstance(value, str):
         raise EventError(f"{what} must be an ISO-8601 string, got {type(value).__name__}")
-    text = value.strip()
-    if text.endswith(("Z", "z")):
-        text = text[:-1] + "+00:00"
     try:
-        dt = datetime.fromisoformat(text)
+        dt = datetime.fromisoformat(value)  # 3.11 reads "Z" and most ISO-8601 forms
     except ValueError:
-        raise EventError(f"{what} is not ISO-8601: {value!r}") from None
+        text = value.strip()
+        if text.endswith("z"):
+            text = text[:-1] + "+00:00"
+        try:
+            dt = datetime.fromisoformat(text)
+        except ValueError:
+            raise EventError(f"{what} is not ISO-8601: {value!r}") from None
     if dt.tzinfo is None:
         dt = dt.replace(tzinfo=UTC)
     return dt.timestamp()
