@@ -56,12 +56,16 @@ class Event:
 def iso(ts: float) -> str:
     """Epoch seconds -> ISO-8601 UTC with milliseconds and a Z."""
     ms = round(ts * 1000)
-    return f"{_iso_seconds(ms // 1000)}.{ms % 1000:03d}Z"
+    seconds, milli = divmod(ms, 1000)
+    hour, rest = divmod(seconds, 3600)
+    minute, second = divmod(rest, 60)
+    return f"{_iso_hour(hour)}:{minute:02d}:{second:02d}.{milli:03d}Z"
 
 
-@lru_cache(maxsize=8192)
-def _iso_seconds(seconds: int) -> str:
-    return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%S")
+@lru_cache(maxsize=4096)
+def _iso_hour(hours: int) -> str:
+    """'YYYY-MM-DDTHH' of an hour since the epoch (outputs of an hour share it)."""
+    return datetime.fromtimestamp(hours * 3600, UTC).strftime("%Y-%m-%dT%H")
 
 
 def parse_time(value: Any, what: str = "timestamp") -> float:
