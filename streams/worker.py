@@ -6,10 +6,18 @@ import argparse
 import contextlib
 import logging
 import socket
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
-from connectors.broker import DEFAULT_PORT, EmbeddedBroker, ensure_topics, topic_partitions
+from connectors.broker import (
+    DEFAULT_PORT,
+    BrokerError,
+    EmbeddedBroker,
+    ensure_topics,
+    topic_partitions,
+    wait_for_bootstrap,
+)
 from connectors.topics import ALL_TOPICS, DEFAULT_PARTITIONS, INPUT_TOPICS
 from streams.app import Settings, create_app
 from streams.live_io import topic_name
@@ -50,7 +58,22 @@ def run(args: argparse.Namespace) -> int:
     from faust.worker import Worker
 
     from streams.agents import register
+    from streams.engine.rules import RulesError, load_rules
 
+    try:
+        load_rules(args.rules)  # refuse a bad file before joining anything
+    except RulesError as exc:
+        print(exc, file=sys.stderr)
+        return 1
+    except OSError as exc:
+        print(f"cannot read rules: {exc}", file=sys.stderr)
+        return 2
+    if args.broker:
+        try:
+            wait_for_bootstrap(args.broker, timeout=10)
+        except BrokerError as exc:
+            print(exc, file=sys.stderr)
+            return 2
     with resolve_broker(args.broker) as bootstrap:
         settings = Settings(
             rules_path=Path(args.rules),
