@@ -16,7 +16,7 @@ import sys
 
 import orjson
 
-from connectors.broker import DEFAULT_PORT, topic_partitions
+from connectors.broker import DEFAULT_PORT, topic_partitions, wait_for_bootstrap
 from connectors.topics import CONTROL, FORWARDS
 from streams.engine.partitioning import partition_for
 from streams.live_io import BatchProducer, topic_name
@@ -68,6 +68,7 @@ def run(args: argparse.Namespace) -> int:
         )
         return 2
     try:
+        wait_for_bootstrap(bootstrap, timeout=10)
         partition = send_forget(bootstrap, args.consumer_id)
     except Exception as exc:
         print(f"forget failed: {exc}", file=sys.stderr)

@@ -18,7 +18,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from types import FrameType
 
-from connectors.broker import broker_or_embedded, ensure_topics
+from connectors.broker import BrokerError, broker_or_embedded, ensure_topics, wait_for_bootstrap
 from connectors.deliver.loop import Deliverer, DeliverTopics
 from connectors.deliver.metrics import DeliverMetrics
 from connectors.deliver.retry import RetryPolicy
@@ -120,6 +120,12 @@ def run(args: argparse.Namespace) -> int:
     except UsageError as exc:
         print(f"micromarketing deliver: {exc}", file=sys.stderr)
         return 2
+    if args.broker:
+        try:
+            wait_for_bootstrap(args.broker, timeout=10)
+        except BrokerError as exc:
+            print(f"micromarketing deliver: {exc}", file=sys.stderr)
+            return 2
     topics = DeliverTopics()
     metrics = DeliverMetrics(sender.name)
     stop = threading.Event()
