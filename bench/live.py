@@ -16,14 +16,12 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
-import signal
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +34,7 @@ from confluent_kafka import Consumer, TopicPartition  # noqa: E402
 
 from connectors.broker import EmbeddedBroker, ensure_topics  # noqa: E402
 from connectors.topics import ALL_TOPICS, INPUT_TOPICS, SEGMENT_CHANGES  # noqa: E402
+from micromarketing.processes import child  # noqa: E402
 from streams.live_io import BatchProducer, produce_events  # noqa: E402
 
 PARTITIONS = 4
@@ -149,26 +148,6 @@ async def naive(stream):
 
 app.main()
 """
-
-
-@contextlib.contextmanager
-def child(
-    cmd: list[str], log: Path, env: dict[str, str] | None = None
-) -> Iterator[subprocess.Popen[bytes]]:
-    with open(log, "ab") as f:
-        proc = subprocess.Popen(
-            cmd, stdout=f, stderr=subprocess.STDOUT, cwd=ROOT, env=env or dict(os.environ)
-        )
-    try:
-        yield proc
-    finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
 
 
 def naive_faust(bootstrap: str, prefix: str, n: int, tmp: Path) -> float:

@@ -13,7 +13,6 @@ import argparse
 import contextlib
 import os
 import signal
-import subprocess
 import sys
 import tempfile
 import time
@@ -33,6 +32,7 @@ from connectors.topics import (
     SUPPRESSED,
     TRIGGER_TOPICS,
 )
+from micromarketing.processes import child
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_RULES = ROOT / "examples" / "bike-shop" / "rules.yaml"
@@ -122,22 +122,6 @@ class Display:
         print(self.s(line, "1;34"), file=self.out, flush=True)
 
 
-@contextlib.contextmanager
-def _child(cmd: list[str], log: Path, env: dict[str, str]) -> Iterator[subprocess.Popen[bytes]]:
-    with open(log, "ab") as f:
-        proc = subprocess.Popen(cmd, stdout=f, stderr=subprocess.STDOUT, env=env, cwd=ROOT)
-    try:
-        yield proc
-    finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-
-
 def _shop(start: float) -> Iterator[dict[str, Any]]:
     from connectors.sources.synthetic import generate_events
 
@@ -183,12 +167,12 @@ def run(args: argparse.Namespace) -> int:
             "--no-wall-clock",
         ]
         with contextlib.ExitStack() as stack:
-            worker = stack.enter_context(_child(worker_cmd, workdir / "worker.log", env))
+            worker = stack.enter_context(child(worker_cmd, workdir / "worker.log", env))
             collector_port = None
             if (ROOT / "connectors" / "collector" / "server.py").exists():
                 collector_port = free_port()
                 stack.enter_context(
-                    _child(
+                    child(
                         [
                             sys.executable,
                             "-m",
