@@ -64,6 +64,9 @@ class Record(NamedTuple):
     topic: str
     key: bytes | None
     value: bytes
+    # the event time as the Kafka record timestamp: workers merge topics and topic replay
+    # selects time ranges by it (None: the broker's receive time)
+    timestamp_ms: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -222,13 +225,18 @@ def to_record(event: Any, received: float | Received, limits: Limits, **enrich_a
     if not isinstance(event, dict):
         raise EventError(f"event must be a JSON object, got {type(event).__name__}")
     enriched = enrich(event, received, **enrich_args)
-    parse_event(enriched)
+    parsed = parse_event(enriched)
     value = orjson.dumps(enriched)
     limit = limits.max_event_bytes
     if len(value) > limit - _ENRICH_SLACK and len(orjson.dumps(event)) > limit:
         raise EventError(f"event larger than {limit} bytes")
     key = consumer_key(enriched)
-    return Record(input_topic(enriched), key.encode() if key is not None else None, value)
+    return Record(
+        input_topic(enriched),
+        key.encode() if key is not None else None,
+        value,
+        max(0, round(parsed.timestamp * 1000)),
+    )
 
 
 def plan_single(obj: Any, kind: str, received_at: float, limits: Limits) -> Plan:

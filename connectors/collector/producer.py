@@ -113,7 +113,13 @@ class AsyncProducer:
         produced = 0
         try:
             for r in records:
-                self._producer.produce(r.topic, r.value, r.key, on_delivery=pending.on_delivery)
+                self._producer.produce(
+                    r.topic,
+                    r.value,
+                    r.key,
+                    on_delivery=pending.on_delivery,
+                    timestamp=r.timestamp_ms or 0,
+                )
                 produced += 1
         except BufferError as exc:
             raise Overloaded(str(exc)) from None

@@ -26,6 +26,7 @@ from connectors.broker import EmbeddedBroker, free_port
 from connectors.collector.config import CollectorConfig
 from connectors.collector.server import create_app, make_runner
 from connectors.topics import CLICKSTREAM, DEAD_LETTERS, IDENTITIES, PURCHASES
+from streams.engine.events import parse_time
 
 pytestmark = pytest.mark.integration
 
@@ -107,8 +108,10 @@ def read_back(
     match: Callable[[dict[str, Any]], bool],
     count: int,
     timeout: float = 20.0,
+    stamps: dict[str, int] | None = None,
 ) -> list[tuple[str, bytes | None, dict[str, Any]]]:
-    """The first `count` records of `topics` (all partitions, from the beginning) that match."""
+    """The first `count` records of `topics` (all partitions, from the beginning) that match;
+    `stamps`, if given, gets each found record's Kafka timestamp (ms) by its messageId."""
     consumer = Consumer(
         {
             "bootstrap.servers": bootstrap,
@@ -135,6 +138,8 @@ def read_back(
                 value = orjson.loads(msg.value())
                 if match(value):
                     found.append((msg.topic(), msg.key(), value))
+                    if stamps is not None:
+                        stamps[value.get("messageId", "")] = msg.timestamp()[1]
     finally:
         consumer.close()
     return found
@@ -221,7 +226,9 @@ def test_analytics_js_short_paths_text_plain(
         )
         assert (status, resp) == (200, {"success": True})
         assert headers["Access-Control-Allow-Origin"] == "*"
-    found = read_back(broker.bootstrap, [CLICKSTREAM, IDENTITIES], by_user(user), 5)
+    stamps: dict[str, int] = {}
+    found = read_back(broker.bootstrap, [CLICKSTREAM, IDENTITIES], by_user(user), 5,
+                      stamps=stamps)
     types = {v["messageId"].rsplit("-", 1)[1]: (topic, v) for topic, _, v in found}
     expected = {"t": "track", "i": "identify", "p": "page", "s": "screen", "a": "alias"}
     assert {p: v["type"] for p, (_, v) in types.items()} == expected
@@ -232,6 +239,8 @@ def test_analytics_js_short_paths_text_plain(
     corrected = time.mktime(time.strptime(track["timestamp"][:19], "%Y-%m-%dT%H:%M:%S"))
     assert received - corrected in (0.0, 1.0, 2.0)
     assert track["originalTimestamp"] == "2024-05-01T10:00:00.000Z"
+    # the Kafka record carries the (corrected) event time, not the time it was produced
+    assert stamps[track["messageId"]] == round(parse_time(track["timestamp"]) * 1000)
 
 
 def test_gzip_batch_with_rudderstack_auth(
