@@ -18,8 +18,11 @@ once (as replay does), others go to the `forwards` topic. Once per batch:
 1. outputs and forwards are queued on a confluent producer (no await per event);
 2. `engine.flush()` stages each dirty key once, plus the input offsets applied;
 3. the staged writes go to the table's changelog (explicit partition = input partition);
-4. the producer is flushed: every output, forward and changelog record is acknowledged;
-5. one atomic RocksDB WriteBatch stores state + input offsets + the changelog offset;
+4. the batch's epoch of records is sealed, and the engine goes on with the next batch while
+   they are acknowledged (`streams.epochs`);
+5. once every record of the batch is acknowledged, one atomic RocksDB WriteBatch stores state
+   + input offsets + the changelog offset (batches in order; at the end of the next batch, when
+   idle, and before a revocation);
 6. forwards consumed through Faust are acked (Faust commits them later).
 
 A crash before 5 replays the batch from the last durable state: the same outputs with the same
@@ -50,7 +53,8 @@ from connectors.broker import topic_partitions
 from connectors.topics import CONTROL, DEAD_LETTERS, FORWARDS, INPUT_TOPICS
 from streams.app import Settings, state_table
 from streams.engine.partitioning import partition_for
-from streams.live_io import BatchProducer, decode_input, encode_value, topic_name
+from streams.epochs import Epoch, EpochProducer
+from streams.live_io import decode_input, encode_value, topic_name
 from streams.tables import TableStore
 
 log = logging.getLogger(__name__)
@@ -76,6 +80,17 @@ class PartitionEngine:
     store: TableStore
 
 
+@dataclass
+class Inflight:
+    """A committed batch not yet durable: its epoch of records, its staged RocksDB writes, the
+    input offsets it reached and the Faust events to ack."""
+
+    epoch: Epoch
+    staged: list[tuple[PartitionEngine, dict[bytes, bytes | None]]]
+    acks: list[Any]
+    offsets: list[TopicPartition]
+
+
 def _load_rules(path: Path) -> Any:
     from streams.engine.rules import load_rules
 
@@ -96,7 +111,8 @@ class Pipeline:
         self.settings = settings
         self.table = state_table(app, settings.partitions)
         self.changelog = self.table.changelog_topic.get_topic_name()
-        self.producer = BatchProducer(settings.bootstrap, track=[self.changelog])
+        self.producer = EpochProducer(settings.bootstrap, track=[self.changelog])
+        self._inflight: Inflight | None = None
         self.lock = asyncio.Lock()
         self.engines: dict[int, PartitionEngine] = {}
         prefix = settings.prefix
@@ -261,8 +277,22 @@ class Pipeline:
         )
         self.stats[DEAD_LETTERS] += 1
 
-    async def commit(self) -> None:
-        """Changelog, then wait for every record, then one RocksDB batch per touched partition."""
+    async def commit(self, acks: Iterable[Any] = ()) -> None:
+        """End a batch: stage its state writes on the changelog and seal its epoch of records,
+        then settle the batch before it (acknowledged by now, as a rule). `acks` are the Faust
+        events of the batch, acked once it is durable."""
+        previous = self._inflight
+        self._inflight = self._stage(list(acks))
+        if previous is not None:
+            await self._settle(previous)
+
+    async def settle(self) -> None:
+        """Make the batch in flight durable (when idle, and before partitions are revoked)."""
+        inflight, self._inflight = self._inflight, None
+        if inflight is not None:
+            await self._settle(inflight)
+
+    def _stage(self, acks: list[Any]) -> Inflight:
         staged: list[tuple[PartitionEngine, dict[bytes, bytes | None]]] = []
         for p in sorted(self._touched):
             pe = self.engines.get(p)
@@ -276,9 +306,28 @@ class Pipeline:
                 self.producer.produce(self.changelog, key, value, partition=pe.partition)
             staged.append((pe, writes))
         self._touched.clear()
-        await self.producer.flush()
-        for pe, writes in staged:
-            pe.store.write(writes, self.producer.offsets.get((self.changelog, pe.partition)))
+        offsets = [
+            TopicPartition(topic, p, off + 1)
+            for p, pe in self.engines.items()
+            for topic, off in pe.store.offsets.items()
+            if topic in self.input_topics
+        ]
+        return Inflight(self.producer.seal(), staged, acks, offsets)
+
+    async def _settle(self, inflight: Inflight) -> None:
+        """Every record of the batch acknowledged, then one RocksDB batch per partition, then
+        the input offsets (for lag tools only) and the acks of its forwards."""
+        epoch = inflight.epoch
+        await epoch.acknowledged()
+        for pe, writes in inflight.staged:
+            pe.store.write(writes, epoch.offsets.get((self.changelog, pe.partition)))
+        if inflight.offsets:
+            with contextlib.suppress(Exception):
+                self.intake.commit(offsets=inflight.offsets, asynchronous=True)
+        if inflight.acks and self.stream is not None:
+            ack = self.stream.ack
+            for event in inflight.acks:
+                await ack(event)
 
     # ----------------------------------------------------------------- intake
     def add_forward(self, event: Any) -> None:
@@ -413,47 +462,29 @@ class Pipeline:
         return out
 
     async def drain(self, force: bool = False) -> None:
-        """Apply the releasable buffered records, commit, then ack the forwards among them."""
+        """Apply the releasable buffered records and commit them as one batch; settle the batch
+        in flight when there is nothing to apply."""
         self.fetch()
-        if not self.buffered:
-            return
         async with self.lock:
-            if not self.engines:
-                return
-            force = (
-                force
-                or self.buffered >= self.settings.max_buffered
-                or time.monotonic() - self._oldest > self.settings.max_idle
-            )
-            if force:
-                self.stats["forced_releases"] += 1
-                log.info("forced release, waiting for %s", self._blocking())
-            recs = self._release(force)
+            recs: list[Rec] = []
+            if self.buffered and self.engines:
+                force = (
+                    force
+                    or self.buffered >= self.settings.max_buffered
+                    or time.monotonic() - self._oldest > self.settings.max_idle
+                )
+                if force:
+                    self.stats["forced_releases"] += 1
+                    log.info("forced release, waiting for %s", self._blocking())
+                recs = self._release(force)
             if not recs:
+                await self.settle()
                 return
             self.buffered -= len(recs)
             self._oldest = time.monotonic()
             self._apply(recs)
-            await self.commit()
             self.stats["events"] += len(recs)
-            self._commit_inputs()
-            if self.stream is not None:
-                ack = self.stream.ack
-                for rec in recs:
-                    if rec.event is not None:
-                        await ack(rec.event)
-
-    def _commit_inputs(self) -> None:
-        """Input offsets of the state, also as group offsets (for lag tools; not relied on)."""
-        tps = [
-            TopicPartition(topic, p, off + 1)
-            for p, pe in self.engines.items()
-            for topic, off in pe.store.offsets.items()
-            if topic in self.input_topics
-        ]
-        if tps:
-            with contextlib.suppress(Exception):
-                self.intake.commit(offsets=tps, asynchronous=True)
+            await self.commit([rec.event for rec in recs if rec.event is not None])
 
     def _apply(self, recs: list[Rec]) -> None:
         engines, emit, touched = self.engines, self.emit, self._touched
@@ -579,7 +610,7 @@ class Pipeline:
             self._control.close()
             self._control = None
         try:
-            self.producer.flush_blocking(10)
+            self.producer.close(10)
         except Exception as exc:
             log.warning("producer not flushed on close: %s", exc)
 
@@ -624,6 +655,7 @@ def register(app: faust.App, settings: Settings) -> Pipeline:
         parts = {tp.partition for tp in revoked if tp.topic == pipeline.forwards_topic}
         pipeline.ready = False
         async with pipeline.lock:
+            await pipeline.settle()
             pipeline.owned -= parts
             pipeline.forget_partitions(parts)
 
