@@ -10,7 +10,6 @@ ratios show what segments and triggers cost on top.
 from __future__ import annotations
 
 import argparse
-import gc
 import resource
 import statistics
 import sys
@@ -27,6 +26,7 @@ from streams.engine.events import parse_event  # noqa: E402
 from streams.engine.rules import load_rules, loads_rules  # noqa: E402
 from streams.engine.view import View  # noqa: E402
 from streams.router import Router  # noqa: E402
+from streams.runtime import tune_gc  # noqa: E402
 
 
 def _peak_rss_mb() -> float:
@@ -45,7 +45,7 @@ def engine_run(
 ) -> tuple[float, Router]:
     rules = load_rules(rules_path) if rules_path else loads_rules(text or "", "<bench>")
     router = Router(rules, 4)
-    gc.collect()
+    tune_gc()  # as the replay command and the worker do
     t = time.perf_counter()
     for line in lines:
         router.process(line)

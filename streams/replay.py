@@ -9,7 +9,6 @@ deterministic: two runs over the same input write byte-identical JSON-lines file
 from __future__ import annotations
 
 import argparse
-import gc
 import os
 import sys
 import time
@@ -25,6 +24,7 @@ from streams.engine.events import EventError, parse_time
 from streams.engine.outputs import Outputs
 from streams.engine.rules import RulesError, load_rules
 from streams.router import DEFAULT_PARTITIONS, Router
+from streams.runtime import tune_gc
 
 OUTPUT_FILES = {
     "triggers": "triggers.jsonl",
@@ -184,8 +184,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"no such file: {args.events}", file=sys.stderr)
         return 2
     router = Router(rules, partitions)
-    # the engine allocates many small, long-lived objects: collect young garbage less often
-    gc.set_threshold(50_000, 20, 20)
+    tune_gc()
     progress = _progress(args.events, not args.no_progress)
     source = Path(args.events).name if args.events != "-" else "stdin"
     with OutputFiles(out_dir) as files:

@@ -59,6 +59,7 @@ def run(args: argparse.Namespace) -> int:
 
     from streams.agents import register
     from streams.engine.rules import RulesError, load_rules
+    from streams.runtime import tune_gc
 
     try:
         load_rules(args.rules)  # refuse a bad file before joining anything
@@ -95,6 +96,7 @@ def run(args: argparse.Namespace) -> int:
             getattr(pipeline.rules, "version", "?"),
             settings.wall_clock,
         )
+        tune_gc()
         worker = Worker(
             app,
             loglevel="DEBUG" if getattr(args, "verbose", False) else "INFO",

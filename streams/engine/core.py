@@ -20,7 +20,7 @@ from streams.engine.features import apply_context, apply_track, merge_states
 from streams.engine.outputs import Forward, Outputs
 from streams.engine.population import Population
 from streams.engine.rules import RuleSet, Trigger
-from streams.engine.segments import SegmentPlan, evaluate, ordered
+from streams.engine.segments import KIND_BITS, SegmentPlan, evaluate, mask_of, ordered
 from streams.engine.state import MAX_SEEN_IDS, ConsumerState
 from streams.engine.store import Store
 from streams.engine.timers import TimerIndex
@@ -46,6 +46,9 @@ TRACK_CHANGES: dict[str, tuple[str, ...]] = {
     "Order Refunded": ("orders",),
     "Order Cancelled": ("orders",),
 }
+TRACK_MASKS: dict[str, int] = {name: mask_of(kinds) for name, kinds in TRACK_CHANGES.items()}
+_EVENTS, _CONSENT, _LOCATION = KIND_BITS["events"], KIND_BITS["consent"], KIND_BITS["location"]
+_PROFILE = mask_of(("traits", "consent", "location"))
 POPULATION_KEY = "~pop"
 META_KEY = "~meta"
 
@@ -241,7 +244,7 @@ class Engine:
         if t > state.last_seen:
             state.last_seen = t
         name = ev.name if ev.type == "track" else ev.type
-        changed: set[str] | None = {"events"} if state.events > 1 else None
+        changed: int | None = _EVENTS if state.events > 1 else None
         if ev.type == "track":
             if name in ORDER_EVENTS:
                 self.population.remove(state)
@@ -250,16 +253,16 @@ class Engine:
             else:
                 apply_track(state, ev, self._half_life)
             if changed is not None:
-                changed.update(TRACK_CHANGES.get(name or "", ()))
+                changed |= TRACK_MASKS.get(name or "", 0)
         if changed is not None and (ev.traits or ev.type == "identify"):
-            changed.update(("traits", "consent", "location"))
+            changed |= _PROFILE
         where = (state.country, state.city, state.lat, state.lon)
         email_changed, consent_changed = apply_context(state, ev)
         if changed is not None:
             if consent_changed:
-                changed.add("consent")
+                changed |= _CONSENT
             if where != (state.country, state.city, state.lat, state.lon):
-                changed.add("location")
+                changed |= _LOCATION
         if email_changed or consent_changed:
             self._profile(out, state, t)
         for trig in self._unless.get(name or "", ()):
@@ -290,7 +293,7 @@ class Engine:
         return View(state, now, self.population, self._bgnbd, set(state.segments))
 
     def _segments(
-        self, state: ConsumerState, now: float, out: Outputs, changed: set[str] | None = None
+        self, state: ConsumerState, now: float, out: Outputs, changed: int | None = None
     ) -> View:
         view = self._view(state, now)
         entered, exited = evaluate(self._plan, view, changed)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Callable, Collection
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from streams.engine.namespace import FEATURES, FUNCTIONS
@@ -58,55 +58,89 @@ def expression_kinds(source: str) -> frozenset[str]:
     return frozenset(kinds)
 
 
+#: every kind of change, one bit each: an event's changes are an int mask of these
+KINDS = ("views", "cart", "orders", "price", "affinity", "location", "traits", "consent", "events")
+KIND_BITS: dict[str, int] = {kind: 1 << i for i, kind in enumerate(KINDS)}
+EVERYTHING = -1  # all bits: the mask of a segment that always runs
+
+
+def mask_of(kinds: Collection[str]) -> int:
+    """The change mask of some kinds of change."""
+    mask = 0
+    for kind in kinds:
+        mask |= KIND_BITS[kind]
+    return mask
+
+
+Step = tuple[str, Callable[[View], Any]]
+
+
 @dataclass(frozen=True, slots=True)
 class SegmentPlan:
     """The segments of a rule set with what each depends on, ready for the hot loop."""
 
-    steps: tuple[tuple[str, Callable[[View], Any], frozenset[str] | None], ...]
+    steps: tuple[tuple[str, Callable[[View], Any], int], ...]  # (name, fn, change mask)
     names: tuple[str, ...]
     name_set: frozenset[str]
+    every: tuple[Step, ...]
+    _by_mask: dict[int, tuple[Step, ...]] = field(default_factory=dict, compare=False)
 
     @classmethod
     def of(cls, rules: RuleSet) -> SegmentPlan:
         steps = []
         for seg in rules.segments:
             kinds = expression_kinds(seg.when.source)
-            steps.append((seg.name, seg.when.fn, None if ALWAYS in kinds else kinds))
+            mask = EVERYTHING if ALWAYS in kinds else mask_of(kinds)
+            steps.append((seg.name, seg.when.fn, mask))
         names = tuple(s.name for s in rules.segments)
-        return cls(tuple(steps), names, frozenset(names))
+        every = tuple((name, fn) for name, fn, _ in steps)
+        return cls(tuple(steps), names, frozenset(names), every)
+
+    def steps_for(self, changed: int) -> tuple[Step, ...]:
+        """The segments an event with these changes may alter, in file order."""
+        try:
+            return self._by_mask[changed]
+        except KeyError:
+            run = tuple(
+                (name, fn) for name, fn, mask in self.steps if mask == EVERYTHING or mask & changed
+            )
+            self._by_mask[changed] = run
+            return run
 
 
 def evaluate(
-    plan: SegmentPlan, view: View, changed: Collection[str] | None = None
+    plan: SegmentPlan, view: View, changed: int | None = None
 ) -> tuple[list[str], list[str]]:
     """Re-evaluate segments for `view`; return (entered, exited), both in file order.
 
-    `changed` names the kinds of change of this event (None: everything may have changed).
-    `view.members` holds the current memberships and is updated in place as segments are
-    evaluated, which is what `in_segment()` reads. Segments no longer in the rules are exited.
+    `changed` is the mask (`KIND_BITS`) of the kinds of change of this event (None: everything
+    may have changed). `view.members` holds the current memberships and is updated in place as
+    segments are evaluated, which is what `in_segment()` reads. Segments no longer in the rules
+    are exited (after the others).
     """
     members = view.members
-    stale = members - plan.name_set
-    if stale:
-        members -= stale
-    before = set(members)
-    for name, fn, kinds in plan.steps:
-        if changed is not None and kinds is not None and kinds.isdisjoint(changed):
-            continue
+    stale: list[str] = []
+    if not members <= plan.name_set:
+        stale = sorted(members - plan.name_set)
+        members.difference_update(stale)
+    entered: list[str] = []
+    exited: list[str] = []
+    for name, fn in plan.every if changed is None else plan.steps_for(changed):
         try:
             inside = fn(view)
         except Exception:  # compiled rules are total; a bug here must not stop the stream
             log.exception("segment %s failed to evaluate", name)
             inside = False
         if inside:
-            members.add(name)
-        else:
+            if name not in members:
+                members.add(name)
+                entered.append(name)
+        elif name in members:
             members.discard(name)
-    if members == before and not stale:
-        return [], []
-    entered = [n for n in plan.names if n in members and n not in before]
-    exited = [n for n in plan.names if n in before and n not in members]
-    return entered, exited + sorted(stale)
+            exited.append(name)
+    if stale:
+        exited.extend(stale)
+    return entered, exited
 
 
 def ordered(plan: SegmentPlan, members: set[str]) -> list[str]:
