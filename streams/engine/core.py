@@ -49,6 +49,7 @@ TRACK_CHANGES: dict[str, tuple[str, ...]] = {
 TRACK_MASKS: dict[str, int] = {name: mask_of(kinds) for name, kinds in TRACK_CHANGES.items()}
 _EVENTS, _CONSENT, _LOCATION = KIND_BITS["events"], KIND_BITS["consent"], KIND_BITS["location"]
 _PROFILE = mask_of(("traits", "consent", "location"))
+_TIME = 0  # no feature changed: only segments reading time, the population or in_segment()
 POPULATION_KEY = "~pop"
 META_KEY = "~meta"
 
@@ -296,7 +297,11 @@ class Engine:
         self, state: ConsumerState, now: float, out: Outputs, changed: int | None = None
     ) -> View:
         view = self._view(state, now)
-        entered, exited = evaluate(self._plan, view, changed)
+        plan = self._plan
+        if state.plan != plan.signature:  # new consumer, or rules reloaded since
+            state.plan = plan.signature
+            changed = None
+        entered, exited = evaluate(plan, view, changed)
         if entered or exited:
             state.segments = ordered(self._plan, view.members)
             at = iso(now)
@@ -343,7 +348,8 @@ class Engine:
 
     def _fire(self, state: ConsumerState, trig: Trigger, timer: Any, due: float,
               out: Outputs) -> None:
-        view = self._segments(state, due, out)
+        # nothing but time (and the population) moved since the last evaluation
+        view = self._segments(state, due, out, _TIME)
         if trig.when is not None and not bool(trig.when.fn(view)):
             self.stats["not_eligible:" + trig.name] += 1
             return

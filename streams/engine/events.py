@@ -89,6 +89,8 @@ def parse_time(value: Any, what: str = "timestamp") -> float:
 
 def _opt_id(obj: dict[str, Any], key: str) -> str | None:
     value = obj.get(key)
+    if type(value) is str and 0 < len(value) <= MAX_ID_LENGTH:
+        return value  # the common case, first
     if value is None or value == "":
         return None
     if isinstance(value, bool) or not isinstance(value, str | int):
@@ -145,17 +147,17 @@ def parse_event(obj: Any) -> Event:
     context = _opt_dict(obj, "context")
     if not traits and isinstance(context.get("traits"), dict):
         traits = context["traits"]
-    return Event(
-        type=etype,
-        name=name,
-        user_id=user_id,
-        anonymous_id=anonymous_id,
-        message_id=message_id,
-        timestamp=parse_time(stamp),
-        properties=properties,
-        traits=traits,
-        context=context,
-        previous_id=previous_id,
+    return Event(  # positional: this runs for every event
+        etype,
+        name,
+        user_id,
+        anonymous_id,
+        message_id,
+        parse_time(stamp),
+        properties,
+        traits,
+        context,
+        previous_id,
     )
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import re
+import zlib
 from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from typing import Any
@@ -83,6 +84,9 @@ class SegmentPlan:
     names: tuple[str, ...]
     name_set: frozenset[str]
     every: tuple[Step, ...]
+    #: a checksum of the segments' names and expressions: a consumer whose state carries
+    #: another one was last evaluated under other rules, and gets a full evaluation
+    signature: int
     _by_mask: dict[int, tuple[Step, ...]] = field(default_factory=dict, compare=False)
 
     @classmethod
@@ -94,7 +98,9 @@ class SegmentPlan:
             steps.append((seg.name, seg.when.fn, mask))
         names = tuple(s.name for s in rules.segments)
         every = tuple((name, fn) for name, fn, _ in steps)
-        return cls(tuple(steps), names, frozenset(names), every)
+        text = "\n".join(f"{s.name}\0{s.when.source}" for s in rules.segments)
+        signature = zlib.crc32(text.encode()) or 1
+        return cls(tuple(steps), names, frozenset(names), every, signature)
 
     def steps_for(self, changed: int) -> tuple[Step, ...]:
         """The segments an event with these changes may alter, in file order."""

@@ -63,6 +63,7 @@ class ConsumerState:
         "lat",
         "lon",
         "orders",
+        "plan",
         "price",
         "recent_orders",
         "revenue",
@@ -106,6 +107,8 @@ class ConsumerState:
         self.fired: list[float] = []  # times of emitted triggers, for the frequency cap
         self.seen: dict[str, float] = {}  # messageId -> event time, for dedupe
         self.aliases: list[str] = []  # ids merged into this one
+        #: signature of the segments last evaluated in full (0: never); see SegmentPlan
+        self.plan = 0
 
     def to_bytes(self) -> bytes:
         return orjson.dumps(
@@ -142,6 +145,7 @@ class ConsumerState:
                 self.fired,
                 self.seen,
                 self.aliases,
+                self.plan,
             ]
         )
 
@@ -184,7 +188,8 @@ class ConsumerState:
             s.fired,
             s.seen,
             s.aliases,
-        ) = d
+        ) = d[:32]
+        s.plan = d[32] if len(d) > 32 else 0  # absent in state written before it existed
         s.price = {int(b): w for b, w in price}
         s.timers = {k: Timer.from_json(v) for k, v in timers.items()}
         return s

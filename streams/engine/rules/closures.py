@@ -334,13 +334,17 @@ def not_(f: Fn) -> Fn:
     return lambda view: not f(view)
 
 
-def and_(fns: Sequence[Fn]) -> Fn:
-    """Short-circuit and, as a bool."""
+def and_(fns: Sequence[Fn], bools: bool = False) -> Fn:
+    """Short-circuit and, as a bool (`bools`: every operand already returns a bool)."""
     if len(fns) == 2:
         a, b = fns
+        if bools:
+            return lambda view: a(view) and b(view)
         return lambda view: bool(a(view) and b(view))
     if len(fns) == 3:
         a, b, c = fns
+        if bools:
+            return lambda view: a(view) and b(view) and c(view)
         return lambda view: bool(a(view) and b(view) and c(view))
     fs = tuple(fns)
 
@@ -353,13 +357,17 @@ def and_(fns: Sequence[Fn]) -> Fn:
     return all_
 
 
-def or_(fns: Sequence[Fn]) -> Fn:
-    """Short-circuit or, as a bool."""
+def or_(fns: Sequence[Fn], bools: bool = False) -> Fn:
+    """Short-circuit or, as a bool (`bools`: every operand already returns a bool)."""
     if len(fns) == 2:
         a, b = fns
+        if bools:
+            return lambda view: a(view) or b(view)
         return lambda view: bool(a(view) or b(view))
     if len(fns) == 3:
         a, b, c = fns
+        if bools:
+            return lambda view: a(view) or b(view) or c(view)
         return lambda view: bool(a(view) or b(view) or c(view))
     fs = tuple(fns)
 

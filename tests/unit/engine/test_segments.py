@@ -68,3 +68,34 @@ def test_hot_reload_exits_removed_segments():
     out = run(eng, track("u", "Page", T0 + 2))
     assert changes(out) == [("u", "viewer", "exited")]
     assert out.segment_changes[0]["rules_version"] == eng.rules.version
+
+
+def test_hot_reload_evaluates_added_segments_on_the_next_event_of_any_kind():
+    """A segment added by a reload is evaluated on the consumer's next event even when that
+    event cannot change its inputs (a page view cannot change `views`)."""
+    from tests.unit.engine.helpers import rules
+
+    eng = engine(RULES)
+    run(eng, *(track("u", "Product Viewed", T0 + i) for i in range(3)))
+    eng.set_rules(rules("segments:\n  - name: keen\n    when: views >= 3\n"))
+    out = run(eng, {**track("u", "x", T0 + 10), "type": "page", "name": "Home"})
+    assert ("u", "keen", "entered") in changes(out)
+    assert ("u", "viewer", "exited") in changes(out)
+    # the full evaluation happens once per reload: the next page view changes nothing
+    assert changes(run(eng, {**track("u", "x", T0 + 11), "type": "page", "name": "Home"})) == []
+
+
+def test_timer_firing_matches_a_full_evaluation():
+    """At firing only time-relative segments are re-run; the memberships on the trigger are
+    those a full evaluation would give."""
+    text = RULES + (
+        "  - name: quiet\n    when: days_since_last_seen > 1d\n"
+        "triggers:\n  - name: nudge\n    kind: retargeting\n    on: Product Viewed\n"
+        "    wait: 2d\n    offer: hi\n"
+    )
+    eng = engine(text)
+    run(eng, track("u", "Product Viewed", T0), track("u", "Product Viewed", T0 + 1))
+    out = eng.advance(T0 + 3 * DAY)
+    assert changes(out) == [("u", "quiet", "entered")]
+    [trig] = out.triggers
+    assert trig["segments"] == ["viewer", "quiet"]
