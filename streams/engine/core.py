@@ -269,8 +269,12 @@ class Engine:
         for trig in self._unless.get(name or "", ()):
             state.timers.pop(trig.name, None)
         for trig in self._on.get(name or "", ()):
+            before = state.timers.get(trig.name)
             timer = arm(state, trig, ev)
-            self.timers.push(timer.due, cid, trig.name)
+            # the heap entry of a re-armed timer stays and is pushed on when it pops (at most
+            # one entry per timer instead of one per arming); only an earlier due needs one
+            if before is None or timer.due < before.due:
+                self.timers.push(timer.due, cid, trig.name)
         self._segments(state, t, out, changed)
         source = ev.merge_source
         if source is not None:
@@ -337,8 +341,12 @@ class Engine:
             if state is None:
                 continue
             timer = state.timers.get(name)
-            if timer is None or timer.due != due:
-                continue  # re-armed or disarmed since
+            if timer is None:
+                continue  # disarmed, fired or dropped since
+            if timer.due != due:
+                if timer.due > due:  # re-armed since: its entry moves on to the new due
+                    self.timers.push(timer.due, cid, name)
+                continue
             del state.timers[name]
             self._dirty.add(cid)
             trig = self._by_name.get(name)

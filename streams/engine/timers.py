@@ -1,8 +1,10 @@
 """The due-time index: pending timers of all consumers of a partition, ordered by due time.
 
 The consumer's state is the source of truth (`ConsumerState.timers`); the index is a heap
-rebuilt from the store at start. Re-armed or disarmed timers leave stale heap entries that are
-skipped when popped, so arming is O(log n) and nothing ever scans consumers.
+rebuilt from the store at start. Every timer has an entry due at or before it: re-arming to a
+later due leaves the entry where it is, and the engine pushes it on to the timer's due when it
+pops; disarmed timers leave stale entries that are skipped when popped. Arming is O(log n) at
+most and nothing ever scans consumers.
 """
 
 from __future__ import annotations
