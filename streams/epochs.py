@@ -103,12 +103,12 @@ class EpochProducer:
     ) -> None:
         """Queue one record in the current epoch (waiting while librdkafka's queue is full)."""
         epoch = self._epoch
-        kwargs: dict[str, Any] = {"on_delivery": epoch.on_delivery}
-        if partition is not None:
-            kwargs["partition"] = partition
+        part = -1 if partition is None else partition  # -1: librdkafka's partitioner decides
         while True:
             try:
-                self._producer.produce(topic, value, key, **kwargs)
+                self._producer.produce(
+                    topic, value, key, partition=part, on_delivery=epoch.on_delivery
+                )
                 break
             except BufferError:
                 self._stop.wait(0.01)  # the delivery thread makes room
