@@ -662,6 +662,7 @@ def register(app: faust.App, settings: Settings) -> Pipeline:
     async def on_assigned(sender: Any, assigned: set[Any], **_: Any) -> None:
         keep = {tp.partition for tp in assigned if tp.topic == pipeline.forwards_topic}
         async with pipeline.lock:
+            await pipeline.settle()  # before any engine it wrote to is dropped
             pipeline.owned = keep
             pipeline.forget_partitions([p for p in pipeline.engines if p not in keep])
 
