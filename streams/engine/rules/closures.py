@@ -334,18 +334,19 @@ def not_(f: Fn) -> Fn:
     return lambda view: not f(view)
 
 
-def and_(fns: Sequence[Fn], bools: bool = False) -> Fn:
-    """Short-circuit and, as a bool (`bools`: every operand already returns a bool)."""
+def as_bool(f: Fn) -> Fn:
+    """`f` as True/False (for and/or over operands that may return other values)."""
+    return lambda view: bool(f(view))
+
+
+def and_(fns: Sequence[Fn]) -> Fn:
+    """Short-circuit and: the first false operand's value, else the last (see `as_bool`)."""
     if len(fns) == 2:
         a, b = fns
-        if bools:
-            return lambda view: a(view) and b(view)
-        return lambda view: bool(a(view) and b(view))
+        return lambda view: a(view) and b(view)
     if len(fns) == 3:
         a, b, c = fns
-        if bools:
-            return lambda view: a(view) and b(view) and c(view)
-        return lambda view: bool(a(view) and b(view) and c(view))
+        return lambda view: a(view) and b(view) and c(view)
     fs = tuple(fns)
 
     def all_(view: Any) -> bool:
@@ -357,18 +358,14 @@ def and_(fns: Sequence[Fn], bools: bool = False) -> Fn:
     return all_
 
 
-def or_(fns: Sequence[Fn], bools: bool = False) -> Fn:
-    """Short-circuit or, as a bool (`bools`: every operand already returns a bool)."""
+def or_(fns: Sequence[Fn]) -> Fn:
+    """Short-circuit or: the first true operand's value, else the last (see `as_bool`)."""
     if len(fns) == 2:
         a, b = fns
-        if bools:
-            return lambda view: a(view) or b(view)
-        return lambda view: bool(a(view) or b(view))
+        return lambda view: a(view) or b(view)
     if len(fns) == 3:
         a, b, c = fns
-        if bools:
-            return lambda view: a(view) or b(view) or c(view)
-        return lambda view: bool(a(view) or b(view) or c(view))
+        return lambda view: a(view) or b(view) or c(view)
     fs = tuple(fns)
 
     def any_(view: Any) -> bool:

@@ -322,7 +322,7 @@ class _Compiler:
     def and_test(self, t: Tree[Token]) -> _T:
         return self.logic(t, C.and_)
 
-    def logic(self, t: Tree[Token], build: Callable[[list[C.Fn], bool], C.Fn]) -> _T:
+    def logic(self, t: Tree[Token], build: Callable[[list[C.Fn]], C.Fn]) -> _T:
         word = "or" if t.data == "or_test" else "and"
         nodes = [self.child(c) for c in t.children]
         for n, c in zip(nodes, t.children, strict=True):
@@ -332,9 +332,12 @@ class _Compiler:
                     f"'{word}' needs true/false on both sides, but "
                     f"{self.snippet(c)} is {T.word(n.type)}",
                 )
-        # "bool" nodes (comparisons, in_segment, not, and/or, consented) return True/False
-        bools = all(n.type == "bool" for n in nodes)
-        return self.fold(_T("bool", build([n.fn for n in nodes], bools)), nodes)
+        fn = build([n.fn for n in nodes])
+        # "bool" nodes (comparisons, in_segment, not, and/or, consented) return True/False;
+        # only operands of other types (traits) need the result made a bool
+        if any(n.type != "bool" for n in nodes):
+            fn = C.as_bool(fn)
+        return self.fold(_T("bool", fn), nodes)
 
     def neg(self, t: Tree[Token]) -> _T:
         return self.unary(t, C.negate, "-")
