@@ -9,6 +9,7 @@ the state, the input offsets already applied, and Faust's persisted changelog of
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Iterator
 from typing import Any
 
@@ -28,14 +29,20 @@ class TableStore:
         self.db = db
         self.partition = partition
         self.pending: dict[bytes, bytes | None] = {}
+        #: drained writes not yet in RocksDB, oldest first (their batch is being acknowledged)
+        self.unwritten: deque[dict[bytes, bytes | None]] = deque()
         raw = db.get(OFFSETS_KEY)
         #: topic -> highest offset whose event is in the state (durable once committed).
         self.offsets: dict[str, int] = orjson.loads(raw) if raw else {}
 
     def get(self, key: str) -> bytes | None:
+        """The latest value: staged, else drained but not yet written, else in RocksDB."""
         k = key.encode()
         if k in self.pending:
             return self.pending[k]
+        for writes in reversed(self.unwritten):
+            if k in writes:
+                return writes[k]
         value = self.db.get(k)
         return bytes(value) if value is not None else None
 
@@ -64,7 +71,11 @@ class TableStore:
         self.pending[OFFSETS_KEY] = orjson.dumps(self.offsets)
 
     def drain(self) -> dict[bytes, bytes | None]:
+        """The staged writes, to be made durable by `write()` (batches in order); until then
+        `get` still reads them (the engine may have evicted those keys from its cache)."""
         pending, self.pending = self.pending, {}
+        if pending:
+            self.unwritten.append(pending)
         return pending
 
     def write(self, writes: dict[bytes, bytes | None], changelog_offset: int | None) -> None:
@@ -80,6 +91,8 @@ class TableStore:
         if changelog_offset is not None:
             batch.put(FAUST_OFFSET_KEY, str(changelog_offset).encode())
         self.db.write(batch)
+        if self.unwritten and self.unwritten[0] is writes:
+            self.unwritten.popleft()
 
     def apply_changelog(self, records: list[tuple[bytes, bytes | None, int]]) -> None:
         """Apply changelog records (key, value, offset) read after Faust's recovery."""
