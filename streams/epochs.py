@@ -15,7 +15,7 @@ import threading
 from collections.abc import Iterable
 from typing import Any
 
-from confluent_kafka import KafkaError, Message, Producer
+from confluent_kafka import KafkaError, KafkaException, Message, Producer
 
 from streams.live_io import DeliveryError, producer_config
 
@@ -54,6 +54,12 @@ class Epoch:
         if self.sealed and self.delivered == self.produced:
             self._wake()
 
+    def refused(self, error: str) -> None:
+        """A record librdkafka did not accept (producing thread): not produced, and the epoch
+        fails. (`list.append` is atomic, so both threads may add errors.)"""
+        self.errors.append(error)
+        self.produced -= 1
+
     async def acknowledged(self, timeout: float = 60.0) -> None:
         """Wait until every record of the (sealed) epoch is acknowledged; DeliveryError if one
         failed or the broker did not answer within `timeout` seconds."""
@@ -66,7 +72,7 @@ class Epoch:
             ) from None
 
     def _wake(self) -> None:
-        if self.loop is not None:
+        if self.loop is not None and not self.loop.is_closed():  # closed: nobody waits
             self.loop.call_soon_threadsafe(self._resolve)
 
     def _resolve(self) -> None:
@@ -80,12 +86,14 @@ class Epoch:
 
 
 class EpochProducer:
-    """A confluent producer for the worker: `produce()` never waits, `seal()` ends an epoch."""
+    """A confluent producer for the worker: `produce()` queues a record in Python, `push()`
+    hands the queue to librdkafka, `seal()` pushes and ends the epoch."""
 
     def __init__(self, bootstrap: str, *, track: Iterable[str] = (), **extra: Any) -> None:
         self._producer = Producer(producer_config(bootstrap, **extra))
         self._track = frozenset(track)
         self._epoch = Epoch(self._track)
+        self._queued: list[tuple[str, bytes | None, str | bytes | None, int]] = []
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._serve, name="delivery-reports", daemon=True)
         self._thread.start()
@@ -101,22 +109,39 @@ class EpochProducer:
         value: bytes | None,
         partition: int | None = None,
     ) -> None:
-        """Queue one record in the current epoch (waiting while librdkafka's queue is full)."""
+        """Add one record to the current epoch; it reaches librdkafka on the next `push()`."""
+        self._queued.append((topic, value, key, -1 if partition is None else partition))
+        self._epoch.produced += 1
+
+    def push(self) -> None:
+        """Hand the queued records to librdkafka back to back (waiting while its queue is full).
+
+        Records produced one at a time between engine calls cost 20-50x more each than records
+        produced in a run (measured in the worker: 40-120 us against 2-6 us per record); a
+        record into an empty partition queue wakes librdkafka's broker thread. A record that
+        librdkafka refuses outright counts as a failed delivery of the epoch."""
+        queued = self._queued
+        if not queued:
+            return
+        produce = self._producer.produce
         epoch = self._epoch
-        part = -1 if partition is None else partition  # -1: librdkafka's partitioner decides
-        while True:
-            try:
-                self._producer.produce(
-                    topic, value, key, partition=part, on_delivery=epoch.on_delivery
-                )
-                break
-            except BufferError:
-                self._stop.wait(0.01)  # the delivery thread makes room
-        epoch.produced += 1
+        on_delivery = epoch.on_delivery
+        for topic, value, key, part in queued:
+            while True:
+                try:
+                    produce(topic, value, key, partition=part, on_delivery=on_delivery)
+                    break
+                except BufferError:
+                    self._stop.wait(0.01)  # the delivery thread makes room
+                except KafkaException as exc:
+                    epoch.refused(f"{topic}: {exc}")
+                    break
+        queued.clear()
 
     def seal(self) -> Epoch:
         """End the current epoch and return it; `await epoch.acknowledged()` waits for all its
         records. Must be called on the event loop."""
+        self.push()
         epoch, self._epoch = self._epoch, Epoch(self._track)
         loop = asyncio.get_running_loop()
         epoch.loop = loop
@@ -129,6 +154,7 @@ class EpochProducer:
     def close(self, timeout: float = 10.0) -> None:
         """Deliver what is queued, then stop the delivery thread."""
         try:
+            self.push()
             left = self._producer.flush(timeout)
         finally:
             self._stop.set()

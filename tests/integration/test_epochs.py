@@ -72,3 +72,27 @@ def test_an_epoch_that_is_never_acknowledged_fails_clearly() -> None:
             asyncio.run(scenario())
     finally:
         producer.close(0.5)  # the failed record is settled: nothing is left to deliver
+
+
+def test_a_record_librdkafka_refuses_fails_its_epoch_only(
+    broker: EmbeddedBroker, unique: str
+) -> None:
+    topic = f"{unique}.out"
+    ensure_topics(broker.bootstrap, [topic], 1)
+    producer = EpochProducer(broker.bootstrap, **{"message.max.bytes": 10_000})
+
+    async def scenario() -> None:
+        producer.produce(topic, "small", b"x")
+        producer.produce(topic, "huge", b"x" * 20_000)  # refused by produce() itself
+        failing = producer.seal()
+        producer.produce(topic, "next", b"y")
+        fine = producer.seal()
+        with pytest.raises(DeliveryError, match=r"too large|MSG_SIZE"):
+            await failing.acknowledged(timeout=10)
+        assert (failing.produced, failing.delivered) == (1, 1)
+        await fine.acknowledged(timeout=10)
+
+    try:
+        asyncio.run(scenario())
+    finally:
+        producer.close()
