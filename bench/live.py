@@ -4,12 +4,19 @@
   (b) a naive Faust agent: a rocksdb table update and an awaited send per event
   (c) our worker (`micromarketing worker`, bike-shop rules, one process)
   (d) latency from event produce to segment change, our worker, at a fixed rate (after a
-      warm-up: the first live events fire the timers of the backlog of (c))
+      warm-up: the first live events fire the timers of the backlog of (c)), the events produced
+      with `--linger-ms` (5, as the collector does)
 
 Throughput of (b) and (c) is measured on the consumer group's committed offsets (from the first
 commit to all events committed), so start-up and group join are excluded.
 
     python bench/live.py [--events 200000] [--rate 5000] [--latency-seconds 10]
+
+On the embedded broker (Tansu, memory storage) a fetch lists every stored batch of each
+partition it reads, and the broker process tops out at about one core: its fetch time grows with
+the number of batches, so latency in (d) grows over a run, the faster the more batches the
+producer makes. At 5000 events/s spread over 12 input partitions, `--linger-ms 1` stores about
+one batch per event.
 """
 
 from __future__ import annotations
@@ -173,7 +180,14 @@ def naive_faust(bootstrap: str, prefix: str, n: int, tmp: Path) -> float:
 
 # ----------------------------------------------------------------------------------- (c), (d)
 def our_worker(
-    bootstrap: str, prefix: str, n: int, tmp: Path, rate: float, seconds: float, warmup: float
+    bootstrap: str,
+    prefix: str,
+    n: int,
+    tmp: Path,
+    rate: float,
+    seconds: float,
+    warmup: float,
+    linger_ms: int,
 ) -> tuple[float, list[float]]:
     app_id = f"bench-{uuid.uuid4().hex[:6]}"
     env = dict(os.environ, MICROMARKETING_TOPIC_PREFIX=prefix)
@@ -196,12 +210,12 @@ def our_worker(
         eps = n / wait_committed(
             bootstrap, f"{app_id}-inputs", [prefix + t for t in INPUT_TOPICS], n, proc
         )
-        lat = latency(bootstrap, prefix, rate, seconds, warmup)
+        lat = latency(bootstrap, prefix, rate, seconds, warmup, linger_ms)
     return eps, lat
 
 
 def latency(
-    bootstrap: str, prefix: str, rate: float, seconds: float, warmup: float
+    bootstrap: str, prefix: str, rate: float, seconds: float, warmup: float, linger_ms: int = 5
 ) -> list[float]:
     """Produce live events (timestamps = now) at `rate`/s for `warmup` + `seconds`; latency of
     each segment change = its Kafka timestamp (set when our worker produced it) minus its
@@ -221,7 +235,7 @@ def latency(
         )
         ends.append(TopicPartition(prefix + SEGMENT_CHANGES, p, hi))
     reader.assign(ends)
-    extra: dict[str, Any] = {"linger.ms": 1}
+    extra: dict[str, Any] = {"linger.ms": linger_ms}
     producer = BatchProducer(bootstrap, **extra)
     lats: list[float] = []
     t0 = time.time()
@@ -260,8 +274,17 @@ def main() -> None:
     ap.add_argument("--rate", type=float, default=5000.0)
     ap.add_argument("--latency-seconds", type=float, default=10.0)
     ap.add_argument(
-        "--warmup", type=float, default=10.0, help="seconds of live traffic not counted (the "
-        "first live events fire the backlog's timers, then the worker catches up)"
+        "--warmup",
+        type=float,
+        default=10.0,
+        help="seconds of live traffic not counted (the "
+        "first live events fire the backlog's timers, then the worker catches up)",
+    )
+    ap.add_argument(
+        "--linger-ms",
+        type=int,
+        default=5,
+        help="linger.ms of the producer of the live events in (d) (the collector's: 5)",
     )
     ap.add_argument("--broker", default=None)
     ap.add_argument("--skip", default="", help="stages to skip, e.g. 'b'")
@@ -287,7 +310,7 @@ def main() -> None:
                 results["b"] = naive_faust(bootstrap, prefix, n, tmp)
             else:
                 results["c"], lats = our_worker(
-                    bootstrap, prefix, n, tmp, a.rate, a.latency_seconds, a.warmup
+                    bootstrap, prefix, n, tmp, a.rate, a.latency_seconds, a.warmup, a.linger_ms
                 )
             print(
                 f"({stage}) {results[stage]:>10,.0f} events/s   [{time.monotonic() - t:.0f}s wall]",
@@ -303,7 +326,8 @@ def main() -> None:
                 print(
                     f"(d) latency event -> segment change at {a.rate:.0f} events/s: "
                     f"p50 {q[49] * 1000:.0f} ms, p99 {q[98] * 1000:.0f} ms "
-                    f"({len(lats)} changes, after a {a.warmup:.0f} s warm-up)"
+                    f"({len(lats)} changes, after a {a.warmup:.0f} s warm-up, "
+                    f"producer linger {a.linger_ms} ms)"
                 )
             else:
                 print("(d) no segment change seen")

@@ -7,8 +7,10 @@ assignment, offset commits and the table's changelog recovery; the hot path is o
 
 from __future__ import annotations
 
+import logging
 import os
 import tempfile
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -17,6 +19,8 @@ import faust
 
 from connectors.broker import free_port
 from connectors.topics import DEFAULT_PARTITIONS
+
+log = logging.getLogger(__name__)
 
 #: Group session timeout (s). Tansu answers a JoinGroup after about half of it: keep it short.
 SESSION_TIMEOUT = 6.0
@@ -35,15 +39,37 @@ class Settings:
     wall_clock: bool = True
     partitions: int = DEFAULT_PARTITIONS
     prefix: str = field(default_factory=lambda: os.environ.get("MICROMARKETING_TOPIC_PREFIX", ""))
+    #: Records released (and committed, at most) at once.
     batch_max: int = 5000
-    batch_within: float = 0.05
+    #: Seconds between commits of what was applied (outputs go out as each record is applied).
+    commit_interval: float = 0.1
+    #: Seconds the drain loop sleeps when nothing can be applied (idle, or the merge waits).
+    poll_interval: float = 0.005
     max_idle: float = 30.0
     max_buffered: int = 300_000
     tick_interval: float = 1.0
     log_every: float = 10.0
 
 
-def create_app(settings: Settings) -> faust.App:
+class App(faust.App):
+    """A Faust app that runs its `before_stop` hooks first when it stops, while the consumer,
+    the tables (RocksDB) and the producer are still up. (Faust's `on_before_shutdown` signal
+    comes after the tables are stopped; no rebalance signal is sent on a stop.)"""
+
+    def __init__(self, id: str, **options: Any) -> None:
+        super().__init__(id, **options)
+        self.before_stop: list[Callable[[], Awaitable[None]]] = []
+
+    async def on_stop(self) -> None:
+        for hook in self.before_stop:
+            try:
+                await hook()
+            except Exception:
+                log.exception("stop hook %r failed", hook)
+        await super().on_stop()
+
+
+def create_app(settings: Settings) -> App:
     """A Faust app for `settings`: rocksdict state on local disk, short group timeouts,
     its own free web port (Faust binds one even with the web server disabled)."""
     data_dir = (
@@ -78,7 +104,7 @@ def create_app(settings: Settings) -> faust.App:
         table_cleanup_interval=3600.0,
         producer_linger_ms=5,
     )
-    return faust.App(settings.app_id, **conf)
+    return App(settings.app_id, **conf)
 
 
 def state_table(app: faust.App, partitions: int) -> Any:
