@@ -267,6 +267,7 @@ def run(args: argparse.Namespace) -> int:
             finally:
                 with contextlib.suppress(Exception):
                     producer.flush_blocking(5)
+                del producer  # freed while the broker is up: no reconnect errors on the way out
                 display.summary(time.monotonic() - t0, published, sim_now)
                 reader.close()
                 print("stopping...", flush=True)
