@@ -68,6 +68,8 @@ log = logging.getLogger(__name__)
 #: Records applied between two hand-overs of their outputs to librdkafka: the produce calls stay
 #: back to back (cheap), and an output waits at most ~10 ms of engine time in Python.
 PUSH_EVERY = 100
+#: Seconds a stop waits for the engines before it gives up settling the batch in flight.
+STOP_WAIT = 10.0
 
 
 class Rec(NamedTuple):
@@ -653,8 +655,16 @@ class Pipeline:
         """Apply nothing more and make everything applied durable (while Faust's tables and our
         producer are still open)."""
         self.stopping = True
-        async with self.lock:
+        try:  # the lock may be held by a changelog catch-up that waits for the broker
+            await asyncio.wait_for(self.lock.acquire(), STOP_WAIT)
+        except TimeoutError:
+            log.warning("stopping without settling: busy for %.0f s (a restart re-applies "
+                        "the batch in flight from the inputs, with the same ids)", STOP_WAIT)
+            return
+        try:
             await self.settle()
+        finally:
+            self.lock.release()
         log.info("stopping: nothing more is applied, everything applied is durable")
 
     def close(self) -> None:
