@@ -58,6 +58,7 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 from connectors.broker import topic_partitions
 from connectors.topics import CONTROL, DEAD_LETTERS, FORWARDS, INPUT_TOPICS
 from streams.app import App, Settings, state_table
+from streams.catchup import ChangelogReader
 from streams.engine.partitioning import partition_for
 from streams.epochs import Epoch, EpochProducer
 from streams.live_io import decode_input, encode_value, topic_name
@@ -158,6 +159,9 @@ class Pipeline:
                 "group.id": f"{settings.app_id}-inputs",  # offsets committed only for lag views
                 "enable.auto.commit": False,
                 "enable.auto.offset.store": False,
+                # past retention: go on from the oldest record kept (librdkafka's default skips
+                # to the end, losing what arrived since)
+                "auto.offset.reset": "earliest",
                 "fetch.wait.max.ms": 20,
                 "queued.max.messages.kbytes": 65536,
                 "log.connection.close": False,
@@ -176,57 +180,6 @@ class Pipeline:
         db = self.table.data._db_for_partition(partition)
         return TableStore(db, partition)
 
-    def _catch_up(self, stores: list[TableStore]) -> dict[int, int]:
-        """Read changelog records past the persisted offsets up to the real end (blocking).
-
-        Faust's recovery stops at the end offset ListOffsets reports; Tansu under-reports it
-        after multi-record batches. A Fetch reports the true high watermark, so we read on with
-        `enable.partition.eof` and apply what Faust missed. Returns records applied per partition.
-        """
-        consumer = Consumer(
-            {
-                "bootstrap.servers": self.settings.bootstrap,
-                "group.id": f"{self.settings.app_id}-catchup",
-                "enable.auto.commit": False,
-                "enable.partition.eof": True,
-                "fetch.wait.max.ms": 10,
-            }
-        )
-        by_part = {s.partition: s for s in stores}
-        records: dict[int, list[tuple[bytes, bytes | None, int]]] = {p: [] for p in by_part}
-        try:
-            tps = []
-            for s in stores:
-                start = s.persisted_changelog_offset()
-                off = OFFSET_BEGINNING if start is None else start + 1
-                tps.append(TopicPartition(self.changelog, s.partition, off))
-            consumer.assign(tps)
-            pending = set(by_part)
-            deadline = time.monotonic() + 60
-            while pending and time.monotonic() < deadline:
-                msg = consumer.poll(0.5)
-                if msg is None:
-                    continue
-                err = msg.error()
-                if err is not None:
-                    if err.code() in (-191, 3):  # _PARTITION_EOF, UNKNOWN_TOPIC_OR_PART
-                        pending.discard(msg.partition() if err.code() == -191 else -1)
-                        if err.code() == 3:
-                            pending.clear()
-                    else:
-                        log.warning("changelog catch-up: %s", err)
-                    continue
-                p = msg.partition()
-                if p in records:
-                    records[p].append((msg.key() or b"", msg.value(), int(msg.offset() or 0)))
-            if pending:
-                log.warning("changelog catch-up: no end seen for partitions %s", sorted(pending))
-        finally:
-            consumer.close()
-        for p, recs in records.items():
-            by_part[p].apply_changelog(recs)
-        return {p: len(r) for p, r in records.items()}
-
     async def engines_for(self, partitions: Iterable[int]) -> list[PartitionEngine]:
         """The engines of `partitions`, created on first use (after Faust's table recovery and
         our changelog catch-up)."""
@@ -235,7 +188,10 @@ class Pipeline:
             from streams.engine.core import Engine
 
             stores = [self._store_for(p) for p in missing]
-            caught = await asyncio.to_thread(self._catch_up, stores)
+            reader = ChangelogReader(
+                self.settings.bootstrap, f"{self.settings.app_id}-catchup", self.changelog
+            )
+            caught = await asyncio.to_thread(reader.catch_up, stores)
             for store in stores:
                 p = store.partition
                 engine = Engine(self.rules, store, partition=p)

@@ -66,6 +66,21 @@ class TableStore:
         raw = self.db.get(FAUST_OFFSET_KEY)
         return int(raw) if raw is not None else None
 
+    def wipe(self) -> None:
+        """Delete everything of this partition (state, input offsets, changelog offset)."""
+        from rocksdict import WriteBatch
+
+        batch = WriteBatch(raw_mode=True)
+        it = self.db.iter()
+        it.seek_to_first()
+        while it.valid():
+            batch.delete(bytes(it.key()))
+            it.next()
+        self.db.write(batch)
+        self.pending.clear()
+        self.unwritten.clear()
+        self.offsets = {}
+
     def stage_offsets(self) -> None:
         """Stage the input offsets with the state (called after each batch of this partition)."""
         self.pending[OFFSETS_KEY] = orjson.dumps(self.offsets)
