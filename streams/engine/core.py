@@ -216,37 +216,44 @@ class Engine:
 
     def _route(self, ev: Event, obj: dict[str, Any], out: Outputs, cid: str | None = None) -> None:
         cid = cid or ev.consumer_id
-        if self._get(cid) is None:
+        state = self._get(cid)
+        if state is None:
             target = self._alias(cid)
             if target is not None:
                 self.stats["forwarded"] += 1
                 msg = {"op": "event", "to": target, "event": obj}
                 out.forwards.append(Forward(target, orjson.dumps(msg)))
                 return
-        self._apply(ev, cid, out)
+        self._apply(ev, cid, state, out)
 
-    def _apply(self, ev: Event, cid: str, out: Outputs) -> None:
-        state = self._get(cid)
+    def _apply(self, ev: Event, cid: str, state: ConsumerState | None, out: Outputs) -> None:
         seen = _seen_key(ev.message_id)
         if state is not None and seen in state.seen:
             self.stats["duplicates"] += 1
             return
         t = ev.timestamp
-        if self._advance(t - self._lateness, out):
-            state = self._get(cid)  # firing may have evicted it from the cache
+        watermark = t - self._lateness
+        if watermark > self.watermark:
+            self.watermark = watermark
+            heap = self.timers.heap
+            if heap and heap[0][0] <= watermark and self._fire_due(watermark, out):
+                state = self._get(cid)  # firing may have evicted it from the cache
         if state is None:
             state = ConsumerState(cid, t)
             self._cache[cid] = state
         self._dirty.add(cid)
-        state.seen[seen] = int(t)
-        if len(state.seen) % 64 == 0:
+        seen_ids = state.seen
+        seen_ids[seen] = int(t)
+        if len(seen_ids) % 64 == 0:
             self._prune_seen(state, t)
         state.events += 1
         if t > state.last_seen:
             state.last_seen = t
-        name = ev.name if ev.type == "track" else ev.type
+        etype = ev.type
+        track = etype == "track"
+        name = (ev.name or "") if track else etype
         changed: int | None = _EVENTS if state.events > 1 else None
-        if ev.type == "track":
+        if track:
             if name in ORDER_EVENTS:
                 self.population.remove(state)
                 apply_track(state, ev, self._half_life)
@@ -254,32 +261,43 @@ class Engine:
             else:
                 apply_track(state, ev, self._half_life)
             if changed is not None:
-                changed |= TRACK_MASKS.get(name or "", 0)
-        if changed is not None and (ev.traits or ev.type == "identify"):
+                changed |= TRACK_MASKS.get(name, 0)
+        if changed is not None and (ev.traits or etype == "identify"):
             changed |= _PROFILE
-        where = (state.country, state.city, state.lat, state.lon)
+        country, city, lat, lon = state.country, state.city, state.lat, state.lon
         email_changed, consent_changed = apply_context(state, ev)
         if changed is not None:
             if consent_changed:
                 changed |= _CONSENT
-            if where != (state.country, state.city, state.lat, state.lon):
+            if (
+                country != state.country
+                or city != state.city
+                or lat != state.lat
+                or lon != state.lon
+            ):
                 changed |= _LOCATION
         if email_changed or consent_changed:
             self._profile(out, state, t)
-        for trig in self._unless.get(name or "", ()):
-            state.timers.pop(trig.name, None)
-        for trig in self._on.get(name or "", ()):
-            before = state.timers.get(trig.name)
-            timer = arm(state, trig, ev)
-            # the heap entry of a re-armed timer stays and is pushed on when it pops (at most
-            # one entry per timer instead of one per arming); only an earlier due needs one
-            if before is None or timer.due < before.due:
-                self.timers.push(timer.due, cid, trig.name)
+        unless = self._unless.get(name)
+        if unless is not None:
+            for trig in unless:
+                state.timers.pop(trig.name, None)
+        on = self._on.get(name)
+        if on is not None:
+            for trig in on:
+                before = state.timers.get(trig.name)
+                timer = arm(state, trig, ev)
+                # the heap entry of a re-armed timer stays and is pushed on when it pops (at
+                # most one entry per timer instead of one per arming); only an earlier due
+                # needs one
+                if before is None or timer.due < before.due:
+                    self.timers.push(timer.due, cid, trig.name)
         self._segments(state, t, out, changed)
-        source = ev.merge_source
-        if source is not None:
-            msg = {"op": "merge_out", "from": source, "into": cid}
-            out.forwards.append(Forward(source, orjson.dumps(msg)))
+        if etype == "identify" or etype == "alias":
+            source = ev.merge_source
+            if source is not None:
+                msg = {"op": "merge_out", "from": source, "into": cid}
+                out.forwards.append(Forward(source, orjson.dumps(msg)))
 
     def _prune_seen(self, state: ConsumerState, t: float) -> None:
         horizon = t - self._window

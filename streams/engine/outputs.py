@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from connectors.topics import (
@@ -25,16 +25,32 @@ class Forward:
     payload: bytes
 
 
-@dataclass(slots=True)
 class Outputs:
     """Records produced by one engine call, in the order they happened."""
 
-    segment_changes: list[Record] = field(default_factory=list)
-    triggers: list[Record] = field(default_factory=list)
-    suppressed: list[Record] = field(default_factory=list)
-    dead_letters: list[Record] = field(default_factory=list)
-    profiles: list[Record] = field(default_factory=list)
-    forwards: list[Forward] = field(default_factory=list)
+    __slots__ = (
+        "dead_letters",
+        "forwards",
+        "profiles",
+        "segment_changes",
+        "suppressed",
+        "triggers",
+    )
+
+    def __init__(self) -> None:  # one per event: plain list literals, no field factories
+        self.segment_changes: list[Record] = []
+        self.triggers: list[Record] = []
+        self.suppressed: list[Record] = []
+        self.dead_letters: list[Record] = []
+        self.profiles: list[Record] = []
+        self.forwards: list[Forward] = []
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Outputs):
+            return NotImplemented
+        return all(getattr(self, k) == getattr(other, k) for k in self.__slots__)
+
+    __hash__ = None  # type: ignore[assignment]
 
     def extend(self, other: Outputs) -> None:
         self.segment_changes.extend(other.segment_changes)

@@ -16,22 +16,23 @@ from collections.abc import Iterator
 class TimerIndex:
     """A min-heap of (due, consumer_id, trigger_name); ties break by id then name."""
 
-    __slots__ = ("_heap",)
+    __slots__ = ("heap",)
 
     def __init__(self) -> None:
-        self._heap: list[tuple[float, str, str]] = []
+        #: the heap itself; the engine peeks at `heap[0][0]` on its hot path
+        self.heap: list[tuple[float, str, str]] = []
 
     def push(self, due: float, consumer_id: str, trigger: str) -> None:
-        heapq.heappush(self._heap, (due, consumer_id, trigger))
+        heapq.heappush(self.heap, (due, consumer_id, trigger))
 
     def next_due(self) -> float | None:
-        return self._heap[0][0] if self._heap else None
+        return self.heap[0][0] if self.heap else None
 
     def pop_due(self, upto: float) -> Iterator[tuple[float, str, str]]:
         """Pop, in order, every entry due at or before `upto` (entries pushed meanwhile too)."""
-        heap = self._heap
+        heap = self.heap
         while heap and heap[0][0] <= upto:
             yield heapq.heappop(heap)
 
     def __len__(self) -> int:
-        return len(self._heap)
+        return len(self.heap)
