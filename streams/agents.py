@@ -214,21 +214,27 @@ class Pipeline:
         """Queue the records of one engine call and route its forwards: to the engine in this
         process when we own the target partition (settled at once, as replay does), else to
         the `forwards` topic, partition of the key."""
-        prefix = self.settings.prefix
-        produce = self.producer.produce
-        local: deque[Any] = deque()
+        local: deque[Any] | None = None
         while True:
-            for base, key, value in out.records():
-                produce(topic_name(base, prefix), key, encode_value(base, value))
-                self.stats[base] += 1
+            if out.segment_changes or out.triggers or out.suppressed or out.profiles or (
+                out.dead_letters
+            ):  # most events change nothing: skip the generator
+                prefix, produce, stats = self.settings.prefix, self.producer.produce, self.stats
+                for base, key, value in out.records():
+                    produce(topic_name(base, prefix), key, encode_value(base, value))
+                    stats[base] += 1
             for fwd in out.forwards:
                 target = partition_for(fwd.key, self.settings.partitions)
                 pe = self.engines.get(target)
                 if pe is not None:
+                    if local is None:
+                        local = deque()
                     local.append((pe, fwd.payload))
                     self.stats["forwards:local"] += 1
                 else:
-                    produce(self.forwards_topic, fwd.key, fwd.payload, partition=target)
+                    self.producer.produce(
+                        self.forwards_topic, fwd.key, fwd.payload, partition=target
+                    )
                     self.stats[FORWARDS] += 1
             if not local:
                 return
