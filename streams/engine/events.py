@@ -197,6 +197,14 @@ def decode_event(data: bytes | str) -> Event:
 
 def consumer_key(obj: dict[str, Any]) -> str | None:
     """The partitioning key of a raw Segment object: userId, else anonymousId."""
+    # the common cases first: a non-empty string id (str() of a str is itself)
+    user_id = obj.get("userId")
+    if type(user_id) is str and user_id:
+        return user_id
+    if user_id is None:
+        anonymous_id = obj.get("anonymousId")
+        if type(anonymous_id) is str and anonymous_id:
+            return anonymous_id
     for key in ("userId", "anonymousId"):
         value = obj.get(key)
         if value not in (None, ""):
