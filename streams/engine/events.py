@@ -126,8 +126,9 @@ def derived_message_id(obj: dict[str, Any]) -> str:
 
 def parse_event(obj: Any) -> Event:
     """Validate one decoded Segment JSON object; raise EventError with the reason."""
-    # This runs for every event: the usual values (non-empty string ids, object fields) are
-    # accepted inline, anything else goes through _check_id/_check_dict (same checks, same order).
+    # This runs for every event: the usual values (absent or non-empty string ids, absent or
+    # object fields) are taken inline, anything else goes through _check_id/_check_dict (the same
+    # checks, in the same order).
     if not isinstance(obj, dict):
         raise EventError(f"event must be a JSON object, got {type(obj).__name__}")
     get = obj.get
@@ -135,10 +136,12 @@ def parse_event(obj: Any) -> Event:
     if etype not in EVENT_TYPES:
         raise EventError(f"type must be one of {sorted(EVENT_TYPES)}, got {etype!r}")
     user_id = get("userId")
-    if type(user_id) is not str or not 0 < len(user_id) <= MAX_ID_LENGTH:
+    if user_id is not None and (type(user_id) is not str or not 0 < len(user_id) <= MAX_ID_LENGTH):
         user_id = _check_id(user_id, "userId")
     anonymous_id = get("anonymousId")
-    if type(anonymous_id) is not str or not 0 < len(anonymous_id) <= MAX_ID_LENGTH:
+    if anonymous_id is not None and (
+        type(anonymous_id) is not str or not 0 < len(anonymous_id) <= MAX_ID_LENGTH
+    ):
         anonymous_id = _check_id(anonymous_id, "anonymousId")
     if user_id is None and anonymous_id is None:
         raise EventError("missing userId and anonymousId")
@@ -163,13 +166,13 @@ def parse_event(obj: Any) -> Event:
         message_id = _check_id(message_id, "messageId") or derived_message_id(obj)
     properties = get("properties")
     if type(properties) is not dict:
-        properties = _check_dict(properties, "properties")
+        properties = {} if properties is None else _check_dict(properties, "properties")
     traits = get("traits")
     if type(traits) is not dict:
-        traits = _check_dict(traits, "traits")
+        traits = {} if traits is None else _check_dict(traits, "traits")
     context = get("context")
     if type(context) is not dict:
-        context = _check_dict(context, "context")
+        context = {} if context is None else _check_dict(context, "context")
     if not traits and isinstance(context.get("traits"), dict):
         traits = context["traits"]
     return Event(  # positional: this runs for every event
