@@ -93,10 +93,18 @@ def _product_interest(
         brand = _str(brand)
     if category or brand:  # (an empty string counts as absent, as _str says)
         decay(state, t, half_life)
-        if category:
-            _bump(state.cat_aff, category.lower(), weight)
-        if brand:
-            _bump(state.brand_aff, brand.lower(), weight)
+        if category:  # _bump(state.cat_aff, category.lower(), weight), inline
+            scores = state.cat_aff
+            key = category.lower()
+            scores[key] = scores.get(key, 0.0) + weight
+            if len(scores) > MAX_AFFINITY_KEYS:
+                _drop_weakest(scores)
+        if brand:  # _bump(state.brand_aff, brand.lower(), weight), inline
+            scores = state.brand_aff
+            key = brand.lower()
+            scores[key] = scores.get(key, 0.0) + weight
+            if len(scores) > MAX_AFFINITY_KEYS:
+                _drop_weakest(scores)
 
 
 def _products(props: dict[str, Any]) -> list[dict[str, Any]]:
@@ -203,7 +211,12 @@ def apply_context(state: ConsumerState, ev: Event) -> tuple[bool, bool]:
             city = _str(city)
         if city:
             state.city = city
-        lat, lon = _num(loc.get("latitude")), _num(loc.get("longitude"))
+        lat = loc.get("latitude")
+        if type(lat) is not float or not isfinite(lat):  # else _num(lat) is lat
+            lat = _num(lat)
+        lon = loc.get("longitude")
+        if type(lon) is not float or not isfinite(lon):
+            lon = _num(lon)
         if lat is not None and lon is not None and -90.0 <= lat <= 90.0 and -180.0 <= lon <= 180.0:
             state.lat, state.lon = lat, lon
     consent_changed = False
