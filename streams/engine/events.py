@@ -173,7 +173,7 @@ def parse_event(obj: Any) -> Event:
     context = get("context")
     if type(context) is not dict:
         context = {} if context is None else _check_dict(context, "context")
-    if not traits and isinstance(context.get("traits"), dict):
+    if not traits and "traits" in context and isinstance(context["traits"], dict):
         traits = context["traits"]
     # what Event(...) builds, without a Python __init__ frame entered from C (this runs for
     # every event)
