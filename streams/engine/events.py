@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any
@@ -88,7 +88,11 @@ def parse_time(value: Any, what: str = "timestamp") -> float:
 
 
 def _opt_id(obj: dict[str, Any], key: str) -> str | None:
-    value = obj.get(key)
+    return _check_id(obj.get(key), key)
+
+
+def _check_id(value: Any, key: str) -> str | None:
+    """An optional id as a string: None when absent or empty, an int as its digits."""
     if type(value) is str and 0 < len(value) <= MAX_ID_LENGTH:
         return value  # the common case, first
     if value is None or value == "":
@@ -102,7 +106,11 @@ def _opt_id(obj: dict[str, Any], key: str) -> str | None:
 
 
 def _opt_dict(obj: dict[str, Any], key: str) -> dict[str, Any]:
-    value = obj.get(key)
+    return _check_dict(obj.get(key), key)
+
+
+def _check_dict(value: Any, key: str) -> dict[str, Any]:
+    """An optional object: {} when absent."""
     if value is None:
         return {}
     if not isinstance(value, dict):
@@ -118,47 +126,86 @@ def derived_message_id(obj: dict[str, Any]) -> str:
 
 def parse_event(obj: Any) -> Event:
     """Validate one decoded Segment JSON object; raise EventError with the reason."""
+    # This runs for every event: the usual values (absent or non-empty string ids, absent or
+    # object fields) are taken inline, anything else goes through _check_id/_check_dict (the same
+    # checks, in the same order).
     if not isinstance(obj, dict):
         raise EventError(f"event must be a JSON object, got {type(obj).__name__}")
-    etype = obj.get("type")
+    get = obj.get
+    etype = get("type")
     if etype not in EVENT_TYPES:
         raise EventError(f"type must be one of {sorted(EVENT_TYPES)}, got {etype!r}")
-    user_id = _opt_id(obj, "userId")
-    anonymous_id = _opt_id(obj, "anonymousId")
+    user_id = get("userId")
+    if user_id is not None and (type(user_id) is not str or not 0 < len(user_id) <= MAX_ID_LENGTH):
+        user_id = _check_id(user_id, "userId")
+    anonymous_id = get("anonymousId")
+    if anonymous_id is not None and (
+        type(anonymous_id) is not str or not 0 < len(anonymous_id) <= MAX_ID_LENGTH
+    ):
+        anonymous_id = _check_id(anonymous_id, "anonymousId")
     if user_id is None and anonymous_id is None:
         raise EventError("missing userId and anonymousId")
-    previous_id = _opt_id(obj, "previousId") if etype == "alias" else None
-    if etype == "alias" and (user_id is None or (previous_id is None and anonymous_id is None)):
-        raise EventError("alias needs userId and previousId (or anonymousId)")
     name: str | None = None
+    previous_id: str | None = None
     if etype == "track":
-        name = obj.get("event")
+        name = get("event")
         if not isinstance(name, str) or not name:
             raise EventError("track event without an event name")
-    elif etype in ("page", "screen"):
-        raw_name = obj.get("name")
+    elif etype == "page" or etype == "screen":
+        raw_name = get("name")
         name = raw_name if isinstance(raw_name, str) else None
-    stamp = obj.get("timestamp") or obj.get("originalTimestamp") or obj.get("receivedAt")
+    elif etype == "alias":
+        previous_id = _check_id(get("previousId"), "previousId")
+        if user_id is None or (previous_id is None and anonymous_id is None):
+            raise EventError("alias needs userId and previousId (or anonymousId)")
+    stamp = get("timestamp") or get("originalTimestamp") or get("receivedAt")
     if stamp is None:
         raise EventError("missing timestamp")
-    message_id = _opt_id(obj, "messageId") or derived_message_id(obj)
-    properties = _opt_dict(obj, "properties")
-    traits = _opt_dict(obj, "traits")
-    context = _opt_dict(obj, "context")
-    if not traits and isinstance(context.get("traits"), dict):
+    message_id = get("messageId")
+    if type(message_id) is not str or not 0 < len(message_id) <= MAX_ID_LENGTH:
+        message_id = _check_id(message_id, "messageId") or derived_message_id(obj)
+    properties = get("properties")
+    if type(properties) is not dict:
+        properties = {} if properties is None else _check_dict(properties, "properties")
+    traits = get("traits")
+    if type(traits) is not dict:
+        traits = {} if traits is None else _check_dict(traits, "traits")
+    context = get("context")
+    if type(context) is not dict:
+        context = {} if context is None else _check_dict(context, "context")
+    if not traits and "traits" in context and isinstance(context["traits"], dict):
         traits = context["traits"]
-    return Event(  # positional: this runs for every event
-        etype,
-        name,
-        user_id,
-        anonymous_id,
-        message_id,
-        parse_time(stamp),
-        properties,
-        traits,
-        context,
-        previous_id,
-    )
+    # what Event(...) builds, without a Python __init__ frame entered from C (this runs for
+    # every event)
+    ev: Event = _new_event(Event)
+    ev.type = etype
+    ev.name = name
+    ev.user_id = user_id
+    ev.anonymous_id = anonymous_id
+    ev.message_id = message_id
+    ev.timestamp = parse_time(stamp)
+    ev.properties = properties
+    ev.traits = traits
+    ev.context = context
+    ev.previous_id = previous_id
+    return ev
+
+
+_new_event = object.__new__
+_PARSED_FIELDS = (  # the fields parse_event sets, in step with Event
+    "type",
+    "name",
+    "user_id",
+    "anonymous_id",
+    "message_id",
+    "timestamp",
+    "properties",
+    "traits",
+    "context",
+    "previous_id",
+)
+if tuple(f.name for f in fields(Event)) != _PARSED_FIELDS:
+    raise RuntimeError("parse_event does not set every field of Event")
 
 
 def decode_event(data: bytes | str) -> Event:
@@ -172,6 +219,14 @@ def decode_event(data: bytes | str) -> Event:
 
 def consumer_key(obj: dict[str, Any]) -> str | None:
     """The partitioning key of a raw Segment object: userId, else anonymousId."""
+    # the common cases first: a non-empty string id (str() of a str is itself)
+    user_id = obj.get("userId")
+    if type(user_id) is str and user_id:
+        return user_id
+    if user_id is None:
+        anonymous_id = obj.get("anonymousId")
+        if type(anonymous_id) is str and anonymous_id:
+            return anonymous_id
     for key in ("userId", "anonymousId"):
         value = obj.get(key)
         if value not in (None, ""):

@@ -7,6 +7,7 @@ Everything here is a plain function of (state, event, settings); population stat
 from __future__ import annotations
 
 import math
+from math import isfinite
 from typing import Any
 
 from streams.engine.events import Event
@@ -15,27 +16,32 @@ from streams.engine.state import MAX_CART_ITEMS, MAX_RECENT_ORDERS, ConsumerStat
 
 VIEW_EVENTS = frozenset({"Product Viewed", "Product Clicked"})
 MAX_AFFINITY_KEYS = 12
+_NUMBER = (int, float)  # not `int | float`: that builds a union object at every call
 
 
 def _num(value: Any) -> float | None:
+    if type(value) is float:  # the common case, first
+        return value if isfinite(value) else None
     if isinstance(value, bool):
         return None
-    if isinstance(value, int | float):
+    if isinstance(value, _NUMBER):
         f = float(value)
-        return f if math.isfinite(f) else None
+        return f if isfinite(f) else None
     if isinstance(value, str):
         try:
             f = float(value)
         except ValueError:
             return None
-        return f if math.isfinite(f) else None
+        return f if isfinite(f) else None
     return None
 
 
 def _str(value: Any) -> str | None:
+    if type(value) is str:  # the common case, first
+        return value or None
     if isinstance(value, str) and value:
         return value
-    if isinstance(value, int | float) and not isinstance(value, bool):
+    if isinstance(value, _NUMBER) and not isinstance(value, bool):
         return str(value)
     return None
 
@@ -43,20 +49,27 @@ def _str(value: Any) -> str | None:
 def decay(state: ConsumerState, now: float, half_life: float) -> None:
     """Bring the decayed affinity scores forward to `now`."""
     dt = now - state.aff_ts
-    if dt <= 0:
+    if dt <= 0.0:
         return
     factor = 0.5 ** (dt / half_life)
-    for scores in (state.cat_aff, state.brand_aff):
-        for k in scores:
-            scores[k] *= factor
+    scores = state.cat_aff
+    for k, v in scores.items():
+        scores[k] = v * factor
+    scores = state.brand_aff
+    for k, v in scores.items():
+        scores[k] = v * factor
     state.aff_ts = now
 
 
 def _bump(scores: dict[str, float], key: str, weight: float = 1.0) -> None:
     scores[key] = scores.get(key, 0.0) + weight
     if len(scores) > MAX_AFFINITY_KEYS:
-        weakest = min(scores, key=lambda k: (scores[k], k))
-        del scores[weakest]
+        _drop_weakest(scores)
+
+
+def _drop_weakest(scores: dict[str, float]) -> None:
+    weakest = min(scores, key=lambda k: (scores[k], k))
+    del scores[weakest]
 
 
 def share(scores: dict[str, float], key: str) -> float:
@@ -72,14 +85,26 @@ def top(scores: dict[str, float]) -> str | None:
 def _product_interest(
     state: ConsumerState, props: dict[str, Any], t: float, half_life: float, weight: float
 ) -> None:
-    category = _str(props.get("category"))
-    brand = _str(props.get("brand"))
-    if category or brand:
+    category = props.get("category")
+    if type(category) is not str:
+        category = _str(category)
+    brand = props.get("brand")
+    if type(brand) is not str:
+        brand = _str(brand)
+    if category or brand:  # (an empty string counts as absent, as _str says)
         decay(state, t, half_life)
-        if category:
-            _bump(state.cat_aff, category.lower(), weight)
-        if brand:
-            _bump(state.brand_aff, brand.lower(), weight)
+        if category:  # _bump(state.cat_aff, category.lower(), weight), inline
+            scores = state.cat_aff
+            key = category.lower()
+            scores[key] = scores.get(key, 0.0) + weight
+            if len(scores) > MAX_AFFINITY_KEYS:
+                _drop_weakest(scores)
+        if brand:  # _bump(state.brand_aff, brand.lower(), weight), inline
+            scores = state.brand_aff
+            key = brand.lower()
+            scores[key] = scores.get(key, 0.0) + weight
+            if len(scores) > MAX_AFFINITY_KEYS:
+                _drop_weakest(scores)
 
 
 def _products(props: dict[str, Any]) -> list[dict[str, Any]]:
@@ -102,7 +127,9 @@ def apply_track(state: ConsumerState, ev: Event, half_life: float) -> bool:
         _product_interest(state, props, t, half_life, 0.5)
     elif name == "Product Added":
         state.cart_adds += 1
-        pid = _str(props.get("product_id"))
+        pid = props.get("product_id")
+        if type(pid) is not str:
+            pid = _str(pid)
         if pid:
             price = _num(props.get("price")) or 0.0
             qty = _num(props.get("quantity")) or 1.0
@@ -166,30 +193,43 @@ def _order_reversed(state: ConsumerState, props: dict[str, Any]) -> bool:
     return True
 
 
+_UNCHANGED = (False, False)
+
+
 def apply_context(state: ConsumerState, ev: Event) -> tuple[bool, bool]:
     """Location and consent from context; returns (email_changed, consent_changed)."""
     ctx = ev.context
     loc = ctx.get("location")
     if isinstance(loc, dict):
-        country, city = _str(loc.get("country")), _str(loc.get("city"))
+        country = loc.get("country")
+        if type(country) is not str:
+            country = _str(country)
         if country:
             state.country = country
+        city = loc.get("city")
+        if type(city) is not str:
+            city = _str(city)
         if city:
             state.city = city
-        lat, lon = _num(loc.get("latitude")), _num(loc.get("longitude"))
-        if lat is not None and lon is not None and -90 <= lat <= 90 and -180 <= lon <= 180:
+        lat = loc.get("latitude")
+        if type(lat) is not float or not isfinite(lat):  # else _num(lat) is lat
+            lat = _num(lat)
+        lon = loc.get("longitude")
+        if type(lon) is not float or not isfinite(lon):
+            lon = _num(lon)
+        if lat is not None and lon is not None and -90.0 <= lat <= 90.0 and -180.0 <= lon <= 180.0:
             state.lat, state.lon = lat, lon
     consent_changed = False
-    consent = ctx.get("consent")
-    if isinstance(consent, dict):
-        prefs = consent.get("categoryPreferences")
-        if isinstance(prefs, dict) and isinstance(prefs.get("marketing"), bool):
-            consent_changed = _set_consent(state, prefs["marketing"], ev.timestamp)
-    email_changed = False
+    if "consent" in ctx:
+        consent = ctx["consent"]
+        if isinstance(consent, dict):
+            prefs = consent.get("categoryPreferences")
+            if isinstance(prefs, dict) and isinstance(prefs.get("marketing"), bool):
+                consent_changed = _set_consent(state, prefs["marketing"], ev.timestamp)
     if ev.type == "identify" or ev.traits:
         email_changed, traits_consent = apply_traits(state, ev)
-        consent_changed = consent_changed or traits_consent
-    return email_changed, consent_changed
+        return email_changed, consent_changed or traits_consent
+    return (False, True) if consent_changed else _UNCHANGED
 
 
 def _set_consent(state: ConsumerState, value: bool, t: float) -> bool:

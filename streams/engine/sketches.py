@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 from bisect import bisect_left
+from math import floor, isinf, log
 from typing import Any
 
 PRICE_BASE = 1.05  # +-2.5 % relative accuracy
@@ -29,9 +30,9 @@ def bucket_value(bucket: int, base: float = PRICE_BASE) -> float:
 def price_add(sketch: dict[int, float], price: float, weight: float = 1.0) -> None:
     """Add `price` (ignored unless > 0) to a price sketch, collapsing the lowest buckets past
     PRICE_MAX_BUCKETS so the sketch stays small whatever the history."""
-    if not price > 0 or math.isinf(price):
+    if not price > 0.0 or isinf(price):
         return
-    b = price_bucket(price)
+    b = floor(log(price) / _LOG_PRICE_BASE)  # price_bucket(price), inline: this runs per view
     sketch[b] = sketch.get(b, 0.0) + weight
     if len(sketch) > PRICE_MAX_BUCKETS:
         lo, nxt = sorted(sketch)[:2]
