@@ -126,7 +126,7 @@ class ConsumerState:
                 self.first_order,
                 self.last_order,
                 self.recent_orders,
-                [[b, w] for b, w in self.price.items()],
+                list(self.price.items()),  # (bucket, weight) pairs: JSON arrays
                 self.cat_aff,
                 self.brand_aff,
                 self.aff_ts,
