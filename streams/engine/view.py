@@ -19,6 +19,8 @@ class View:
 
     `members` is the set of segments the consumer is in as this evaluation goes, so that
     `in_segment()` sees earlier segments of the file as re-evaluated and later ones as before.
+    `memo` holds the values of sub-expressions the rules share (see rules.expr.Sharing): a view
+    is for one instant of a consumer whose state does not change while the view is in use.
     """
 
     __slots__ = (
@@ -28,6 +30,7 @@ class View:
         "_rfm",
         "bgnbd",
         "members",
+        "memo",
         "now",
         "population",
         "state",
@@ -46,6 +49,7 @@ class View:
         self.population = population
         self.bgnbd = bgnbd
         self.members = members
+        self.memo: dict[int, Any] = {}
         self._rfm: tuple[int, int, int] | None = None
         # derived values computed at most once per view (a view lives for one evaluation)
         self._price_band: float | None = None

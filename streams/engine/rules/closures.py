@@ -56,6 +56,27 @@ def constant(value: Any) -> Fn:
     return const
 
 
+_MISSING = object()
+
+
+def memo(fn: Fn, slot: int) -> Fn:
+    """`fn`, computed at most once per view: the value is kept in the view's `memo` dict under
+    `slot` (views without a `memo` attribute just compute it). Only for `fn`s that read no
+    memberships, which change while the segments are evaluated."""
+
+    def memoized(view: Any) -> Any:
+        try:
+            values = view.memo
+        except AttributeError:
+            return fn(view)
+        value = values.get(slot, _MISSING)
+        if value is _MISSING:
+            value = values[slot] = fn(view)
+        return value
+
+    return memoized
+
+
 def feature(attr: str) -> Fn:
     """Reads a plain feature (attr from namespace.FEATURES only)."""
     return operator.attrgetter(attr)
