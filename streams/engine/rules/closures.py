@@ -56,9 +56,6 @@ def constant(value: Any) -> Fn:
     return const
 
 
-_MISSING = object()
-
-
 def memo(fn: Fn, slot: int) -> Fn:
     """`fn`, computed at most once per view: the value is kept in the view's `memo` dict under
     `slot` (views without a `memo` attribute just compute it). Only for `fn`s that read no
@@ -69,9 +66,9 @@ def memo(fn: Fn, slot: int) -> Fn:
             values = view.memo
         except AttributeError:
             return fn(view)
-        value = values.get(slot, _MISSING)
-        if value is _MISSING:
-            value = values[slot] = fn(view)
+        if slot in values:  # cheaper than values.get() in CPython 3.11
+            return values[slot]
+        value = values[slot] = fn(view)
         return value
 
     return memoized
