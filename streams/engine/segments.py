@@ -129,9 +129,11 @@ def evaluate(
     if not members <= plan.name_set:
         stale = sorted(members - plan.name_set)
         members.difference_update(stale)
+    # (steps_for() inlined for the common case of a mask seen before)
+    steps = plan.every if changed is None else plan._by_mask.get(changed) or plan.steps_for(changed)
     entered: list[str] = []
     exited: list[str] = []
-    for name, fn in plan.every if changed is None else plan.steps_for(changed):
+    for name, fn in steps:
         try:
             inside = fn(view)
         except Exception:  # compiled rules are total; a bug here must not stop the stream
@@ -142,7 +144,7 @@ def evaluate(
                 members.add(name)
                 entered.append(name)
         elif name in members:
-            members.discard(name)
+            members.remove(name)
             exited.append(name)
     if stale:
         exited.extend(stale)

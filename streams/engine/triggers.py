@@ -31,19 +31,23 @@ def in_holdout(campaign: str, consumer_id: str, share: float) -> bool:
     return bucket / 2**64 < share
 
 
+# a tuple, not `str | int`: that expression would build a new union object on every call
+_ID_TYPES = (str, int)
+
+
 def event_products(ev: Event) -> list[str]:
     """product_id strings an event names (its own, or those of its products[])."""
     props = ev.properties
     out: list[str] = []
     pid = props.get("product_id")
-    if isinstance(pid, str | int) and not isinstance(pid, bool):
+    if isinstance(pid, _ID_TYPES) and not isinstance(pid, bool):
         out.append(str(pid))
     items = props.get("products")
     if isinstance(items, list):
         for p in items:
             if isinstance(p, dict):
                 q = p.get("product_id")
-                if isinstance(q, str | int) and not isinstance(q, bool):
+                if isinstance(q, _ID_TYPES) and not isinstance(q, bool):
                     out.append(str(q))
     return out
 
@@ -51,12 +55,14 @@ def event_products(ev: Event) -> list[str]:
 def arm(state: ConsumerState, trig: Trigger, ev: Event) -> Timer:
     """Arm, or re-arm (the timer restarts; products accumulate), `trig` for this event."""
     old = state.timers.get(trig.name)
-    products = list(old.products) if old else []
+    products = list(old.products) if old is not None else []
     for p in event_products(ev):
         if p in products:
             products.remove(p)
         products.append(p)
-    timer = Timer(ev.timestamp + trig.wait, ev.timestamp, ev.message_id, products[-MAX_PRODUCTS:])
+    if len(products) > MAX_PRODUCTS:
+        products = products[-MAX_PRODUCTS:]
+    timer = Timer(ev.timestamp + trig.wait, ev.timestamp, ev.message_id, products)
     state.timers[trig.name] = timer
     return timer
 

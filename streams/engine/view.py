@@ -19,6 +19,8 @@ class View:
 
     `members` is the set of segments the consumer is in as this evaluation goes, so that
     `in_segment()` sees earlier segments of the file as re-evaluated and later ones as before.
+    `memo` holds the values of sub-expressions the rules share (see rules.expr.Sharing): a view
+    is for one instant of a consumer whose state does not change while the view is in use.
     """
 
     __slots__ = (
@@ -28,6 +30,7 @@ class View:
         "_rfm",
         "bgnbd",
         "members",
+        "memo",
         "now",
         "population",
         "state",
@@ -46,6 +49,7 @@ class View:
         self.population = population
         self.bgnbd = bgnbd
         self.members = members
+        self.memo: dict[int, Any] = {}
         self._rfm: tuple[int, int, int] | None = None
         # derived values computed at most once per view (a view lives for one evaluation)
         self._price_band: float | None = None
@@ -85,9 +89,10 @@ class View:
 
     @property
     def price_band(self) -> float:
-        if self._price_band is None:
-            self._price_band = price_median(self.state.price)
-        return self._price_band
+        band = self._price_band
+        if band is None:
+            band = self._price_band = price_median(self.state.price)
+        return band
 
     @property
     def cart_value(self) -> float:
@@ -119,22 +124,27 @@ class View:
         return self.state.consented
 
     # population-relative
-    def _scores(self) -> tuple[int, int, int]:
-        if self._rfm is None:
-            self._rfm = self.population.rfm(self.state)
-        return self._rfm
-
+    # (scores computed once per view, inline: champions reads them on every event)
     @property
     def rfm_r(self) -> int:
-        return self._scores()[0]
+        rfm = self._rfm
+        if rfm is None:
+            rfm = self._rfm = self.population.rfm(self.state)
+        return rfm[0]
 
     @property
     def rfm_f(self) -> int:
-        return self._scores()[1]
+        rfm = self._rfm
+        if rfm is None:
+            rfm = self._rfm = self.population.rfm(self.state)
+        return rfm[1]
 
     @property
     def rfm_m(self) -> int:
-        return self._scores()[2]
+        rfm = self._rfm
+        if rfm is None:
+            rfm = self._rfm = self.population.rfm(self.state)
+        return rfm[2]
 
     def _xtT(self) -> tuple[int, float, float]:
         s = self.state
@@ -162,16 +172,16 @@ class View:
 
     def affinity(self, category: str) -> float:
         scores = self.state.cat_aff
-        if self._cat_total is None:
-            self._cat_total = sum(scores.values())
         total = self._cat_total
+        if total is None:
+            total = self._cat_total = sum(scores.values())
         return scores.get(category.lower(), 0.0) / total if total > 0 else 0.0
 
     def brand_affinity(self, brand: str) -> float:
         scores = self.state.brand_aff
-        if self._brand_total is None:
-            self._brand_total = sum(scores.values())
         total = self._brand_total
+        if total is None:
+            total = self._brand_total = sum(scores.values())
         return scores.get(brand.lower(), 0.0) / total if total > 0 else 0.0
 
     def distance_km(self, lat: float, lon: float) -> float | None:

@@ -8,7 +8,9 @@ None. Duration literals (`7d`, `30m`) are numbers of days.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection
+import itertools
+from collections import Counter
+from collections.abc import Callable, Collection, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,6 +32,83 @@ MAX_SOURCE = 100_000
 
 Locate = Callable[[int], tuple[int, int]]
 """Maps an offset in the expression's source to (line, col) in the file, both 1-based."""
+
+Key = tuple[Any, ...]
+"""What a compiled node computes, as a tree: (tag, details..., child keys...). Two nodes with
+the same key compute the same value from the same view. Child keys are the tuple items."""
+
+#: features computed anew on every read (the others are fields or cached by the view)
+COMPUTED_FEATURES = frozenset({"p_alive", "expected_orders_90d", "top_category", "cart_value"})
+_SLOTS = itertools.count()  # memo slots, unique across rule sets
+
+
+def _children(key: Key) -> Iterator[Key]:
+    return (k for k in key[1:] if isinstance(k, tuple))
+
+
+def _reads_members(key: Key) -> bool:
+    return key[:2] == ("call", "in_segment") or any(_reads_members(k) for k in _children(key))
+
+
+def _costly(key: Key) -> bool:
+    if key[0] == "call" or (key[0] == "f" and key[1] in COMPUTED_FEATURES):
+        return True
+    return any(_costly(k) for k in _children(key))
+
+
+class Sharing:
+    """Sub-expressions a rule set computes more than once per view, computed once instead.
+
+    A rule set is compiled twice: first to find the keys of the expressions (`roots`), then,
+    after `plan()`, with every shared sub-expression memoized in the view (`C.memo`). Only
+    sub-expressions that call a function or read a computed feature are worth it, and only
+    those that do not read memberships (`in_segment()` changes as segments are evaluated).
+    """
+
+    def __init__(self) -> None:
+        self.roots: list[Key] = []
+        self.memo: dict[Key, _T] | None = None  # None while finding the keys
+        self._chosen: set[Key] = set()
+
+    def plan(self) -> bool:
+        """Choose what to memoize from `roots`, largest first; False if nothing is shared."""
+        chosen: set[Key] = set()
+        while True:
+            uses: Counter[Key] = Counter()
+            done: set[Key] = set()
+            for root in self.roots:
+                self._count(root, chosen, uses, done)
+            candidates = [
+                k
+                for k, n in uses.items()
+                if n > 1 and k not in chosen and _costly(k) and not _reads_members(k)
+            ]
+            if not candidates:
+                break
+            chosen.add(max(candidates, key=lambda k: len(repr(k))))
+        self.memo = {}
+        self._chosen = chosen
+        return bool(chosen)
+
+    def _count(self, key: Key, chosen: set[Key], uses: Counter[Key], done: set[Key]) -> None:
+        """Count the evaluations of `key` and below; a chosen key's operands count once."""
+        uses[key] += 1
+        if key in chosen:
+            if key in done:
+                return
+            done.add(key)
+        for k in _children(key):
+            self._count(k, chosen, uses, done)
+
+    def use(self, n: _T) -> _T:
+        """`n`, memoized if it is shared (the same node for every occurrence)."""
+        if self.memo is None or n.const or n.key not in self._chosen:
+            return n
+        shared = self.memo.get(n.key)
+        if shared is None:
+            fn = C.memo(n.fn, next(_SLOTS))
+            shared = self.memo[n.key] = _T(n.type, fn, False, None, n.elems, n.key)
+        return shared
 
 
 def compile_expr(
@@ -70,15 +149,18 @@ def compile_at(
     locate: Locate,
     file: str,
     own: str | None = None,
+    sharing: Sharing | None = None,
 ) -> Expr:
     """Like compile_expr with an arbitrary offset mapping; `own` is the segment being defined
-    (it may not refer to itself)."""
-    comp = _Compiler(source, frozenset(segments), own)
+    (it may not refer to itself). The expressions of one rule set share a `sharing`."""
+    comp = _Compiler(source, frozenset(segments), own, sharing)
     node = comp.run()
     if comp.issues:
         issues = [RuleIssue(file, *locate(pos), msg) for pos, msg in comp.issues]
         raise RulesError(sorted(issues, key=lambda i: (i.line, i.col)))
     assert node is not None
+    if sharing is not None and sharing.memo is None:
+        sharing.roots.append(node.key)
     line, col = locate(0)
     return Expr(source=source, fn=node.fn, line=line, col=col)
 
@@ -92,10 +174,11 @@ class _T:
     const: bool = False
     value: Any = None
     elems: frozenset[str] = frozenset()  # for lists: the item types
+    key: Key = ("error",)
 
 
 def _const(type_: str, value: Any) -> _T:
-    return _T(type_, C.constant(value), True, value)
+    return _T(type_, C.constant(value), True, value, key=("k", type(value).__name__, repr(value)))
 
 
 _ERROR = _T("any", C.constant(None))
@@ -114,10 +197,13 @@ def _end(t: Tree[Token] | Token, default: int) -> int:
 
 
 class _Compiler:
-    def __init__(self, source: str, segments: frozenset[str], own: str | None) -> None:
+    def __init__(
+        self, source: str, segments: frozenset[str], own: str | None, sharing: Sharing | None
+    ) -> None:
         self.src = source
         self.segments = segments
         self.own = own
+        self.sharing = sharing
         self.issues: list[tuple[int, str]] = []
 
     def error(self, pos: int, msg: str) -> _T:
@@ -228,7 +314,8 @@ class _Compiler:
                 _pos(t), "a list must hold values of one kind (all strings or all numbers)"
             )
         value = tuple(i.value for i in items)
-        return _T("list", C.constant(value), True, value, frozenset(i.type for i in items))
+        types = frozenset(i.type for i in items)
+        return _T("list", C.constant(value), True, value, types, ("k", "tuple", repr(value)))
 
     # names and calls
     def name(self, t: Tree[Token]) -> _T:
@@ -236,12 +323,12 @@ class _Compiler:
         name, pos = str(tok), _pos(tok)
         feature = FEATURES.get(name)
         if feature is not None:
-            return _T(feature.type, C.feature(feature.attr))
+            return _T(feature.type, C.feature(feature.attr), key=("f", feature.attr))
         if name.startswith(TRAITS_PREFIX):
             key = name[len(TRAITS_PREFIX) :]
             if key.startswith("_"):
                 return self.error(pos, f"trait names may not start with '_': {name!r}")
-            return _T("any", C.trait(key))
+            return _T("any", C.trait(key), key=("t", key))
         if name == "traits":
             return self.error(pos, "write traits.<name>, e.g. traits.gender")
         if name in FUNCTIONS:
@@ -288,7 +375,8 @@ class _Compiler:
                 )
         if not ok:
             return _ERROR
-        return _T(fn.returns, C.call(name, [(a.const, a.value, a.fn) for a in args]))
+        fn_ = C.call(name, [(a.const, a.value, a.fn) for a in args])
+        return self.share(_T(fn.returns, fn_, key=("call", name, *(a.key for a in args))))
 
     def in_segment(self, t: Tree[Token], arg: Tree[Token] | Token) -> _T:
         if not (isinstance(arg, Tree) and arg.data == "string"):
@@ -304,7 +392,8 @@ class _Compiler:
             return self.error(_pos(arg), f"segment '{seg}' cannot refer to itself")
         if seg not in self.segments:
             return self.error(_pos(arg), f"unknown segment '{seg}'{T.suggest(seg, self.segments)}")
-        return _T("bool", C.call("in_segment", [(True, seg, node.fn)]))
+        fn = C.call("in_segment", [(True, seg, node.fn)])
+        return _T("bool", fn, key=("call", "in_segment", node.key))
 
     # operators
     def not_(self, t: Tree[Token]) -> _T:
@@ -314,7 +403,7 @@ class _Compiler:
                 _pos(t),
                 f"'not' needs true/false, but {self.snippet(t.children[0])} is {T.word(n.type)}",
             )
-        return self.fold(_T("bool", C.not_(n.fn)), [n])
+        return self.fold(_T("bool", C.not_(n.fn), key=("not", n.key)), [n])
 
     def or_test(self, t: Tree[Token]) -> _T:
         return self.logic(t, C.or_)
@@ -337,7 +426,7 @@ class _Compiler:
         # only operands of other types (traits) need the result made a bool
         if any(n.type != "bool" for n in nodes):
             fn = C.as_bool(fn)
-        return self.fold(_T("bool", fn), nodes)
+        return self.fold(_T("bool", fn, key=(word, *(n.key for n in nodes))), nodes)
 
     def neg(self, t: Tree[Token]) -> _T:
         return self.unary(t, C.negate, "-")
@@ -349,7 +438,7 @@ class _Compiler:
         n = self.child(t.children[0])
         if n.type not in T.NUMERIC and n.type != "any":
             return self.error(_pos(t), f"unary '{sign}' needs a number, not {T.word(n.type)}")
-        return self.fold(_T(n.type, build(n.fn)), [n])
+        return self.fold(_T(n.type, build(n.fn), key=(sign, n.key)), [n])
 
     def arith(self, t: Tree[Token]) -> _T:
         kids = t.children
@@ -367,7 +456,8 @@ class _Compiler:
             type_ = "days" if "days" in (acc.type, rhs.type) and op in "+-" else "number"
             if "any" in (acc.type, rhs.type):
                 type_ = "any" if acc.type == rhs.type else type_
-            acc = self.fold(_T(type_, C.arith(op, acc.fn, rhs.fn)), [acc, rhs])
+            fn = C.arith(op, acc.fn, rhs.fn)
+            acc = self.fold(_T(type_, fn, key=("arith", op, acc.key, rhs.key)), [acc, rhs])
         return acc
 
     def comparison(self, t: Tree[Token]) -> _T:
@@ -390,13 +480,17 @@ class _Compiler:
         if bad:
             return _ERROR
         fn = C.compare(ops, [(n.const, n.value, n.fn) for n in operands])
-        return self.fold(_T("bool", fn), operands)
+        key = ("cmp", ",".join(ops), *(n.key for n in operands))
+        return self.fold(_T("bool", fn, key=key), operands)
 
     def fold(self, n: _T, parts: list[_T]) -> _T:
         """Evaluate `n` now if all its operands are constants (they never touch the view)."""
         if all(p.const for p in parts):
             return _const(n.type, n.fn(None))
-        return n
+        return self.share(n)
+
+    def share(self, n: _T) -> _T:
+        return n if self.sharing is None else self.sharing.use(n)
 
 
 _NAMES = sorted(FEATURES)

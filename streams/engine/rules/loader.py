@@ -10,7 +10,7 @@ from typing import cast
 import yaml
 from yaml.nodes import Node, ScalarNode
 
-from streams.engine.rules.expr import compile_at
+from streams.engine.rules.expr import Sharing, compile_at
 from streams.engine.rules.model import (
     DEFAULT_BGNBD,
     TRIGGER_KINDS,
@@ -45,9 +45,13 @@ def load_rules(path: str | os.PathLike[str]) -> RuleSet:
 
 def loads_rules(text: str, path: str = "<string>") -> RuleSet:
     """Load rules from YAML text; `path` is used in messages. Raises RulesError."""
-    rules, issues = _Loader(text, path).load()
+    sharing = Sharing()
+    rules, issues = _Loader(text, path, sharing).load()
     if issues or rules is None:
         raise RulesError(issues)
+    if sharing.plan():  # compile again, shared sub-expressions now computed once per view
+        rules, issues = _Loader(text, path, sharing).load()
+        assert rules is not None and not issues
     return rules
 
 
@@ -70,6 +74,10 @@ def version_of(text: str) -> str:
 
 
 class _Loader(NodeReader):
+    def __init__(self, text: str, file: str, sharing: Sharing | None = None) -> None:
+        super().__init__(text, file)
+        self.sharing = sharing
+
     def load(self) -> tuple[RuleSet | None, list[RuleIssue]]:
         try:
             root = yaml.compose(self.text, Loader=yaml.SafeLoader)
@@ -113,7 +121,12 @@ class _Loader(NodeReader):
             return placeholder
         try:
             return compile_at(
-                node.value, segments=segments, locate=self.locator(node), file=self.file, own=own
+                node.value,
+                segments=segments,
+                locate=self.locator(node),
+                file=self.file,
+                own=own,
+                sharing=self.sharing,
             )
         except RulesError as err:
             self.issues.extend(err.issues)

@@ -350,3 +350,27 @@ def test_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert "missing.yaml" in err and "no such file" in err
     assert run(argparse.Namespace(file=str(tmp_path))) == 2
     assert "directory" in capsys.readouterr().err
+
+
+def test_shared_subexpressions_are_computed_once_per_view() -> None:
+    rules = loads_rules(
+        "segments:\n"
+        "  - {name: a, when: 'affinity(\"road\") >= 0.5 and price_band < 500'}\n"
+        "  - {name: b, when: 'affinity(\"road\") >= 0.5 and in_segment(\"a\")'}\n"
+        "  - {name: c, when: 'affinity(\"road\") >= 0.5 or in_segment(\"a\")'}\n"
+    )
+    calls: list[str] = []
+
+    class Counting(FakeView):
+        def affinity(self, category: str) -> float:
+            calls.append(category)
+            return super().affinity(category)
+
+    view = Counting(affinities={"road": 0.8}, price_band=400.0)
+    assert [bool(s.when.fn(view)) for s in rules.segments] == [True, False, True]
+    assert calls == ["road", "road", "road"]  # no memo on this view: computed every time
+    view.memo = {}  # type: ignore[attr-defined]
+    calls.clear()
+    view.members = {"a"}
+    assert [bool(s.when.fn(view)) for s in rules.segments] == [True, True, True]
+    assert calls == ["road"]
