@@ -116,6 +116,7 @@ class Engine:
         self._window = s.dedupe_window
         self._half_life = s.affinity_half_life
         self._bgnbd = s.bgnbd
+        self._view: View | None = None  # made by the next evaluation, with these settings
 
     # state access
     def _get(self, cid: str) -> ConsumerState | None:
@@ -312,13 +313,16 @@ class Engine:
              "at": iso(t)}
         )
 
-    def _view(self, state: ConsumerState, now: float) -> View:
-        return View(state, now, self.population, self._bgnbd, set(state.segments))
-
     def _segments(
         self, state: ConsumerState, now: float, out: Outputs, changed: int | None = None
     ) -> View:
-        view = self._view(state, now)
+        """Evaluate the segments of `state` at `now`; return the view they read, which stays
+        valid until the next evaluation of this engine (there is one view, re-initialized)."""
+        view = self._view
+        if view is None:
+            view = self._view = View(state, now, self.population, self._bgnbd, set(state.segments))
+        else:
+            view.reset(state, now, set(state.segments))
         plan = self._plan
         if state.plan != plan.signature:  # new consumer, or rules reloaded since
             state.plan = plan.signature

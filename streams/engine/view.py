@@ -44,12 +44,18 @@ class View:
         bgnbd: tuple[float, float, float, float],
         members: set[str],
     ) -> None:
-        self.state = state
-        self.now = now
         self.population = population
         self.bgnbd = bgnbd
-        self.members = members
         self.memo: dict[int, Any] = {}
+        self.reset(state, now, members)
+
+    def reset(self, state: ConsumerState, now: float, members: set[str]) -> None:
+        """Make this the view of `state` at `now`, forgetting all values computed for the last
+        one (the engine reuses one view: setting its fields costs less than making a view)."""
+        self.state = state
+        self.now = now
+        self.members = members
+        self.memo.clear()
         self._rfm: tuple[int, int, int] | None = None
         # derived values computed at most once per view (a view lives for one evaluation)
         self._price_band: float | None = None
