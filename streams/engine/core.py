@@ -61,8 +61,14 @@ class EngineConfig:
     max_cached: int = 200_000
 
 
+# copying a fresh hash object costs less than making one (parsing the keyword arguments)
+_SEEN_HASH = hashlib.blake2b(digest_size=8)
+
+
 def _seen_key(message_id: str) -> str:
-    return hashlib.blake2b(message_id.encode(), digest_size=8).hexdigest()
+    h = _SEEN_HASH.copy()
+    h.update(message_id.encode())
+    return h.hexdigest()
 
 
 class Engine:
