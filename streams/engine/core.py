@@ -293,11 +293,15 @@ class Engine:
         if on is not None:
             for trig in on:
                 before = state.timers.get(trig.name)
-                timer = arm(state, trig, ev)
+                if before is None:
+                    self.timers.push(arm(state, trig, ev).due, cid, trig.name)
+                    continue
                 # the heap entry of a re-armed timer stays and is pushed on when it pops (at
                 # most one entry per timer instead of one per arming); only an earlier due
-                # needs one
-                if before is None or timer.due < before.due:
+                # needs one. (arm() updates `before` itself: read its due first.)
+                due_before = before.due
+                timer = arm(state, trig, ev)
+                if timer.due < due_before:
                     self.timers.push(timer.due, cid, trig.name)
         self._segments(state, t, out, changed)
         if etype == "identify" or etype == "alias":

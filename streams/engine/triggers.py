@@ -53,17 +53,26 @@ def event_products(ev: Event) -> list[str]:
 
 
 def arm(state: ConsumerState, trig: Trigger, ev: Event) -> Timer:
-    """Arm, or re-arm (the timer restarts; products accumulate), `trig` for this event."""
-    old = state.timers.get(trig.name)
-    products = list(old.products) if old is not None else []
+    """Arm, or re-arm (the timer restarts; products accumulate), `trig` for this event.
+
+    A re-armed timer is the same object, updated in place (cheaper than a new one): a caller
+    comparing with the timer before must read its fields first."""
+    timer = state.timers.get(trig.name)
+    products = timer.products if timer is not None else []
     for p in event_products(ev):
         if p in products:
             products.remove(p)
         products.append(p)
     if len(products) > MAX_PRODUCTS:
         products = products[-MAX_PRODUCTS:]
-    timer = Timer(ev.timestamp + trig.wait, ev.timestamp, ev.message_id, products)
-    state.timers[trig.name] = timer
+    t = ev.timestamp
+    if timer is None:
+        timer = state.timers[trig.name] = Timer(t + trig.wait, t, ev.message_id, products)
+    else:
+        timer.due = t + trig.wait
+        timer.armed_at = t
+        timer.arm_id = ev.message_id
+        timer.products = products
     return timer
 
 
