@@ -84,7 +84,8 @@ class Engine:
         self.store = store
         self.partition = partition
         self.config = config or EngineConfig()
-        self.stats: Counter[str] = Counter()
+        self._stats: Counter[str] = Counter()
+        self._events = 0  # events not yet added to _stats["events"] (see `stats`)
         self._cache: dict[str, ConsumerState | None] = {}
         self._dirty: set[str] = set()
         self._aliases: dict[str, str | None] = {}
@@ -123,6 +124,15 @@ class Engine:
         self._half_life = s.affinity_half_life
         self._bgnbd = s.bgnbd
         self._view: View | None = None  # made by the next evaluation, with these settings
+
+    @property
+    def stats(self) -> Counter[str]:
+        """Counts of what happened: events, dead_letters, duplicates, entered:<segment>, ..."""
+        stats = self._stats
+        if self._events:
+            stats["events"] += self._events
+            self._events = 0
+        return stats
 
     # state access
     def _get(self, cid: str) -> ConsumerState | None:
@@ -197,7 +207,11 @@ class Engine:
         except EventError as exc:
             self._dead_letter(out, raw, str(exc), source, offset)
             return out
-        self.stats["events"] += 1
+        # a Counter increment per event costs more than an int attribute's
+        if self._events or "events" in self._stats:
+            self._events += 1
+        else:
+            self._stats["events"] = 1  # the first: the key takes its place in the Counter now
         self._route(ev, obj, out)
         return out
 
@@ -210,7 +224,7 @@ class Engine:
             text = raw
         else:
             text = orjson.dumps(raw, default=str).decode()
-        self.stats["dead_letters"] += 1
+        self._stats["dead_letters"] += 1
         out.dead_letters.append(
             {
                 "source": source,
@@ -227,7 +241,7 @@ class Engine:
         if state is None:
             target = self._alias(cid)
             if target is not None:
-                self.stats["forwarded"] += 1
+                self._stats["forwarded"] += 1
                 msg = {"op": "event", "to": target, "event": obj}
                 out.forwards.append(Forward(target, orjson.dumps(msg)))
                 return
@@ -236,7 +250,7 @@ class Engine:
     def _apply(self, ev: Event, cid: str, state: ConsumerState | None, out: Outputs) -> None:
         seen = _seen_key(ev.message_id)
         if state is not None and seen in state.seen:
-            self.stats["duplicates"] += 1
+            self._stats["duplicates"] += 1
             return
         t = ev.timestamp
         watermark = t - self._lateness
@@ -344,10 +358,10 @@ class Engine:
             version = self.rules.version
             for seg in exited:
                 out.segment_changes.append(_change(state.id, seg, "exited", at, version))
-                self.stats["exited:" + seg] += 1
+                self._stats["exited:" + seg] += 1
             for seg in entered:
                 out.segment_changes.append(_change(state.id, seg, "entered", at, version))
-                self.stats["entered:" + seg] += 1
+                self._stats["entered:" + seg] += 1
         return view
 
     # time
@@ -391,11 +405,11 @@ class Engine:
         # nothing but time (and the population) moved since the last evaluation
         view = self._segments(state, due, out, _TIME)
         if trig.when is not None and not bool(trig.when.fn(view)):
-            self.stats["not_eligible:" + trig.name] += 1
+            self._stats["not_eligible:" + trig.name] += 1
             return
         offer = choose_offer(trig, view)
         if offer is None and trig.offers:
-            self.stats["no_offer:" + trig.name] += 1
+            self._stats["no_offer:" + trig.name] += 1
             return
         at = iso(due)
         reason = suppression_reason(state, trig, due, self.rules.suppression)
@@ -407,7 +421,7 @@ class Engine:
                  "consumer_id": state.id, "due_at": at, "reason": reason,
                  "rules_version": self.rules.version}
             )
-            self.stats["suppressed:" + reason] += 1
+            self._stats["suppressed:" + reason] += 1
             return
         holdout = in_holdout(trig.name, state.id, self.rules.suppression.holdout)
         record_fired(state, trig, due)
@@ -415,7 +429,7 @@ class Engine:
             trigger_record(trig, state.id, timer, offer, list(state.segments), holdout, at,
                            self.rules.version)
         )
-        self.stats[("holdout:" if holdout else "triggers:") + trig.name] += 1
+        self._stats[("holdout:" if holdout else "triggers:") + trig.name] += 1
 
     # messages from other partitions
     def receive(self, payload: bytes) -> Outputs:
@@ -449,7 +463,7 @@ class Engine:
             return  # merged before; the first merge stands
         state = self._get(source)
         self._set_alias(source, target)
-        self.stats["merged"] += 1
+        self._stats["merged"] += 1
         if state is None:
             return
         self.population.remove(state)
@@ -517,7 +531,7 @@ class Engine:
         for alias in state.aliases:
             out.forwards.append(Forward(alias, orjson.dumps({"op": "forget_alias", "id": alias})))
         self._drop(consumer_id)
-        self.stats["forgotten"] += 1
+        self._stats["forgotten"] += 1
         return out
 
 
