@@ -125,7 +125,7 @@ def evaluate(
     are exited (after the others).
     """
     members = view.members
-    stale: list[str] = []
+    stale: list[str] | None = None  # (no list made in the common case)
     if not members <= plan.name_set:
         stale = sorted(members - plan.name_set)
         members.difference_update(stale)
