@@ -63,7 +63,8 @@ class Router:
             except orjson.JSONDecodeError:
                 obj = None
         key = consumer_key(obj) if isinstance(obj, dict) else None
-        engine = self.engines[self.partition_of(key)]
+        p = self._partition_cache.get(key) if key else 0  # partition_of(key), a hit inline
+        engine = self.engines[self.partition_of(key) if p is None else p]
         out = engine.process(obj if obj is not None else raw, source, offset)
         if out.forwards:
             self._settle(out)
