@@ -14,8 +14,14 @@ from streams.engine.state import MAX_PRODUCTS, ConsumerState, Timer
 from streams.engine.view import View
 
 
+# copying a fresh hash object costs less than making one (parsing the keyword arguments)
+_STABLE_HASH = hashlib.blake2b(digest_size=16)
+
+
 def stable_hash(*parts: str) -> bytes:
-    return hashlib.blake2b("\x1f".join(parts).encode(), digest_size=16).digest()
+    h = _STABLE_HASH.copy()
+    h.update("\x1f".join(parts).encode())
+    return h.digest()
 
 
 def trigger_id(campaign: str, consumer_id: str, arm_id: str) -> str:
