@@ -13,7 +13,6 @@ from streams.engine.rules import Suppression, Trigger
 from streams.engine.state import MAX_PRODUCTS, ConsumerState, Timer
 from streams.engine.view import View
 
-
 # copying a fresh hash object costs less than making one (parsing the keyword arguments)
 _STABLE_HASH = hashlib.blake2b(digest_size=16)
 
