@@ -7,6 +7,7 @@ sample of the population; live workers and replay compute the same per-partition
 from __future__ import annotations
 
 import math
+from bisect import bisect_left
 
 import orjson
 
@@ -54,12 +55,20 @@ class Population:
 
     def rfm(self, s: ConsumerState) -> tuple[int, int, int]:
         """Quintile scores 1..5 of a consumer; (0, 0, 0) without orders."""
-        if s.orders <= 0 or s.last_order is None:
+        orders, last_order = s.orders, s.last_order
+        if orders <= 0 or last_order is None:
             return 0, 0, 0
+        # Histogram.score() and the bucket functions inline (this runs on every event); all
+        # three cuts() are still called, in this order: they may recompute the cut points
+        r_cuts = self.recency.cuts()
+        f_cuts = self.frequency.cuts()
+        m_cuts = self.monetary.cuts()
+        revenue = s.revenue
+        m_bucket = math.floor(math.log(revenue) / _LOG_MONEY) if revenue > 1 else 0
         return (
-            self.recency.score(recency_bucket(s.last_order)),
-            self.frequency.score(s.orders),
-            self.monetary.score(money_bucket(s.revenue)),
+            1 + bisect_left(r_cuts, int(last_order // DAY)) if r_cuts else 0,
+            1 + bisect_left(f_cuts, orders) if f_cuts else 0,
+            1 + bisect_left(m_cuts, m_bucket) if m_cuts else 0,
         )
 
     def to_bytes(self) -> bytes:
