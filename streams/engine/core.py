@@ -9,6 +9,7 @@ id that was merged away, erasure of aliases) leaves as a `Forward` for the shell
 from __future__ import annotations
 
 import hashlib
+import math
 from collections import Counter
 from dataclasses import dataclass
 from typing import Any
@@ -95,6 +96,7 @@ class Engine:
         raw_meta = store.get(META_KEY)
         self.watermark: float = orjson.loads(raw_meta)["watermark"] if raw_meta else 0.0
         self._flushed_watermark = self.watermark
+        self._iso_last: tuple[float, str] = (math.nan, "")  # see _iso (nan equals no t)
         self.timers = TimerIndex()
         for key, value in store.items():
             if key.startswith("c/"):
@@ -191,6 +193,15 @@ class Engine:
         """The state of a consumer of this partition (read-only use)."""
         return self._get(cid)
 
+    def _iso(self, t: float) -> str:
+        """iso(t), kept for the last t: outputs of one instant often share it."""
+        last = self._iso_last
+        if last[0] == t:
+            return last[1]
+        text = iso(t)
+        self._iso_last = (t, text)
+        return text
+
     # input
     def process(
         self, raw: bytes | str | dict[str, Any], source: str = "", offset: str | None = None
@@ -231,7 +242,7 @@ class Engine:
                 "offset": offset,
                 "raw": text,
                 "reason": reason,
-                "at": iso(self.watermark) if self.watermark else None,
+                "at": self._iso(self.watermark) if self.watermark else None,
             }
         )
 
@@ -334,7 +345,7 @@ class Engine:
     def _profile(self, out: Outputs, state: ConsumerState, t: float) -> None:
         out.profiles.append(
             {"consumer_id": state.id, "email": state.email, "consented": state.consented,
-             "at": iso(t)}
+             "at": self._iso(t)}
         )
 
     def _segments(
@@ -354,7 +365,7 @@ class Engine:
         entered, exited = evaluate(plan, view, changed)
         if entered or exited:
             state.segments = ordered(self._plan, view.members)
-            at = iso(now)
+            at = self._iso(now)
             version = self.rules.version
             for seg in exited:
                 out.segment_changes.append(_change(state.id, seg, "exited", at, version))
@@ -411,7 +422,7 @@ class Engine:
         if offer is None and trig.offers:
             self._stats["no_offer:" + trig.name] += 1
             return
-        at = iso(due)
+        at = self._iso(due)
         reason = suppression_reason(state, trig, due, self.rules.suppression)
         if reason is not None:
             rec = trigger_record(trig, state.id, timer, offer, state.segments, False, at,
@@ -467,7 +478,7 @@ class Engine:
         if state is None:
             return
         self.population.remove(state)
-        at = iso(max(self.watermark, state.last_seen))
+        at = self._iso(max(self.watermark, state.last_seen))
         for seg in state.segments:
             out.segment_changes.append(_change(source, seg, "exited", at, self.rules.version))
         self._drop(source)
@@ -520,7 +531,7 @@ class Engine:
                     Forward(target, orjson.dumps({"op": "forget", "id": target}))
                 )
             return out
-        at = iso(max(self.watermark, state.last_seen))
+        at = self._iso(max(self.watermark, state.last_seen))
         for seg in state.segments:
             out.segment_changes.append(
                 _change(consumer_id, seg, "exited", at, self.rules.version)
