@@ -63,8 +63,7 @@ class Router:
             except orjson.JSONDecodeError:
                 obj = None
         key = consumer_key(obj) if isinstance(obj, dict) else None
-        p = self._partition_cache.get(key) if key else 0  # partition_of(key), a hit inline
-        engine = self.engines[self.partition_of(key) if p is None else p]
+        engine = self.engines[self.partition_of(key)]
         out = engine.process(obj if obj is not None else raw, source, offset)
         if out.forwards:
             self._settle(out)
