@@ -3,8 +3,11 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# the engine compiled with mypyc (streams/compiled.py lists the modules); rebuilt when they change
+COMPILED := $(VENV)/.compiled
+CORE := setup.py streams/compiled.py streams/router.py $(wildcard streams/engine/*.py streams/engine/rules/*.py)
 
-.PHONY: demo test lint unit bench clean
+.PHONY: demo test lint unit bench compile clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -12,23 +15,32 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install -q -e '.[dev]'
 	touch $(STAMP)
 
-demo: $(STAMP)
+$(COMPILED): $(STAMP) $(CORE)
+	MICROMARKETING_COMPILE=1 $(BIN)/python setup.py -q build_ext --inplace
+	touch $(COMPILED)
+
+compile: $(COMPILED)
+
+demo: $(COMPILED)
 	$(BIN)/micromarketing demo
 
-test: $(STAMP) lint
-	$(BIN)/python -m pytest
+# everything on the compiled engine, then the unit tests again on its Python source
+test: $(COMPILED) lint
+	MICROMARKETING_EXPECT_COMPILED=1 $(BIN)/python -m pytest
+	MICROMARKETING_PURE=1 $(BIN)/python -m pytest -q tests/unit
 
-unit: $(STAMP)
+unit: $(COMPILED)
 	$(BIN)/python -m pytest tests/unit
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 
-bench: $(STAMP)
+bench: $(COMPILED)
 	$(BIN)/python bench/replay.py
 	$(BIN)/python bench/live.py
 	$(BIN)/python bench/collector.py
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build
+	find . -name '*.so' -not -path './.venv/*' -delete

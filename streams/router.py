@@ -64,7 +64,8 @@ class Router:
                 obj = None
         key = consumer_key(obj) if isinstance(obj, dict) else None
         engine = self.engines[self.partition_of(key)]
-        out = engine.process(obj if obj is not None else raw, source, offset)
+        # anything but an object goes in raw: the engine's dead letter says what is wrong
+        out = engine.process(obj if isinstance(obj, dict) else raw, source, offset)
         if out.forwards:
             self._settle(out)
         return out

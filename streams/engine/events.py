@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any
@@ -175,37 +175,18 @@ def parse_event(obj: Any) -> Event:
         context = {} if context is None else _check_dict(context, "context")
     if not traits and "traits" in context and isinstance(context["traits"], dict):
         traits = context["traits"]
-    # what Event(...) builds, without a Python __init__ frame entered from C (this runs for
-    # every event)
-    ev: Event = _new_event(Event)
-    ev.type = etype
-    ev.name = name
-    ev.user_id = user_id
-    ev.anonymous_id = anonymous_id
-    ev.message_id = message_id
-    ev.timestamp = parse_time(stamp)
-    ev.properties = properties
-    ev.traits = traits
-    ev.context = context
-    ev.previous_id = previous_id
-    return ev
-
-
-_new_event = object.__new__
-_PARSED_FIELDS = (  # the fields parse_event sets, in step with Event
-    "type",
-    "name",
-    "user_id",
-    "anonymous_id",
-    "message_id",
-    "timestamp",
-    "properties",
-    "traits",
-    "context",
-    "previous_id",
-)
-if tuple(f.name for f in fields(Event)) != _PARSED_FIELDS:
-    raise RuntimeError("parse_event does not set every field of Event")
+    return Event(
+        etype,
+        name,
+        user_id,
+        anonymous_id,
+        message_id,
+        parse_time(stamp),
+        properties,
+        traits,
+        context,
+        previous_id,
+    )
 
 
 def decode_event(data: bytes | str) -> Event:

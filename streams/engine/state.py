@@ -154,7 +154,7 @@ class ConsumerState:
         d = orjson.loads(data)
         if d[0] != STATE_VERSION:
             raise ValueError(f"unknown consumer state version {d[0]}")
-        s = cls.__new__(cls)
+        s = cls("", 0.0)  # (mypyc cannot build a native object without __init__)
         (
             _,
             s.id,

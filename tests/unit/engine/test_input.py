@@ -91,3 +91,22 @@ def test_dedupe_survives_restart_from_store():
     again = Engine(eng.rules, eng.store)
     assert not run(again, track("u", "Product Viewed", T0 + 5, mid="once"))
     assert again.consumer("u").views == 1
+
+
+@pytest.mark.parametrize(
+    ("raw", "reason"),
+    [
+        (b"[1, 2]", "event must be a JSON object, got list"),
+        (b'"x"', "event must be a JSON object, got str"),
+        (b"null", "event must be a JSON object, got NoneType"),
+        (b"{oops", "invalid JSON"),
+    ],
+)
+def test_router_dead_letters_say_why_valid_json_is_not_an_event(raw, reason):
+    from streams.engine.rules import loads_rules
+    from streams.router import Router
+
+    router = Router(loads_rules(CART, "<test>"), 2)
+    [dl] = router.process(raw, source="f.jsonl", offset="3").dead_letters
+    assert dl["reason"].startswith(reason)
+    assert dl["raw"] == raw.decode()
