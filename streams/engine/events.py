@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any
@@ -18,20 +17,51 @@ class EventError(ValueError):
     """An event that cannot be processed; `str(err)` is the reason put in the dead letter."""
 
 
-@dataclass(slots=True)
 class Event:
-    """One Segment event. `timestamp` is event time in epoch seconds (UTC)."""
+    """One Segment event. `timestamp` is event time in epoch seconds (UTC).
 
-    type: str
-    name: str | None
-    user_id: str | None
-    anonymous_id: str | None
-    message_id: str
-    timestamp: float
-    properties: dict[str, Any] = field(default_factory=dict)
-    traits: dict[str, Any] = field(default_factory=dict)
-    context: dict[str, Any] = field(default_factory=dict)
-    previous_id: str | None = None
+    A plain class, not a dataclass: mypyc compiles this __init__, while a dataclass's is made
+    at import time and runs as Python, once per event."""
+
+    __slots__ = (
+        "anonymous_id",
+        "context",
+        "message_id",
+        "name",
+        "previous_id",
+        "properties",
+        "timestamp",
+        "traits",
+        "type",
+        "user_id",
+    )
+
+    def __init__(
+        self,
+        type: str,
+        name: str | None,
+        user_id: str | None,
+        anonymous_id: str | None,
+        message_id: str,
+        timestamp: float,
+        properties: dict[str, Any],
+        traits: dict[str, Any],
+        context: dict[str, Any],
+        previous_id: str | None,
+    ) -> None:
+        self.type = type
+        self.name = name
+        self.user_id = user_id
+        self.anonymous_id = anonymous_id
+        self.message_id = message_id
+        self.timestamp = timestamp
+        self.properties = properties
+        self.traits = traits
+        self.context = context
+        self.previous_id = previous_id
+
+    def __repr__(self) -> str:
+        return f"Event({self.type!r}, {self.name!r}, {self.consumer_id!r}, {self.timestamp!r})"
 
     @property
     def consumer_id(self) -> str:
@@ -59,7 +89,12 @@ def iso(ts: float) -> str:
     seconds, milli = divmod(ms, 1000)
     hour, rest = divmod(seconds, 3600)
     minute, second = divmod(rest, 60)
-    return f"{_iso_hour(hour)}:{minute:02d}:{second:02d}.{milli:03d}Z"
+    # (table lookups: a format spec costs more than the rest of this function)
+    return _iso_hour(hour) + _MINUTE_SECOND[minute * 60 + second] + _MILLI[milli]
+
+
+_MINUTE_SECOND = [f":{m:02d}:{s:02d}." for m in range(60) for s in range(60)]
+_MILLI = [f"{ms:03d}Z" for ms in range(1000)]
 
 
 @lru_cache(maxsize=4096)
