@@ -43,6 +43,7 @@ from confluent_kafka import Consumer, TopicPartition  # noqa: E402
 from connectors.broker import EmbeddedBroker, ensure_topics  # noqa: E402
 from connectors.topics import ALL_TOPICS, INPUT_TOPICS, SEGMENT_CHANGES  # noqa: E402
 from micromarketing.processes import child  # noqa: E402
+from streams import compiled  # noqa: E402
 from streams.live_io import BatchProducer, produce_events  # noqa: E402
 
 PARTITIONS = 4
@@ -291,6 +292,7 @@ def main() -> None:
     a = ap.parse_args()
     n = a.events
     tmp = Path(tempfile.mkdtemp(prefix="bench-live-"))
+    print(f"engine: {compiled.mode()} (MICROMARKETING_PURE=1 runs the source)", flush=True)
     print(f"generating {n} synthetic events...", flush=True)
     evs = events(n, seed=5)
     with contextlib.ExitStack() as stack:

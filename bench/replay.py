@@ -22,6 +22,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from connectors.sources.synthetic import generate_events  # noqa: E402
+from streams import compiled  # noqa: E402
 from streams.engine.events import parse_event  # noqa: E402
 from streams.engine.rules import load_rules, loads_rules  # noqa: E402
 from streams.engine.view import View  # noqa: E402
@@ -95,6 +96,7 @@ def main() -> None:
     consumers = len(state_bytes)
     eval_us = segment_eval_cost(router)
 
+    print(f"engine               : {compiled.mode()} (MICROMARKETING_PURE=1 runs the source)")
     print(f"input: {n} events ({mb:.1f} MB JSON), {consumers} consumers, "
           f"{len(router.engines[0].rules.segments)} segments, "
           f"{len(router.engines[0].rules.triggers)} triggers")

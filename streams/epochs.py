@@ -95,8 +95,9 @@ class EpochProducer:
         self._epoch = Epoch(self._track)
         self._queued: list[tuple[str, bytes | None, str | bytes | None, int]] = []
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._serve, name="delivery-reports", daemon=True)
-        self._thread.start()
+        # (not `_thread`: mypyc would name it `__thread`, a C keyword)
+        self._reports = threading.Thread(target=self._serve, name="delivery-reports", daemon=True)
+        self._reports.start()
 
     def _serve(self) -> None:
         while not self._stop.is_set():
@@ -158,6 +159,6 @@ class EpochProducer:
             left = self._producer.flush(timeout)
         finally:
             self._stop.set()
-            self._thread.join(1.0)
+            self._reports.join(1.0)
         if left:
             raise DeliveryError(f"{left} records not delivered after {timeout}s")

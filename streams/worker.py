@@ -19,6 +19,7 @@ from connectors.broker import (
     wait_for_bootstrap,
 )
 from connectors.topics import ALL_TOPICS, DEFAULT_PARTITIONS, INPUT_TOPICS
+from streams import compiled
 from streams.app import Settings, create_app
 from streams.live_io import topic_name
 
@@ -88,13 +89,15 @@ def run(args: argparse.Namespace) -> int:
         app = create_app(settings)
         pipeline = register(app, settings)
         log.info(
-            "worker %s on %s (topic prefix %r, %d partitions, rules %s, wall clock %s)",
+            "worker %s on %s (topic prefix %r, %d partitions, rules %s, wall clock %s, "
+            "engine %s)",
             settings.app_id,
             bootstrap,
             settings.prefix,
             settings.partitions,
             getattr(pipeline.rules, "version", "?"),
             settings.wall_clock,
+            compiled.mode(),
         )
         tune_gc()
         worker = Worker(
