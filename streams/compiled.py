@@ -129,8 +129,24 @@ def select() -> str:
         sys.meta_path.insert(0, SourceFinder(MODULES))
         _mode = "source"
         return _mode
+    _load_library()
     _mode = "compiled"
     return _mode
+
+
+def _load_library() -> None:
+    """Import mypyc's library by its path: each compiled module imports it as a top-level
+    module, which the source tree is not on `sys.path` for (an editable install's console
+    script, say)."""
+    name = f"{GROUP}__mypyc"
+    lib = library()
+    if name in sys.modules or lib is None:
+        return
+    spec = importlib.util.spec_from_file_location(name, lib)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
 
 
 def mode() -> str:

@@ -20,6 +20,7 @@ from typing import IO, Any
 
 import orjson
 
+from streams import compiled
 from streams.engine.events import EventError, parse_time
 from streams.engine.outputs import Outputs
 from streams.engine.rules import RulesError, load_rules
@@ -145,6 +146,7 @@ def build_report(router: Router, lines: int, elapsed: float) -> dict[str, Any]:
         "timing": {
             "seconds": round(elapsed, 3),
             "events_per_second": round(lines / elapsed) if elapsed > 0 else None,
+            "engine": compiled.mode(),  # "compiled" (mypyc) or "source"
         },
     }
 
@@ -196,7 +198,8 @@ def run(args: argparse.Namespace) -> int:
     t = report["timing"]
     print(
         f"replayed {report['input_lines']} events in {t['seconds']}s "
-        f"({t['events_per_second']} events/s): {sum(report['triggers'].values())} triggers, "
+        f"({t['events_per_second']} events/s, {t['engine']} engine): "
+        f"{sum(report['triggers'].values())} triggers, "
         f"{sum(report['suppressed'].values())} suppressed, {report['dead_letters']} dead "
         f"letters -> {out_dir}",
         file=sys.stderr,
