@@ -1,7 +1,7 @@
 """The engine modules that `make` compiles to C with mypyc, and the switch back to their source.
 
 `setup.py` (with MICROMARKETING_COMPILE=1) builds each module below into a `.so` beside its
-`.py`, and Python imports the `.so` first: the same code, about 1.4x faster (bench/replay.py).
+`.py`, and Python imports the `.so` first: the same code, about 1.5x faster (bench/replay.py).
 The Python source runs instead when MICROMARKETING_PURE=1 is set, or when a source file is
 newer than its compiled module (with a warning, so an edit is never silently ignored). It is
 all or nothing: compiled modules call each other directly, not through their Python names.
@@ -109,28 +109,25 @@ def select() -> str:
     global _mode
     if any(isinstance(f, SourceFinder) for f in sys.meta_path):
         return _mode
-    if library() is None or not all(binaries_of(m) for m in MODULES):
-        _mode = "source"  # not compiled (or only partly): Python imports the .py files
-        if any(binaries_of(m) for m in MODULES):
-            sys.meta_path.insert(0, SourceFinder(MODULES))
+    present = [bool(binaries_of(m)) for m in MODULES]
+    if not any(present):
+        _mode = "source"  # not compiled: Python imports the .py files by itself
         return _mode
-    if os.environ.get(PURE_ENV, "") not in ("", "0"):
-        sys.meta_path.insert(0, SourceFinder(MODULES))
-        _mode = "source"
-        return _mode
-    # only in a source checkout: an installed wheel's file times say nothing of edits
-    changed = stale() if (ROOT / "setup.py").exists() else []
-    if changed:
+    if library() is not None and all(present) and os.environ.get(PURE_ENV, "") in ("", "0"):
+        # only in a source checkout: an installed wheel's file times say nothing of edits
+        changed = stale() if (ROOT / "setup.py").exists() else []
+        if not changed:
+            _load_library()
+            _mode = "compiled"
+            return _mode
         log.warning(
             "%s changed after the engine was compiled: running the Python source "
             "(run `make compile` to compile it again)",
             ", ".join(source_of(m).relative_to(ROOT).as_posix() for m in changed[:3]),
         )
-        sys.meta_path.insert(0, SourceFinder(MODULES))
-        _mode = "source"
-        return _mode
-    _load_library()
-    _mode = "compiled"
+    # asked for, stale, or only partly compiled: every listed module from its .py file
+    sys.meta_path.insert(0, SourceFinder(MODULES))
+    _mode = "source"
     return _mode
 
 
