@@ -93,18 +93,10 @@ def _product_interest(
         brand = _str(brand)
     if category or brand:  # (an empty string counts as absent, as _str says)
         decay(state, t, half_life)
-        if category:  # _bump(state.cat_aff, category.lower(), weight), inline
-            scores = state.cat_aff
-            key = category.lower()
-            scores[key] = scores.get(key, 0.0) + weight
-            if len(scores) > MAX_AFFINITY_KEYS:
-                _drop_weakest(scores)
-        if brand:  # _bump(state.brand_aff, brand.lower(), weight), inline
-            scores = state.brand_aff
-            key = brand.lower()
-            scores[key] = scores.get(key, 0.0) + weight
-            if len(scores) > MAX_AFFINITY_KEYS:
-                _drop_weakest(scores)
+        if category:
+            _bump(state.cat_aff, category.lower(), weight)
+        if brand:
+            _bump(state.brand_aff, brand.lower(), weight)
 
 
 def _products(props: dict[str, Any]) -> list[dict[str, Any]]:
