@@ -116,7 +116,12 @@ def build_parser() -> argparse.ArgumentParser:
     deliver.add_argument("--to", nargs=2, metavar=("KIND", "TARGET"), required=True)
     deliver.add_argument("--secret", default=None, help="webhook HMAC secret")
     deliver.add_argument("--templates", default=None, help="email templates folder")
-    deliver.add_argument("--group", default="micromarketing-deliver", help="consumer group")
+    deliver.add_argument(
+        "--group",
+        default=None,
+        help="consumer group (default: micromarketing-deliver-KIND, so a webhook and an email "
+        "deliverer each get every trigger)",
+    )
     deliver.add_argument("--max-tries", type=int, default=5)
     deliver.add_argument("--sender", default="offers@micromarketing.local")
     _broker_arg(deliver)

@@ -112,6 +112,12 @@ def stop_on_signals(stop: threading.Event) -> Iterator[None]:
             signal.signal(sig, old)
 
 
+def group_of(args: argparse.Namespace, kind: str) -> str:
+    """The consumer group: `--group`, else one per kind of delivery, so that a webhook deliverer
+    and an email deliverer each get every trigger (more deliverers of one kind share them)."""
+    return str(args.group) if args.group else f"micromarketing-deliver-{kind}"
+
+
 def run(args: argparse.Namespace) -> int:
     """Entry point of `micromarketing deliver`; returns the exit code."""
     try:
@@ -132,7 +138,12 @@ def run(args: argparse.Namespace) -> int:
     with stop_on_signals(stop), broker_or_embedded(args.broker) as bootstrap:
         ensure_topics(bootstrap, [*topics.triggers, topics.profiles, topics.failures])
         deliverer = Deliverer(
-            bootstrap, sender, group=args.group, topics=topics, retry=retry, metrics=metrics
+            bootstrap,
+            sender,
+            group=group_of(args, sender.name),
+            topics=topics,
+            retry=retry,
+            metrics=metrics,
         )
         log.info("delivering triggers from %s by %s", bootstrap, sender.name)
         try:

@@ -192,3 +192,18 @@ def test_failure_record_and_summary() -> None:
     metrics.delivered()
     metrics.skipped("holdout")
     assert "delivered=1" in metrics.summary() and "holdout=1" in metrics.summary()
+
+
+def test_each_kind_of_deliverer_has_its_own_group_by_default():
+    """A webhook and an SMTP deliverer started with the defaults must both get every trigger:
+    in one group they would split the partitions, each delivering half."""
+    from connectors.deliver.command import group_of
+    from micromarketing.cli import build_parser
+
+    parse = build_parser().parse_args
+    hook = parse(["deliver", "--to", "webhook", "http://127.0.0.1:1/h"])
+    smtp = parse(["deliver", "--to", "smtp", "127.0.0.1:2525"])
+    assert group_of(hook, "webhook") != group_of(smtp, "smtp")
+    assert group_of(hook, "webhook") == "micromarketing-deliver-webhook"
+    mine = parse(["deliver", "--to", "smtp", "127.0.0.1:2525", "--group", "mine"])
+    assert group_of(mine, "smtp") == "mine"
