@@ -135,9 +135,11 @@ def read_back(
             for msg in consumer.consume(500, timeout=0.5):
                 if msg.error() is not None:
                     continue
-                value = orjson.loads(msg.value())
+                topic, raw = msg.topic(), msg.value()
+                assert topic is not None and raw is not None
+                value = orjson.loads(raw)
                 if match(value):
-                    found.append((msg.topic(), msg.key(), value))
+                    found.append((topic, msg.key(), value))
                     if stamps is not None:
                         stamps[value.get("messageId", "")] = msg.timestamp()[1]
     finally:
@@ -205,7 +207,7 @@ def test_analytics_js_short_paths_text_plain(
     collector: Collector, broker: EmbeddedBroker, unique: str
 ) -> None:
     user = f"js-{unique}"
-    events = {
+    events: dict[str, dict[str, Any]] = {
         "t": {"event": "Product Added", "properties": {"product_id": "p9"}},
         "i": {"traits": {"gender": "female"}},
         "p": {"name": "Home"},
@@ -227,8 +229,7 @@ def test_analytics_js_short_paths_text_plain(
         assert (status, resp) == (200, {"success": True})
         assert headers["Access-Control-Allow-Origin"] == "*"
     stamps: dict[str, int] = {}
-    found = read_back(broker.bootstrap, [CLICKSTREAM, IDENTITIES], by_user(user), 5,
-                      stamps=stamps)
+    found = read_back(broker.bootstrap, [CLICKSTREAM, IDENTITIES], by_user(user), 5, stamps=stamps)
     types = {v["messageId"].rsplit("-", 1)[1]: (topic, v) for topic, _, v in found}
     expected = {"t": "track", "i": "identify", "p": "page", "s": "screen", "a": "alias"}
     assert {p: v["type"] for p, (_, v) in types.items()} == expected

@@ -4,6 +4,7 @@ its own records are acknowledged, with their offsets, while the next epoch fills
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import pytest
 from confluent_kafka import Consumer, TopicPartition
@@ -61,7 +62,8 @@ def test_epochs_resolve_with_their_own_offsets(broker: EmbeddedBroker, unique: s
 
 def test_an_epoch_that_is_never_acknowledged_fails_clearly() -> None:
     # nothing listens there: the record fails after its delivery timeout
-    producer = EpochProducer("127.0.0.1:1", **{"message.timeout.ms": 500, "log_level": 0})
+    config: dict[str, Any] = {"message.timeout.ms": 500, "log_level": 0}
+    producer = EpochProducer("127.0.0.1:1", **config)
 
     async def scenario() -> None:
         producer.produce("nowhere", "k", b"v")
@@ -79,7 +81,8 @@ def test_a_record_librdkafka_refuses_fails_its_epoch_only(
 ) -> None:
     topic = f"{unique}.out"
     ensure_topics(broker.bootstrap, [topic], 1)
-    producer = EpochProducer(broker.bootstrap, **{"message.max.bytes": 10_000})
+    config: dict[str, Any] = {"message.max.bytes": 10_000}
+    producer = EpochProducer(broker.bootstrap, **config)
 
     async def scenario() -> None:
         producer.produce(topic, "small", b"x")

@@ -155,8 +155,10 @@ class Live:
             for msg in self._consumer.consume(1000, min(left, 0.2)):
                 if msg.error() is not None:
                     continue
-                base = msg.topic()[len(self.prefix) :]
-                self.outputs.setdefault(base, []).append(orjson.loads(msg.value()))
+                topic, raw = msg.topic(), msg.value()
+                assert topic is not None and raw is not None
+                base = topic[len(self.prefix) :]
+                self.outputs.setdefault(base, []).append(orjson.loads(raw))
 
     def wait_for(
         self, done: Callable[[], bool], timeout: float, what: str, step: float = 0.5

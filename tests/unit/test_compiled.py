@@ -48,7 +48,7 @@ def test_the_source_finder_imports_the_py_file_beside_a_binary(tmp_path):
     sys.path.insert(0, str(tmp_path))
     sys.meta_path.insert(0, finder)
     try:
-        import mmpkg.mod  # type: ignore[import-not-found]
+        import mmpkg.mod
 
         assert mmpkg.mod.VALUE == "source"
     finally:
@@ -69,7 +69,11 @@ def test_the_mode_and_the_files_imported_agree(pure):
     )
     env = {**os.environ, compiled.PURE_ENV: pure}
     res = subprocess.run(
-        [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True,
+        [sys.executable, "-c", code],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
         cwd=compiled.ROOT,
     )
     mode, files = res.stdout.split(" ", 1)

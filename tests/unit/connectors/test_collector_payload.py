@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import gzip
+from typing import Any
 
 import orjson
 import pytest
@@ -165,7 +166,7 @@ def test_batch_limits():
 
 def test_event_just_under_the_limit_passes_despite_enrichment():
     small = Limits(max_event_bytes=400)
-    event = {"type": "track", "event": "x", "userId": "u", "properties": {"p": ""}}
+    event: dict[str, Any] = {"type": "track", "event": "x", "userId": "u", "properties": {"p": ""}}
     event["properties"]["p"] = "x" * (399 - len(orjson.dumps(event)))
     assert len(orjson.dumps(event)) == 399
     assert len(plan_batch({"batch": [event]}, RECEIVED, small).records) == 1

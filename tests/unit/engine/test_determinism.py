@@ -51,8 +51,11 @@ def streams_(draw):
         t += draw(st.floats(0, 2 * DAY))
         kind = draw(st.sampled_from(["track", "track", "track", "identify"]))
         uid = draw(st.sampled_from(["u1", "u2", "u3", "a1", "a2"]))
-        ev = {"type": kind, "timestamp": f"{_iso(t)}",
-              "messageId": draw(st.sampled_from([f"m{i}", "dup"]))}
+        ev = {
+            "type": kind,
+            "timestamp": f"{_iso(t)}",
+            "messageId": draw(st.sampled_from([f"m{i}", "dup"])),
+        }
         if uid.startswith("a"):
             ev["anonymousId"] = uid
             if kind == "identify":
@@ -61,8 +64,13 @@ def streams_(draw):
             ev["userId"] = uid
         if kind == "track":
             ev["event"] = draw(st.sampled_from(NAMES))
-            ev["properties"] = {"order_id": f"o{draw(st.integers(0, 3))}", "revenue": 10,
-                                "product_id": "p", "category": "road", "price": 99}
+            ev["properties"] = {
+                "order_id": f"o{draw(st.integers(0, 3))}",
+                "revenue": 10,
+                "product_id": "p",
+                "category": "road",
+                "price": 99,
+            }
         else:
             ev["traits"] = {"unsubscribed": draw(st.booleans())}
         events.append(ev)
@@ -87,7 +95,7 @@ def _run(events, restart_every: int | None = None) -> list[bytes]:
         if restart_every and i % restart_every == 0:
             router.flush()
             stores = [e.store for e in router.engines]
-            router = Router(RULES, 3, store_factory=lambda p, s=stores: s[p])
+            router = Router(RULES, 3, store_factory=stores.__getitem__)
     lines += _dump(router.advance(T0 + 400 * DAY))
     return lines
 
@@ -108,7 +116,15 @@ def test_outputs_are_not_empty_for_a_busy_stream():
     events = []
     for i in range(50):
         t = T0 + i * HOUR
-        events.append({"type": "track", "event": "Product Added", "userId": f"u{i % 5}",
-                       "timestamp": _iso(t), "messageId": f"m{i}", "properties": {}})
+        events.append(
+            {
+                "type": "track",
+                "event": "Product Added",
+                "userId": f"u{i % 5}",
+                "timestamp": _iso(t),
+                "messageId": f"m{i}",
+                "properties": {},
+            }
+        )
     lines = _run(events)
     assert any(b'"campaign":"cart"' in line for line in lines)
