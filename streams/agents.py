@@ -15,8 +15,9 @@ offset order, waiting for a topic-partition that has data not fetched yet (Kafka
 stream-time synchronization); forwards to a partition of this worker are delivered in process at
 once (as replay does), others go to the `forwards` topic. Records are applied as soon as they
 are released, their outputs and forwards handed to a confluent producer every `PUSH_EVERY`
-records (no await per event). What was applied is committed as one batch every
-`commit_interval` seconds (or `batch_max` records), as Kafka Streams commits:
+records (no await per event); that per-record path is `streams.flow`, compiled with the
+engine. What was applied is committed as one batch every `commit_interval` seconds (or
+`batch_max` records), as Kafka Streams commits:
 
 1. `engine.flush()` stages each dirty key once, plus the input offsets applied;
 2. the staged writes go to the table's changelog (explicit partition = input partition);
@@ -41,27 +42,25 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import heapq
 import logging
 import time
 import uuid
-from collections import Counter, deque
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any
 
 import faust
 import orjson
 from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 
 from connectors.broker import topic_partitions
-from connectors.topics import CONTROL, DEAD_LETTERS, FORWARDS, INPUT_TOPICS
+from connectors.topics import CONTROL, INPUT_TOPICS
 from streams.app import App, Settings, state_table
 from streams.catchup import ChangelogReader
-from streams.engine.partitioning import partition_for
 from streams.epochs import Epoch, EpochProducer
-from streams.live_io import decode_input, encode_value, topic_name
+from streams.flow import Flow, PartitionEngine, Rec
+from streams.live_io import topic_name
 from streams.tables import TableStore
 
 log = logging.getLogger(__name__)
@@ -71,26 +70,6 @@ log = logging.getLogger(__name__)
 PUSH_EVERY = 100
 #: Seconds a stop waits for the engines before it gives up settling the batch in flight.
 STOP_WAIT = 10.0
-
-
-class Rec(NamedTuple):
-    """One buffered input or forward record, whichever client read it."""
-
-    topic: str
-    partition: int
-    offset: int
-    timestamp: float  # seconds
-    value: bytes | None
-    event: Any  # the Faust event of a forward (acked after commit), else None
-
-
-@dataclass
-class PartitionEngine:
-    """The engine of one assigned partition, with its store."""
-
-    partition: int
-    engine: Any
-    store: TableStore
 
 
 @dataclass
@@ -131,28 +110,18 @@ class Pipeline:
         self._acks: list[Any] = []
         self._last_commit = time.monotonic()
         self.lock = asyncio.Lock()
-        self.engines: dict[int, PartitionEngine] = {}
         prefix = settings.prefix
-        self.base_of = {topic_name(t, prefix): t for t in (*INPUT_TOPICS, FORWARDS)}
-        self.forwards_topic = topic_name(FORWARDS, prefix)
         self.control_topic = topic_name(CONTROL, prefix)
         self.rules = _load_rules(settings.rules_path)
         self._rules_mtime = self._mtime()
         self._control: Consumer | None = None
         self.stream: Any = None
-        self.pending: dict[tuple[str, int], deque[Any]] = {}
         self.owned: set[int] = set()
         #: True from the end of Faust's recovery to the next revocation.
         self.ready = False
         #: Set when the worker stops: no batch is applied from then on.
         self.stopping = False
         self._last_log = time.monotonic()
-        self._touched: set[int] = set()
-        self.input_topics = [topic_name(t, prefix) for t in INPUT_TOPICS]
-        self._received: dict[tuple[str, int], int] = {}
-        self.buffered = 0
-        self._oldest = 0.0
-        self.stats: Counter[str] = Counter()
         self.intake = Consumer(
             {
                 "bootstrap.servers": settings.bootstrap,
@@ -168,6 +137,20 @@ class Pipeline:
             }
         )
         self._assigned: set[int] = set()
+        #: the per-record path (compiled); its dicts and sets are shared, never replaced
+        self.flow = Flow(
+            self.intake,
+            self.producer,
+            prefix=prefix,
+            partitions=settings.partitions,
+            inputs=INPUT_TOPICS,
+            max_buffered=settings.max_buffered,
+            batch_max=settings.batch_max,
+        )
+        self.engines = self.flow.engines
+        self.stats = self.flow.stats
+        self.forwards_topic = self.flow.forwards_topic
+        self.input_topics = self.flow.input_topics
 
     # ----------------------------------------------------------------- engines
     def _mtime(self) -> float:
@@ -209,54 +192,7 @@ class Pipeline:
             if self.engines.pop(p, None) is not None:
                 log.info("partition %d: engine dropped", p)
 
-    # ----------------------------------------------------------------- outputs
-    def emit(self, out: Any) -> None:
-        """Queue the records of one engine call and route its forwards: to the engine in this
-        process when we own the target partition (settled at once, as replay does), else to
-        the `forwards` topic, partition of the key."""
-        local: deque[Any] | None = None
-        while True:
-            if out.segment_changes or out.triggers or out.suppressed or out.profiles or (
-                out.dead_letters
-            ):  # most events change nothing: skip the generator
-                prefix, produce, stats = self.settings.prefix, self.producer.produce, self.stats
-                for base, key, value in out.records():
-                    produce(topic_name(base, prefix), key, encode_value(base, value))
-                    stats[base] += 1
-            for fwd in out.forwards:
-                target = partition_for(fwd.key, self.settings.partitions)
-                pe = self.engines.get(target)
-                if pe is not None:
-                    if local is None:
-                        local = deque()
-                    local.append((pe, fwd.payload))
-                    self.stats["forwards:local"] += 1
-                else:
-                    self.producer.produce(
-                        self.forwards_topic, fwd.key, fwd.payload, partition=target
-                    )
-                    self.stats[FORWARDS] += 1
-            if not local:
-                return
-            pe, payload = local.popleft()
-            self._touched.add(pe.partition)
-            out = pe.engine.receive(payload)
-
-    def dead_letter(self, source: str, offset: str, raw: bytes | None, reason: str) -> None:
-        value = {
-            "source": source,
-            "offset": offset,
-            "raw": (raw or b"").decode("utf-8", "replace"),
-            "reason": reason,
-            "at": None,
-        }
-        self.producer.produce(
-            topic_name(DEAD_LETTERS, self.settings.prefix),
-            source,
-            encode_value(DEAD_LETTERS, value),
-        )
-        self.stats[DEAD_LETTERS] += 1
-
+    # ----------------------------------------------------------------- commits
     async def commit(self) -> None:
         """End a batch: stage what was applied since the last commit on the changelog and seal
         its epoch of records, then settle the batch before it (acknowledged by now, as a
@@ -271,7 +207,7 @@ class Pipeline:
 
     async def settle(self) -> None:
         """Make everything applied durable (before partitions are revoked, and on stop)."""
-        if self._uncommitted or self._touched or self._acks:
+        if self._uncommitted or self.flow.touched or self._acks:
             await self.commit()
         inflight, self._inflight = self._inflight, None
         if inflight is not None:
@@ -285,7 +221,7 @@ class Pipeline:
         if inflight is not None and future is not None and future.done():
             self._inflight = None
             await self._settle(inflight)
-        if not (self._uncommitted or self._touched or self._acks):
+        if not (self._uncommitted or self.flow.touched or self._acks):
             return
         if (
             self._uncommitted >= self.settings.batch_max
@@ -295,7 +231,7 @@ class Pipeline:
 
     def _stage(self, acks: list[Any]) -> Inflight:
         staged: list[tuple[PartitionEngine, dict[bytes, bytes | None]]] = []
-        for p in sorted(self._touched):
+        for p in sorted(self.flow.touched):
             pe = self.engines.get(p)
             if pe is None:
                 continue
@@ -306,7 +242,7 @@ class Pipeline:
             for key, value in writes.items():
                 self.producer.produce(self.changelog, key, value, partition=pe.partition)
             staged.append((pe, writes))
-        self._touched.clear()
+        self.flow.touched.clear()
         offsets = [
             TopicPartition(topic, p, off + 1)
             for p, pe in self.engines.items()
@@ -334,52 +270,9 @@ class Pipeline:
     def add_forward(self, event: Any) -> None:
         """Buffer a forward read by the Faust agent (acked after the batch is committed)."""
         msg = event.message
-        self._add(Rec(msg.topic, msg.partition, msg.offset, msg.timestamp or 0.0, msg.value, event))
-
-    def _add(self, rec: Rec) -> None:
-        key = (rec.topic, rec.partition)
-        if rec.offset <= self._received.get(key, -1):
-            self.stats["redelivered"] += 1
-            return
-        self._received[key] = rec.offset
-        queue = self.pending.get(key)
-        if queue is None:
-            queue = self.pending[key] = deque()
-        queue.append(rec)
-        if not self.buffered:
-            self._oldest = time.monotonic()
-        self.buffered += 1
-
-    def fetch(self) -> int:
-        """Move what the intake consumer has prefetched into the buffer (never blocks)."""
-        if not self._assigned:
-            return 0
-        n = 0
-        limit = self.settings.max_buffered
-        while self.buffered < limit:
-            msgs = self.intake.consume(10000, timeout=0)
-            if not msgs:
-                break
-            add = self._add
-            for m in msgs:
-                err = m.error()
-                if err is not None:
-                    if err.code() != -191:  # _PARTITION_EOF
-                        log.warning("intake: %s", err)
-                    continue
-                ts = m.timestamp()[1]
-                add(
-                    Rec(
-                        m.topic() or "",
-                        m.partition() or 0,
-                        m.offset() or 0,
-                        ts / 1000.0 if ts > 0 else 0.0,
-                        m.value(),
-                        None,
-                    )
-                )
-            n += len(msgs)
-        return n
+        self.flow.add(
+            Rec(msg.topic, msg.partition, msg.offset, msg.timestamp or 0.0, msg.value, event)
+        )
 
     def _assign_intake(self) -> None:
         """Read the input partitions of the engines we have, after their stored offsets."""
@@ -394,147 +287,48 @@ class Pipeline:
                 tps.append(TopicPartition(topic, p, OFFSET_BEGINNING if off is None else off + 1))
         self.intake.assign(tps)
         self._assigned = want
+        self.flow.assigned = bool(want)
         # every input partition restarts after its stored offset: drop what was buffered
-        inputs = set(self.input_topics)
-        for key in [k for k in self.pending if k[0] in inputs]:
-            self.buffered -= len(self.pending.pop(key))
-        for key in [k for k in self._received if k[0] in inputs]:
-            del self._received[key]
+        self.flow.drop_inputs()
         log.info("intake assigned partitions %s", sorted(want))
 
-    def _caught_up(self, topic: str, partition: int) -> bool:
-        """No more records of topic/partition are available right now (fetch high watermark)."""
-        if topic == self.forwards_topic:
-            return True
-        try:
-            _, hw = self.intake.get_watermark_offsets(TopicPartition(topic, partition), cached=True)
-        except Exception:
-            return False
-        if hw is None or hw < 0:
-            return False
-        pos = self._received.get((topic, partition), -1) + 1
-        pe = self.engines.get(partition)
-        if pe is not None:
-            pos = max(pos, pe.store.offsets.get(topic, -1) + 1)
-        return pos >= hw
-
-    def _blocking(self) -> list[tuple[str, int, int]]:
-        """(topic, partition, position) of the queues holding the merge back."""
-        return [
-            (t, p, self._received.get((t, p), -1) + 1)
-            for p in sorted(self.engines)
-            for t in self.input_topics
-            if not self.pending.get((t, p)) and not self._caught_up(t, p)
-        ]
-
     # ----------------------------------------------------------------- batches
-    def _release(self, force: bool) -> list[Rec]:
-        """Buffered records ready to apply, in order: forwards from other workers first, then
-        the input topics of all our partitions merged by timestamp, each topic-partition in
-        offset order. An empty topic-partition that has data not fetched yet holds the merge
-        back, unless `force` (idle too long or buffer full)."""
-        out: list[Rec] = []
-        queues: list[deque[Rec]] = []
-        for p in sorted(self.engines):
-            fwd = self.pending.get((self.forwards_topic, p))
-            if fwd:
-                out.extend(fwd)
-                fwd.clear()
-            for topic in self.input_topics:
-                q = self.pending.get((topic, p))
-                if q:
-                    queues.append(q)
-                elif not force and not self._caught_up(topic, p):
-                    return out
-        heap = [(q[0].timestamp, i) for i, q in enumerate(queues)]
-        heapq.heapify(heap)
-        limit = self.settings.batch_max
-        while heap and len(out) < limit:
-            i = heap[0][1]
-            q = queues[i]
-            rec = q.popleft()
-            out.append(rec)
-            if q:
-                heapq.heapreplace(heap, (q[0].timestamp, i))
-            else:
-                heapq.heappop(heap)
-                if not force and not self._caught_up(rec.topic, rec.partition):
-                    break
-        return out
-
     async def drain(self, force: bool = False) -> int:
         """Apply the releasable buffered records, then commit if due. Returns the number of
         records applied."""
         if self.stopping:
             return 0
-        self.fetch()
+        flow = self.flow
+        flow.fetch()
         async with self.lock:
             if self.stopping:
                 return 0
             recs: list[Rec] = []
-            if self.buffered and self.engines:
+            if flow.buffered and self.engines:
                 force = (
                     force
-                    or self.buffered >= self.settings.max_buffered
-                    or time.monotonic() - self._oldest > self.settings.max_idle
+                    or flow.buffered >= self.settings.max_buffered
+                    or time.monotonic() - flow.oldest > self.settings.max_idle
                 )
                 if force:
-                    self.stats["forced_releases"] += 1
-                    log.info("forced release, waiting for %s", self._blocking())
-                recs = self._release(force)
+                    flow.count("forced_releases")
+                    log.info("forced release, waiting for %s", flow.blocking())
+                recs = flow.release(force)
             if recs:
-                self.buffered -= len(recs)
-                self._oldest = time.monotonic()
+                flow.oldest = time.monotonic()
                 for i in range(0, len(recs), PUSH_EVERY):
-                    self._apply(recs[i : i + PUSH_EVERY])
+                    flow.apply(recs[i : i + PUSH_EVERY])
                     self.producer.push()  # the outputs go out now, not at the commit
-                self.stats["events"] += len(recs)
+                flow.count("events", len(recs))
                 self._uncommitted += len(recs)
                 self._acks.extend(rec.event for rec in recs if rec.event is not None)
             await self._commit_if_due()
             return len(recs)
 
-    def _apply(self, recs: list[Rec]) -> None:
-        engines, emit, touched = self.engines, self.emit, self._touched
-        staged: set[int] = set()
-        for rec in recs:
-            topic, partition = rec.topic, rec.partition
-            pe = engines.get(partition)
-            if pe is None:  # revoked meanwhile: the next owner reads it again
-                continue
-            offsets = pe.store.offsets
-            if rec.offset <= offsets.get(topic, -1):
-                self.stats["skipped"] += 1  # already in the state (redelivered after a crash)
-                continue
-            offsets[topic] = rec.offset
-            staged.add(partition)
-            touched.add(partition)
-            base = self.base_of.get(topic, topic)
-            where = f"{base}:{partition}:{rec.offset}"
-            if base == FORWARDS:
-                try:
-                    out = pe.engine.receive(rec.value)
-                except Exception as exc:  # a forward we cannot read: never fatal
-                    self.dead_letter(base, where, rec.value, f"bad forward: {exc}")
-                    continue
-            else:
-                try:
-                    raw = decode_input(rec.value or b"")
-                except Exception as exc:  # undecodable Avro: a dead letter, never fatal
-                    self.dead_letter(base, where, rec.value, f"undecodable value: {exc}")
-                    continue
-                out = pe.engine.process(raw, source=base, offset=where)
-            emit(out)
-        for p in staged:
-            engines[p].store.stage_offsets()
-
     def forget_partitions(self, partitions: Iterable[int]) -> None:
         """Drop buffered records and engines of revoked partitions; stop reading their inputs."""
         parts = set(partitions)
-        for key in [k for k in self.pending if k[1] in parts]:
-            self.buffered -= len(self.pending.pop(key))
-        for key in [k for k in self._received if k[1] in parts]:
-            del self._received[key]
+        self.flow.drop_inputs(parts)
         self.drop(parts)
         self._assign_intake()
 
@@ -553,9 +347,9 @@ class Pipeline:
         """Every second: hot reload, stats, wall-clock timers."""
         self.poll_rules()
         now_m = time.monotonic()
-        if now_m - self._last_log >= self.settings.log_every and self.stats["events"]:
+        if now_m - self._last_log >= self.settings.log_every and self.stats.get("events"):
             self._last_log = now_m
-            log.info("stats: %s (buffered %d)", dict(self.stats), self.buffered)
+            log.info("stats: %s (buffered %d)", dict(self.stats), self.flow.buffered)
         await self.activate()
         if not self.settings.wall_clock or not self.ready:
             return
@@ -564,8 +358,8 @@ class Pipeline:
                 return
             now = time.time()
             for pe in list(self.engines.values()):
-                self._touched.add(pe.partition)
-                self.emit(pe.engine.advance(now))
+                self.flow.touched.add(pe.partition)
+                self.flow.emit(pe.engine.advance(now))
             await self.commit()
 
     def set_rules(self, rules: Any, origin: str) -> None:

@@ -46,6 +46,7 @@ MODULES = (
     # the worker's per-record path around the engine
     "streams.codec",
     "streams.epochs",
+    "streams.flow",
     "streams.tables",
 )
 

@@ -1,0 +1,326 @@
+"""The per-record path of a live worker, compiled with the engine (`streams.compiled`).
+
+Input records are buffered per topic-partition, released merged by timestamp (Kafka Streams'
+stream-time synchronization), applied to their partition's engine, and their outputs queued on
+the epoch producer. `streams.agents` (Faust, commits, rebalances, rules) drives it: nothing
+here awaits or knows about Faust, apart from holding the Faust event of a forward.
+"""
+
+from __future__ import annotations
+
+import heapq
+import logging
+import time
+from collections import deque
+from collections.abc import Sequence
+from typing import Any
+
+from confluent_kafka import TopicPartition
+
+from connectors.topics import DEAD_LETTERS, FORWARDS
+from streams.codec import decode_input, encode_value
+from streams.engine.core import Engine
+from streams.engine.outputs import Outputs
+from streams.engine.partitioning import partition_for
+from streams.epochs import EpochProducer
+from streams.tables import TableStore
+
+log = logging.getLogger(__name__)
+
+_PARTITION_EOF = -191  # librdkafka's KafkaError._PARTITION_EOF
+
+
+class Rec:
+    """One buffered input or forward record, whichever client read it."""
+
+    __slots__ = ("event", "offset", "partition", "timestamp", "topic", "value")
+
+    def __init__(
+        self,
+        topic: str,
+        partition: int,
+        offset: int,
+        timestamp: float,
+        value: bytes | None,
+        event: Any = None,
+    ) -> None:
+        self.topic = topic
+        self.partition = partition
+        self.offset = offset
+        self.timestamp = timestamp  # seconds
+        self.value = value
+        self.event = event  # the Faust event of a forward (acked after commit), else None
+
+
+class PartitionEngine:
+    """The engine of one assigned partition, with its store."""
+
+    def __init__(self, partition: int, engine: Engine, store: TableStore) -> None:
+        self.partition = partition
+        self.engine = engine
+        self.store = store
+
+
+class Flow:
+    """Buffer, merge and apply the records of the partitions one worker owns.
+
+    `engines` is the worker's (partition -> PartitionEngine); `touched` collects the partitions
+    whose engines changed since the last commit; `stats` counts records by kind.
+    """
+
+    def __init__(
+        self,
+        intake: Any,
+        producer: EpochProducer,
+        *,
+        prefix: str,
+        partitions: int,
+        inputs: Sequence[str],
+        max_buffered: int,
+        batch_max: int,
+    ) -> None:
+        self.intake = intake  # a confluent-kafka Consumer, assigned to the owned partitions
+        self.producer = producer
+        self.prefix = prefix
+        self.partitions = partitions
+        #: real topic name -> base name (what dead letters and stats say)
+        self.base_of: dict[str, str] = {prefix + b: b for b in (*inputs, FORWARDS)}
+        self.input_topics = [prefix + b for b in inputs]
+        self.forwards_topic = prefix + FORWARDS
+        self.max_buffered = max_buffered
+        self.batch_max = batch_max
+        self.engines: dict[int, PartitionEngine] = {}
+        self.pending: dict[tuple[str, int], deque[Rec]] = {}
+        self.received: dict[tuple[str, int], int] = {}
+        self.buffered = 0
+        self.oldest = 0.0
+        self.touched: set[int] = set()
+        self.stats: dict[str, int] = {}
+        self.assigned = False
+        self._names: dict[str, str] = {}
+
+    def count(self, what: str, n: int = 1) -> None:
+        self.stats[what] = self.stats.get(what, 0) + n
+
+    def topic(self, base: str) -> str:
+        """The real name of output topic `base` (prefixed)."""
+        name = self._names.get(base)
+        if name is None:
+            name = self._names[base] = self.prefix + base
+        return name
+
+    # ------------------------------------------------------------------ intake
+    def add(self, rec: Rec) -> None:
+        """Buffer one record (a redelivered one, at or below what was received, is dropped)."""
+        key = (rec.topic, rec.partition)
+        if rec.offset <= self.received.get(key, -1):
+            self.count("redelivered")
+            return
+        self.received[key] = rec.offset
+        queue = self.pending.get(key)
+        if queue is None:
+            queue = self.pending[key] = deque()
+        queue.append(rec)
+        if not self.buffered:
+            self.oldest = time.monotonic()
+        self.buffered += 1
+
+    def fetch(self) -> int:
+        """Move what the intake consumer has prefetched into the buffer (never blocks)."""
+        if not self.assigned:
+            return 0
+        n = 0
+        while self.buffered < self.max_buffered:
+            msgs = self.intake.consume(10000, timeout=0)
+            if not msgs:
+                break
+            for m in msgs:
+                err = m.error()
+                if err is not None:
+                    if err.code() != _PARTITION_EOF:
+                        log.warning("intake: %s", err)
+                    continue
+                ts: int = m.timestamp()[1]
+                self.add(
+                    Rec(
+                        m.topic() or "",
+                        m.partition() or 0,
+                        m.offset() or 0,
+                        ts / 1000.0 if ts > 0 else 0.0,
+                        m.value(),
+                    )
+                )
+            n += len(msgs)
+        return n
+
+    def caught_up(self, topic: str, partition: int) -> bool:
+        """No more records of topic/partition are available right now (fetch high watermark)."""
+        if topic == self.forwards_topic:
+            return True
+        try:
+            _, hw = self.intake.get_watermark_offsets(TopicPartition(topic, partition), cached=True)
+        except Exception:
+            return False
+        if hw is None or hw < 0:
+            return False
+        pos = self.received.get((topic, partition), -1) + 1
+        pe = self.engines.get(partition)
+        if pe is not None:
+            pos = max(pos, pe.store.offsets.get(topic, -1) + 1)
+        return bool(pos >= hw)
+
+    def blocking(self) -> list[tuple[str, int, int]]:
+        """(topic, partition, position) of the queues holding the merge back."""
+        return [
+            (t, p, self.received.get((t, p), -1) + 1)
+            for p in sorted(self.engines)
+            for t in self.input_topics
+            if not self.pending.get((t, p)) and not self.caught_up(t, p)
+        ]
+
+    def release(self, force: bool) -> list[Rec]:
+        """Buffered records ready to apply, in order: forwards from other workers first, then
+        the input topics of all our partitions merged by timestamp, each topic-partition in
+        offset order. An empty topic-partition that has data not fetched yet holds the merge
+        back, unless `force` (idle too long or buffer full)."""
+        out: list[Rec] = []
+        queues: list[deque[Rec]] = []
+        for p in sorted(self.engines):
+            fwd = self.pending.get((self.forwards_topic, p))
+            if fwd:
+                out.extend(fwd)
+                fwd.clear()
+            for topic in self.input_topics:
+                q = self.pending.get((topic, p))
+                if q:
+                    queues.append(q)
+                elif not force and not self.caught_up(topic, p):
+                    self.buffered -= len(out)
+                    return out
+        heap = [(q[0].timestamp, i) for i, q in enumerate(queues)]
+        heapq.heapify(heap)
+        limit = self.batch_max
+        while heap and len(out) < limit:
+            i = heap[0][1]
+            q = queues[i]
+            rec = q.popleft()
+            out.append(rec)
+            if q:
+                heapq.heapreplace(heap, (q[0].timestamp, i))
+            else:
+                heapq.heappop(heap)
+                if not force and not self.caught_up(rec.topic, rec.partition):
+                    break
+        self.buffered -= len(out)
+        return out
+
+    def drop_inputs(self, partitions: set[int] | None = None) -> None:
+        """Forget what was buffered and received of the input topics (of `partitions`, or all
+        of them when None), and forwards too for `partitions`."""
+        inputs = set(self.input_topics)
+        for key in [k for k in self.pending if _dropped(k, inputs, partitions)]:
+            self.buffered -= len(self.pending.pop(key))
+        for key in [k for k in self.received if _dropped(k, inputs, partitions)]:
+            del self.received[key]
+
+    # ------------------------------------------------------------------ apply
+    def apply(self, recs: list[Rec]) -> None:
+        """Apply records in order (those of partitions no longer ours are skipped: their next
+        owner reads them again), queueing their outputs on the producer."""
+        engines, touched = self.engines, self.touched
+        staged: set[int] = set()
+        for rec in recs:
+            topic, partition = rec.topic, rec.partition
+            pe = engines.get(partition)
+            if pe is None:
+                continue
+            offsets = pe.store.offsets
+            if rec.offset <= offsets.get(topic, -1):
+                self.count("skipped")  # already in the state (redelivered after a crash)
+                continue
+            offsets[topic] = rec.offset
+            staged.add(partition)
+            touched.add(partition)
+            base = self.base_of.get(topic, topic)
+            value = rec.value or b""
+            if base == FORWARDS:
+                try:
+                    out = pe.engine.receive(value)
+                except Exception as exc:  # a forward we cannot read: never fatal
+                    self.dead_letter(
+                        base, _where(base, partition, rec.offset), rec.value, f"bad forward: {exc}"
+                    )
+                    continue
+            else:
+                raw: bytes | dict[str, Any] = value
+                if value[:1] == b"\x00":  # Confluent Avro (JSON never starts with a NUL)
+                    try:
+                        raw = dict(decode_input(value))
+                    except Exception as exc:  # undecodable Avro: a dead letter, never fatal
+                        self.dead_letter(
+                            base,
+                            _where(base, partition, rec.offset),
+                            rec.value,
+                            f"undecodable value: {exc}",
+                        )
+                        continue
+                out = pe.engine.process(raw, base, _where(base, partition, rec.offset))
+            self.emit(out)
+        for p in staged:
+            engines[p].store.stage_offsets()
+
+    def emit(self, out: Outputs) -> None:
+        """Queue the records of one engine call and route its forwards: to the engine in this
+        process when we own the target partition (settled at once, as replay does), else to
+        the `forwards` topic, partition of the key."""
+        local: deque[tuple[PartitionEngine, bytes]] | None = None
+        produce = self.producer.produce
+        while True:
+            if (
+                out.segment_changes
+                or out.triggers
+                or out.suppressed
+                or out.profiles
+                or out.dead_letters
+            ):  # most events change nothing: skip the generator
+                for base, key, value in out.records():
+                    produce(self.topic(base), key, encode_value(base, value))
+                    self.count(base)
+            for fwd in out.forwards:
+                target = partition_for(fwd.key, self.partitions)
+                pe = self.engines.get(target)
+                if pe is not None:
+                    if local is None:
+                        local = deque()
+                    local.append((pe, fwd.payload))
+                    self.count("forwards:local")
+                else:
+                    produce(self.forwards_topic, fwd.key, fwd.payload, target)
+                    self.count(FORWARDS)
+            if not local:
+                return
+            pe, payload = local.popleft()
+            self.touched.add(pe.partition)
+            out = pe.engine.receive(payload)
+
+    def dead_letter(self, source: str, offset: str, raw: bytes | None, reason: str) -> None:
+        value: dict[str, Any] = {
+            "source": source,
+            "offset": offset,
+            "raw": (raw or b"").decode("utf-8", "replace"),
+            "reason": reason,
+            "at": None,
+        }
+        self.producer.produce(self.topic(DEAD_LETTERS), source, encode_value(DEAD_LETTERS, value))
+        self.count(DEAD_LETTERS)
+
+
+def _where(base: str, partition: int, offset: int) -> str:
+    """Where a record was read, as dead letters say it."""
+    return f"{base}:{partition}:{offset}"
+
+
+def _dropped(key: tuple[str, int], inputs: set[str], partitions: set[int] | None) -> bool:
+    if partitions is None:
+        return key[0] in inputs
+    return key[1] in partitions

@@ -1,0 +1,161 @@
+"""The worker's per-record path without a broker: merge order, hold-back, apply and emit.
+
+The engines are real (bike-shop rules, RocksDB stores); the intake is a stand-in for the
+confluent consumer (its high watermarks decide what is caught up), and the epoch producer is
+real but never pushes: the test reads the records it queued.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+from confluent_kafka import TopicPartition
+from rocksdict import Options, Rdict
+
+from connectors.topics import INPUT_TOPICS
+from streams.engine.core import Engine
+from streams.engine.rules import load_rules
+from streams.epochs import EpochProducer
+from streams.flow import Flow, PartitionEngine, Rec
+from streams.tables import TableStore
+
+ROOT = Path(__file__).resolve().parents[2]
+PREFIX = "t."
+
+
+class Intake:
+    """What Flow asks of a confluent Consumer: prefetched messages and high watermarks."""
+
+    def __init__(self) -> None:
+        self.high: dict[tuple[str, int], int] = {}
+
+    def consume(self, num_messages: int, timeout: float) -> list[Any]:
+        return []
+
+    def get_watermark_offsets(self, tp: TopicPartition, cached: bool) -> tuple[int, int]:
+        return 0, self.high.get((tp.topic, tp.partition), 0)
+
+
+@pytest.fixture
+def flow(tmp_path: Path) -> Iterator[Flow]:
+    rules = load_rules(ROOT / "examples" / "bike-shop" / "rules.yaml")
+    producer = EpochProducer("127.0.0.1:9")  # nothing is pushed: no broker needed
+    f = Flow(
+        Intake(),
+        producer,
+        prefix=PREFIX,
+        partitions=2,
+        inputs=INPUT_TOPICS,
+        max_buffered=1000,
+        batch_max=1000,
+    )
+    dbs = []
+    for p in (0, 1):
+        db = Rdict(str(tmp_path / f"p{p}"), Options(raw_mode=True))
+        dbs.append(db)
+        store = TableStore(db, p)
+        f.engines[p] = PartitionEngine(p, Engine(rules, store, partition=p), store)
+    yield f
+    producer._queued.clear()
+    producer.close(0.1)
+    for db in dbs:
+        db.close()
+
+
+def queued(flow: Flow) -> list[tuple[str, Any, Any]]:
+    """(topic, key, value) of what the flow queued on its producer."""
+    return [
+        (topic, key, orjson.loads(value or b"null"))
+        for topic, value, key, _ in flow.producer._queued
+    ]
+
+
+def rec(topic: str, partition: int, offset: int, ts: float, value: Any = None) -> Rec:
+    data = value if isinstance(value, bytes) or value is None else orjson.dumps(value)
+    return Rec(PREFIX + topic, partition, offset, ts, data)
+
+
+def caught_up(flow: Flow) -> None:
+    """Every input partition has been read to its end."""
+    intake = flow.intake
+    assert isinstance(intake, Intake)
+    for (topic, p), off in flow.received.items():
+        intake.high[(topic, p)] = off + 1
+
+
+def test_forwards_first_then_the_inputs_merged_by_time(flow: Flow) -> None:
+    for r in (
+        rec("clickstream", 0, 0, 3.0),
+        rec("clickstream", 0, 1, 1.0),  # offset order within a partition wins over time
+        rec("purchases", 0, 0, 2.0),
+        rec("clickstream", 1, 0, 0.5),
+        rec("forwards", 1, 0, 9.0),
+    ):
+        flow.add(r)
+    caught_up(flow)
+    order = [(r.topic, r.partition, r.offset) for r in flow.release(force=False)]
+    assert order == [
+        ("t.forwards", 1, 0),
+        ("t.clickstream", 1, 0),
+        ("t.purchases", 0, 0),
+        ("t.clickstream", 0, 0),
+        ("t.clickstream", 0, 1),
+    ]
+    assert flow.buffered == 0
+
+
+def test_a_topic_with_unread_data_holds_the_merge_back_unless_forced(flow: Flow) -> None:
+    flow.add(rec("clickstream", 0, 0, 1.0))
+    flow.add(rec("forwards", 0, 0, 1.0))
+    caught_up(flow)
+    intake = flow.intake
+    assert isinstance(intake, Intake)
+    intake.high[(PREFIX + "identities", 0)] = 5  # written, not fetched yet
+    assert [r.topic for r in flow.release(force=False)] == ["t.forwards"]
+    assert flow.buffered == 1
+    assert flow.blocking() == [("t.identities", 0, 0)]
+    assert [r.topic for r in flow.release(force=True)] == ["t.clickstream"]
+    assert flow.buffered == 0
+
+
+def test_a_redelivered_record_is_buffered_once(flow: Flow) -> None:
+    flow.add(rec("clickstream", 0, 4, 1.0))
+    flow.add(rec("clickstream", 0, 4, 1.0))
+    assert flow.buffered == 1 and flow.stats == {"redelivered": 1}
+
+
+def view(user: str, n: int, price: float) -> dict[str, Any]:
+    return {
+        "type": "track",
+        "event": "Product Viewed",
+        "userId": user,
+        "messageId": f"{user}-{n}",
+        "timestamp": f"2026-01-05T10:00:0{n}Z",
+        "properties": {"category": "road", "price": price, "product_id": "r1"},
+    }
+
+
+def test_apply_queues_outputs_and_dead_letters_and_skips_what_the_state_has(flow: Flow) -> None:
+    recs = [
+        rec("clickstream", 0, 0, 1.0, view("u1", 1, 800.0)),
+        rec("clickstream", 0, 1, 2.0, b"{not json"),
+        rec("clickstream", 0, 2, 3.0, b"\x00\x00\x00\x00\x01garbage"),
+    ]
+    flow.apply(recs)
+    out = queued(flow)
+    changes = [v for t, _, v in out if t == "t.segment-changes"]
+    assert [(c["consumer_id"], c["segment"], c["change"]) for c in changes] == [
+        ("u1", "road-amateur", "entered")
+    ]
+    dead = {v["offset"]: v["reason"] for t, _, v in out if t == "t.dead-letters"}
+    assert dead.keys() == {"clickstream:0:1", "clickstream:0:2"}
+    assert dead["clickstream:0:1"].startswith("invalid JSON")
+    assert dead["clickstream:0:2"].startswith("undecodable value")
+    assert flow.engines[0].store.offsets == {"t.clickstream": 2}
+    assert flow.touched == {0}
+    flow.apply(recs[:1])  # redelivered after a crash: already in the state
+    assert len(queued(flow)) == len(out) and flow.stats["skipped"] == 1
