@@ -78,6 +78,12 @@ def build_parser() -> argparse.ArgumentParser:
         default=True,
         help="wall-clock time also advances timers",
     )
+    worker.add_argument(
+        "--linger-ms",
+        type=float,
+        default=20.0,
+        help="how long outputs may wait to be sent in batches (throughput vs latency)",
+    )
     _broker_arg(worker)
 
     demo = sub.add_parser("demo", help="broker, worker, collector and a synthetic shop")

@@ -103,7 +103,9 @@ class Pipeline:
         self.settings = settings
         self.table = state_table(app, settings.partitions)
         self.changelog = self.table.changelog_topic.get_topic_name()
-        self.producer = EpochProducer(settings.bootstrap, track=[self.changelog])
+        self.producer = EpochProducer(
+            settings.bootstrap, track=[self.changelog], **{"linger.ms": settings.linger_ms}
+        )
         self._inflight: Inflight | None = None
         #: Applied since the last commit: records, and the Faust events to ack once durable.
         self._uncommitted = 0

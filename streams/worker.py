@@ -84,6 +84,7 @@ def run(args: argparse.Namespace) -> int:
             data_dir=Path(args.data_dir) if args.data_dir else None,
             web_port=args.web_port,
             wall_clock=args.wall_clock,
+            linger_ms=args.linger_ms,
         )
         settings.partitions = prepare_topics(bootstrap, settings.prefix)
         app = create_app(settings)
