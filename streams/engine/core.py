@@ -415,7 +415,7 @@ class Engine:
               out: Outputs) -> None:
         # nothing but time (and the population) moved since the last evaluation
         view = self._segments(state, due, out, _TIME)
-        if trig.when is not None and not bool(trig.when.fn(view)):
+        if trig.when is not None and not bool(trig.when.fn.ev(view)):
             self._stats["not_eligible:" + trig.name] += 1
             return
         offer = choose_offer(trig, view)

@@ -12,12 +12,12 @@ from __future__ import annotations
 import logging
 import re
 import zlib
-from collections.abc import Callable, Collection
+from collections.abc import Collection
 from dataclasses import dataclass, field
-from typing import Any
 
 from streams.engine.namespace import FEATURES, FUNCTIONS
 from streams.engine.rules import RuleSet
+from streams.engine.rules.nodes import Node
 from streams.engine.view import View
 
 log = logging.getLogger(__name__)
@@ -73,14 +73,14 @@ def mask_of(kinds: Collection[str]) -> int:
     return mask
 
 
-Step = tuple[str, Callable[[View], Any]]
+Step = tuple[str, Node]
 
 
 @dataclass(frozen=True, slots=True)
 class SegmentPlan:
     """The segments of a rule set with what each depends on, ready for the hot loop."""
 
-    steps: tuple[tuple[str, Callable[[View], Any], int], ...]  # (name, fn, change mask)
+    steps: tuple[tuple[str, Node, int], ...]  # (name, expression, change mask)
     names: tuple[str, ...]
     name_set: frozenset[str]
     every: tuple[Step, ...]
@@ -135,7 +135,7 @@ def evaluate(
     exited: list[str] = []
     for name, fn in steps:
         try:
-            inside = fn(view)
+            inside = fn.ev(view)
         except Exception:  # compiled rules are total; a bug here must not stop the stream
             log.exception("segment %s failed to evaluate", name)
             inside = False
