@@ -19,8 +19,9 @@ class View:
 
     `members` is the set of segments the consumer is in as this evaluation goes, so that
     `in_segment()` sees earlier segments of the file as re-evaluated and later ones as before.
-    `memo` holds the values of sub-expressions the rules share (see rules.expr.Sharing): a view
-    is for one instant of a consumer whose state does not change while the view is in use.
+    `stamp` changes with every `reset`: the rules' shared sub-expressions (rules.nodes.Memo) keep
+    their value for a view until then. A view is for one instant of a consumer whose state does
+    not change while the view is in use.
     """
 
     __slots__ = (
@@ -30,9 +31,9 @@ class View:
         "_rfm",
         "bgnbd",
         "members",
-        "memo",
         "now",
         "population",
+        "stamp",
         "state",
     )
 
@@ -46,7 +47,7 @@ class View:
     ) -> None:
         self.population = population
         self.bgnbd = bgnbd
-        self.memo: dict[int, Any] = {}
+        self.stamp = 0
         self.reset(state, now, members)
 
     def reset(self, state: ConsumerState, now: float, members: set[str]) -> None:
@@ -55,7 +56,7 @@ class View:
         self.state = state
         self.now = now
         self.members = members
-        self.memo.clear()
+        self.stamp += 1
         self._rfm: tuple[int, int, int] | None = None
         # derived values computed at most once per view (a view lives for one evaluation)
         self._price_band: float | None = None

@@ -60,7 +60,7 @@ class Sharing:
     """Sub-expressions a rule set computes more than once per view, computed once instead.
 
     A rule set is compiled twice: first to find the keys of the expressions (`roots`), then,
-    after `plan()`, with every shared sub-expression memoized in the view (`N.Memo`). Only
+    after `plan()`, with every shared sub-expression memoized per view (`N.Memo`). Only
     sub-expressions that call a function or read a computed feature are worth it, and only
     those that do not read memberships (`in_segment()` changes as segments are evaluated).
     """

@@ -69,22 +69,31 @@ class Const(Node):
 
 
 class Memo(Node):
-    """`node`, computed at most once per view: the value is kept in the view's `memo` dict under
-    `slot` (views without a `memo` attribute just compute it). Only for nodes that read no
-    memberships, which change while the segments are evaluated."""
+    """`node`, computed at most once per view. For the engine's View the node keeps the value of
+    the last view (and `View.stamp`) it saw, which serves all the uses of one evaluation; other
+    views keep it in their `memo` dict under `slot` (views without one just compute it). Only
+    for nodes that read no memberships, which change while the segments are evaluated."""
 
     def __init__(self, node: Node, slot: int) -> None:
         self.node = node
         self.slot = slot
+        self.view: View | None = None
+        self.stamp = 0
+        self.value: Any = None
 
     def ev(self, view: Any) -> Any:
         if type(view) is View:
+            if self.view is view and self.stamp == view.stamp:
+                return self.value
+            value = self.node.ev(view)
+            self.view = view
+            self.stamp = view.stamp
+            self.value = value
+            return value
+        try:
             values = view.memo
-        else:
-            try:
-                values = view.memo
-            except AttributeError:
-                return self.node.ev(view)
+        except AttributeError:
+            return self.node.ev(view)
         slot = self.slot
         if slot in values:
             return values[slot]
