@@ -43,13 +43,13 @@ class Router:
     def partition_of(self, key: str | None) -> int:
         if not key:
             return 0
-        try:
-            return self._partition_cache[key]
-        except KeyError:
+        # (get(), not try/except KeyError: a raised exception costs more than the lookup)
+        p = self._partition_cache.get(key)
+        if p is None:
             if len(self._partition_cache) > 1_000_000:
                 self._partition_cache.clear()
             p = self._partition_cache[key] = partition_for(key, self.partitions)
-            return p
+        return p
 
     def process(
         self, raw: bytes | dict[str, Any], source: str = "", offset: str | None = None

@@ -138,10 +138,10 @@ class Engine:
 
     # state access
     def _get(self, cid: str) -> ConsumerState | None:
-        try:
-            return self._cache[cid]
-        except KeyError:
-            pass
+        # (get(), not try/except KeyError: a raised exception costs more than the lookup)
+        state = self._cache.get(cid)
+        if state is not None or cid in self._cache:
+            return state
         if len(self._cache) >= self.config.max_cached:
             self.flush()
             self._cache.clear()
