@@ -166,14 +166,13 @@ def parse_event(obj: Any) -> Event:
     # checks, in the same order).
     if not isinstance(obj, dict):
         raise EventError(f"event must be a JSON object, got {type(obj).__name__}")
-    get = obj.get
-    etype = get("type")
+    etype = obj.get("type")
     if etype not in EVENT_TYPES:
         raise EventError(f"type must be one of {sorted(EVENT_TYPES)}, got {etype!r}")
-    user_id = get("userId")
+    user_id = obj.get("userId")
     if user_id is not None and (type(user_id) is not str or not 0 < len(user_id) <= MAX_ID_LENGTH):
         user_id = _check_id(user_id, "userId")
-    anonymous_id = get("anonymousId")
+    anonymous_id = obj.get("anonymousId")
     if anonymous_id is not None and (
         type(anonymous_id) is not str or not 0 < len(anonymous_id) <= MAX_ID_LENGTH
     ):
@@ -183,29 +182,29 @@ def parse_event(obj: Any) -> Event:
     name: str | None = None
     previous_id: str | None = None
     if etype == "track":
-        name = get("event")
+        name = obj.get("event")
         if not isinstance(name, str) or not name:
             raise EventError("track event without an event name")
     elif etype == "page" or etype == "screen":
-        raw_name = get("name")
+        raw_name = obj.get("name")
         name = raw_name if isinstance(raw_name, str) else None
     elif etype == "alias":
-        previous_id = _check_id(get("previousId"), "previousId")
+        previous_id = _check_id(obj.get("previousId"), "previousId")
         if user_id is None or (previous_id is None and anonymous_id is None):
             raise EventError("alias needs userId and previousId (or anonymousId)")
-    stamp = get("timestamp") or get("originalTimestamp") or get("receivedAt")
+    stamp = obj.get("timestamp") or obj.get("originalTimestamp") or obj.get("receivedAt")
     if stamp is None:
         raise EventError("missing timestamp")
-    message_id = get("messageId")
+    message_id = obj.get("messageId")
     if type(message_id) is not str or not 0 < len(message_id) <= MAX_ID_LENGTH:
         message_id = _check_id(message_id, "messageId") or derived_message_id(obj)
-    properties = get("properties")
+    properties = obj.get("properties")
     if type(properties) is not dict:
         properties = {} if properties is None else _check_dict(properties, "properties")
-    traits = get("traits")
+    traits = obj.get("traits")
     if type(traits) is not dict:
         traits = {} if traits is None else _check_dict(traits, "traits")
-    context = get("context")
+    context = obj.get("context")
     if type(context) is not dict:
         context = {} if context is None else _check_dict(context, "context")
     if not traits and "traits" in context and isinstance(context["traits"], dict):
