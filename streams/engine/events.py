@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 from datetime import UTC, datetime
 from functools import lru_cache
-from typing import Any
+from typing import Any, Final
 
 import orjson
 
@@ -107,6 +107,10 @@ def parse_time(value: Any, what: str = "timestamp") -> float:
     """ISO-8601 (with Z or an offset; naive means UTC) -> epoch seconds."""
     if not isinstance(value, str):
         raise EventError(f"{what} must be an ISO-8601 string, got {type(value).__name__}")
+    if len(value) == 24:
+        t = _utc_millis(value)
+        if t >= 0.0:
+            return t
     try:
         dt = datetime.fromisoformat(value)  # 3.11 reads "Z" and most ISO-8601 forms
     except ValueError:
@@ -120,6 +124,43 @@ def parse_time(value: Any, what: str = "timestamp") -> float:
     if dt.tzinfo is None:
         dt = dt.replace(tzinfo=UTC)
     return dt.timestamp()
+
+
+_LAYOUT: Final = b"0000-00-00T00:00:00.000Z"
+_DIGITS_TO_0: Final = bytes.maketrans(b"123456789", b"000000000")
+_EPOCH_DAY: Final = 719468  # days from 0000-03-01 to 1970-01-01, in the proleptic calendar
+
+
+def _utc_millis(text: str) -> float:
+    """`text` in the usual form "YYYY-MM-DDTHH:MM:SS.mmmZ" (years 1970 to 2199) as epoch seconds:
+    the very float datetime.fromisoformat(text).timestamp() gives, for a fraction of its cost.
+    -1.0 for any other text, valid or not (the caller parses it the long way)."""
+    b = text.encode()
+    if len(b) != 24 or b.translate(_DIGITS_TO_0) != _LAYOUT:
+        return -1.0
+    year = _2digits(b, 0) * 100 + _2digits(b, 2)
+    month, day = _2digits(b, 5), _2digits(b, 8)
+    hour, minute, second = _2digits(b, 11), _2digits(b, 14), _2digits(b, 17)
+    millis = _2digits(b, 20) * 10 + b[22] - 48
+    leap = year % 4 == 0 and (year % 100 != 0 or year % 400 == 0)
+    # 30 or 31 days alternate, from 31 in January, and again from 31 in August
+    days_in_month = 28 + leap if month == 2 else 30 + (month + month // 8) % 2
+    if not (1970 <= year < 2200 and 1 <= month <= 12 and 1 <= day <= days_in_month):
+        return -1.0
+    if hour > 23 or minute > 59 or second > 59:
+        return -1.0
+    # days since the epoch, counted in years that start in March (so February comes last)
+    y = year - (month <= 2)
+    day_of_year = (153 * ((month + 9) % 12) + 2) // 5 + day - 1
+    days = y * 365 + y // 4 - y // 100 + y // 400 + day_of_year - _EPOCH_DAY
+    seconds = days * 86400 + hour * 3600 + minute * 60 + second
+    # timestamp() divides the int of microseconds by 10**6: under 2**53, as here, the floats
+    # are exact and the division is rounded the same
+    return (float(seconds) * 1000.0 + float(millis)) * 1000.0 / 1e6
+
+
+def _2digits(b: bytes, i: int) -> int:
+    return (b[i] - 48) * 10 + b[i + 1] - 48
 
 
 def _opt_id(obj: dict[str, Any], key: str) -> str | None:
