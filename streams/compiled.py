@@ -36,6 +36,7 @@ MODULES = (
     "streams.engine.population",
     "streams.engine.rules.expr",
     "streams.engine.rules.nodes",
+    "streams.engine.rules.readers",
     "streams.engine.segments",
     "streams.engine.sketches",
     "streams.engine.state",

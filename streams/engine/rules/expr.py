@@ -19,6 +19,7 @@ from lark.exceptions import UnexpectedInput
 
 from streams.engine.namespace import FEATURES, FUNCTIONS, TRAITS_PREFIX
 from streams.engine.rules import nodes as N
+from streams.engine.rules import readers
 from streams.engine.rules import typecheck as T
 from streams.engine.rules.durations import DAY, DurationError, parse_duration
 from streams.engine.rules.grammar import parse, syntax_error
@@ -323,7 +324,7 @@ class _Compiler:
         name, pos = str(tok), _pos(tok)
         feature = FEATURES.get(name)
         if feature is not None:
-            return _T(feature.type, N.Feature(feature.attr), key=("f", feature.attr))
+            return _T(feature.type, readers.feature(feature.attr), key=("f", feature.attr))
         if name.startswith(TRAITS_PREFIX):
             key = name[len(TRAITS_PREFIX) :]
             if key.startswith("_"):

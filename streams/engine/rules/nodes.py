@@ -102,7 +102,7 @@ class Memo(Node):
 
 
 class Feature(Node):
-    """Reads a plain feature (attr from namespace.FEATURES only)."""
+    """Reads a plain feature (attr from namespace.FEATURES only); see also `readers`."""
 
     def __init__(self, attr: str) -> None:
         self.attr = attr
