@@ -28,7 +28,10 @@ class View:
         "_brand_total",
         "_cat_total",
         "_price_band",
-        "_rfm",
+        "_rfm_f",
+        "_rfm_known",
+        "_rfm_m",
+        "_rfm_r",
         "bgnbd",
         "members",
         "now",
@@ -57,7 +60,8 @@ class View:
         self.now = now
         self.members = members
         self.stamp += 1
-        self._rfm: tuple[int, int, int] | None = None
+        self._rfm_known = False
+        self._rfm_r = self._rfm_f = self._rfm_m = 0
         # derived values computed at most once per view (a view lives for one evaluation)
         self._price_band: float | None = None
         self._cat_total: float | None = None
@@ -131,27 +135,28 @@ class View:
         return self.state.consented
 
     # population-relative
-    # (scores computed once per view, inline: champions reads them on every event)
+    # (scores computed once per view, kept as three ints: a tuple would be boxed and unboxed)
     @property
     def rfm_r(self) -> int:
-        rfm = self._rfm
-        if rfm is None:
-            rfm = self._rfm = self.population.rfm(self.state)
-        return rfm[0]
+        if not self._rfm_known:
+            self._score()
+        return self._rfm_r
 
     @property
     def rfm_f(self) -> int:
-        rfm = self._rfm
-        if rfm is None:
-            rfm = self._rfm = self.population.rfm(self.state)
-        return rfm[1]
+        if not self._rfm_known:
+            self._score()
+        return self._rfm_f
 
     @property
     def rfm_m(self) -> int:
-        rfm = self._rfm
-        if rfm is None:
-            rfm = self._rfm = self.population.rfm(self.state)
-        return rfm[2]
+        if not self._rfm_known:
+            self._score()
+        return self._rfm_m
+
+    def _score(self) -> None:
+        self._rfm_r, self._rfm_f, self._rfm_m = self.population.rfm(self.state)
+        self._rfm_known = True
 
     def _xtT(self) -> tuple[int, float, float]:
         s = self.state
