@@ -64,8 +64,8 @@ class View:
         self._rfm_r = self._rfm_f = self._rfm_m = 0
         # derived values computed at most once per view (a view lives for one evaluation)
         self._price_band: float | None = None
-        self._cat_total: float | None = None
-        self._brand_total: float | None = None
+        self._cat_total = -1.0  # (< 0: not summed yet)
+        self._brand_total = -1.0
 
     # plain counters
     @property
@@ -183,18 +183,26 @@ class View:
         return self.state.traits.get(name)
 
     def affinity(self, category: str) -> float:
+        return self.category_share(category.lower())
+
+    def category_share(self, key: str) -> float:
+        """affinity() of a category already in lower case (the rules lower their constants)."""
         scores = self.state.cat_aff
         total = self._cat_total
-        if total is None:
+        if total < 0.0:
             total = self._cat_total = sum(scores.values())
-        return scores.get(category.lower(), 0.0) / total if total > 0 else 0.0
+        return scores.get(key, 0.0) / total if total > 0 else 0.0
 
     def brand_affinity(self, brand: str) -> float:
+        return self.brand_share(brand.lower())
+
+    def brand_share(self, key: str) -> float:
+        """brand_affinity() of a brand already in lower case."""
         scores = self.state.brand_aff
         total = self._brand_total
-        if total is None:
+        if total < 0.0:
             total = self._brand_total = sum(scores.values())
-        return scores.get(brand.lower(), 0.0) / total if total > 0 else 0.0
+        return scores.get(key, 0.0) / total if total > 0 else 0.0
 
     def distance_km(self, lat: float, lon: float) -> float | None:
         s = self.state

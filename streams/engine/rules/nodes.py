@@ -127,20 +127,22 @@ class Trait(Node):
 class Affinity(Node):
     def __init__(self, category: str) -> None:
         self.category = category
+        self.key = category.lower()  # what View.affinity() looks up, lowered once
 
     def ev(self, view: Any) -> Any:
         if type(view) is View:
-            return view.affinity(self.category)
+            return view.category_share(self.key)
         return view.affinity(self.category)
 
 
 class BrandAffinity(Node):
     def __init__(self, brand: str) -> None:
         self.brand = brand
+        self.key = brand.lower()
 
     def ev(self, view: Any) -> Any:
         if type(view) is View:
-            return view.brand_affinity(self.brand)
+            return view.brand_share(self.key)
         return view.brand_affinity(self.brand)
 
 
