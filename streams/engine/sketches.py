@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 from bisect import bisect_left, insort
 from math import floor, isinf, log
-from typing import Any
+from typing import Any, Final
 
 PRICE_BASE = 1.05  # +-2.5 % relative accuracy
 _LOG_PRICE_BASE = math.log(PRICE_BASE)
@@ -57,8 +57,21 @@ def price_median(sketch: dict[int, float]) -> float:
     for b in sorted(sketch):
         acc += sketch[b]
         if acc >= half:
-            return round(bucket_value(b), 2)
-    return round(bucket_value(max(sketch)), 2)
+            return _median_value(b)
+    return _median_value(max(sketch))
+
+
+_MEDIAN_VALUES: Final[dict[int, float]] = {}
+
+
+def _median_value(bucket: int) -> float:
+    """round(bucket_value(bucket), 2), cached (rounding to digits converts to decimal text)."""
+    value = _MEDIAN_VALUES.get(bucket)
+    if value is None:
+        if len(_MEDIAN_VALUES) >= 4096:
+            _MEDIAN_VALUES.clear()
+        value = _MEDIAN_VALUES[bucket] = round(bucket_value(bucket), 2)
+    return value
 
 
 class Histogram:
