@@ -295,11 +295,18 @@ class Member(Node):
 
 
 class VsConst(Node):
-    """`node OP c`, c not None (so `None OP c` is False)."""
+    """`node OP c`, c not None (so `None OP c` is False).
+
+    Compiled, a float x compares natively with `num` when that float equals c exactly, and an
+    int x with c an int `whole` (the same results: Python compares floats and ints exactly)."""
 
     def __init__(self, node: Node, c: Any) -> None:
         self.node = node
         self.c = c
+        self.exact = isinstance(c, float) or (_is_number(c) and bool(abs(c) < 2**53))
+        self.num = float(c) if self.exact else 0.0
+        self.is_int = type(c) is int
+        self.whole = c if type(c) is int else 0
 
 
 class Eq(VsConst):
@@ -317,7 +324,12 @@ class Ne(VsConst):
 class Lt(VsConst):
     def ev(self, view: Any) -> Any:
         try:
-            return self.node.ev(view) < self.c
+            x = self.node.ev(view)
+            if type(x) is float and self.exact:
+                return x < self.num
+            if type(x) is int and self.is_int:
+                return x < self.whole
+            return x < self.c
         except TypeError:
             return False
 
@@ -325,7 +337,12 @@ class Lt(VsConst):
 class Le(VsConst):
     def ev(self, view: Any) -> Any:
         try:
-            return self.node.ev(view) <= self.c
+            x = self.node.ev(view)
+            if type(x) is float and self.exact:
+                return x <= self.num
+            if type(x) is int and self.is_int:
+                return x <= self.whole
+            return x <= self.c
         except TypeError:
             return False
 
@@ -333,7 +350,12 @@ class Le(VsConst):
 class Gt(VsConst):
     def ev(self, view: Any) -> Any:
         try:
-            return self.node.ev(view) > self.c
+            x = self.node.ev(view)
+            if type(x) is float and self.exact:
+                return x > self.num
+            if type(x) is int and self.is_int:
+                return x > self.whole
+            return x > self.c
         except TypeError:
             return False
 
@@ -341,7 +363,12 @@ class Gt(VsConst):
 class Ge(VsConst):
     def ev(self, view: Any) -> Any:
         try:
-            return self.node.ev(view) >= self.c
+            x = self.node.ev(view)
+            if type(x) is float and self.exact:
+                return x >= self.num
+            if type(x) is int and self.is_int:
+                return x >= self.whole
+            return x >= self.c
         except TypeError:
             return False
 
