@@ -35,6 +35,7 @@ MODULES = (
     "streams.engine.partitioning",
     "streams.engine.population",
     "streams.engine.rules.expr",
+    "streams.engine.rules.model",
     "streams.engine.rules.nodes",
     "streams.engine.rules.readers",
     "streams.engine.segments",
