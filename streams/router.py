@@ -13,6 +13,7 @@ from collections.abc import Callable
 from typing import Any
 
 import orjson
+from orjson import loads
 
 from streams.engine.core import Engine, EngineConfig
 from streams.engine.events import consumer_key
@@ -43,13 +44,13 @@ class Router:
     def partition_of(self, key: str | None) -> int:
         if not key:
             return 0
-        try:
-            return self._partition_cache[key]
-        except KeyError:
+        # (get(), not try/except KeyError: a raised exception costs more than the lookup)
+        p = self._partition_cache.get(key)
+        if p is None:
             if len(self._partition_cache) > 1_000_000:
                 self._partition_cache.clear()
             p = self._partition_cache[key] = partition_for(key, self.partitions)
-            return p
+        return p
 
     def process(
         self, raw: bytes | dict[str, Any], source: str = "", offset: str | None = None
@@ -59,7 +60,7 @@ class Router:
             obj: Any = raw
         else:
             try:
-                obj = orjson.loads(raw)
+                obj = loads(raw)  # (a module attribute costs a lookup per event)
             except orjson.JSONDecodeError:
                 obj = None
         key = consumer_key(obj) if isinstance(obj, dict) else None

@@ -12,7 +12,7 @@ import hashlib
 import math
 from collections import Counter
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Final
 
 import orjson
 
@@ -48,8 +48,10 @@ TRACK_CHANGES: dict[str, tuple[str, ...]] = {
     "Order Cancelled": ("orders",),
 }
 TRACK_MASKS: dict[str, int] = {name: mask_of(kinds) for name, kinds in TRACK_CHANGES.items()}
-_EVENTS, _CONSENT, _LOCATION = KIND_BITS["events"], KIND_BITS["consent"], KIND_BITS["location"]
-_PROFILE = mask_of(("traits", "consent", "location"))
+_EVENTS: Final = KIND_BITS["events"]
+_CONSENT: Final = KIND_BITS["consent"]
+_LOCATION: Final = KIND_BITS["location"]
+_PROFILE: Final = mask_of(("traits", "consent", "location"))
 _TIME = 0  # no feature changed: only segments reading time, the population or in_segment()
 POPULATION_KEY = "~pop"
 META_KEY = "~meta"
@@ -138,10 +140,10 @@ class Engine:
 
     # state access
     def _get(self, cid: str) -> ConsumerState | None:
-        try:
-            return self._cache[cid]
-        except KeyError:
-            pass
+        # (get(), not try/except KeyError: a raised exception costs more than the lookup)
+        state = self._cache.get(cid)
+        if state is not None or cid in self._cache:
+            return state
         if len(self._cache) >= self.config.max_cached:
             self.flush()
             self._cache.clear()
@@ -284,7 +286,8 @@ class Engine:
         etype = ev.type
         track = etype == "track"
         name = (ev.name or "") if track else etype
-        changed: int | None = _EVENTS if state.events > 1 else None
+        new = state.events <= 1  # (a new consumer is evaluated in full, whatever changed)
+        changed = _EVENTS
         if track:
             if name in ORDER_EVENTS:
                 self.population.remove(state)
@@ -292,22 +295,15 @@ class Engine:
                 self.population.add(state)
             else:
                 apply_track(state, ev, self._half_life)
-            if changed is not None:
-                changed |= TRACK_MASKS.get(name, 0)
-        if changed is not None and (ev.traits or etype == "identify"):
+            changed |= TRACK_MASKS.get(name, 0)
+        if ev.traits or etype == "identify":
             changed |= _PROFILE
         country, city, lat, lon = state.country, state.city, state.lat, state.lon
         email_changed, consent_changed = apply_context(state, ev)
-        if changed is not None:
-            if consent_changed:
-                changed |= _CONSENT
-            if (
-                country != state.country
-                or city != state.city
-                or lat != state.lat
-                or lon != state.lon
-            ):
-                changed |= _LOCATION
+        if consent_changed:
+            changed |= _CONSENT
+        if country != state.country or city != state.city or lat != state.lat or lon != state.lon:
+            changed |= _LOCATION
         if email_changed or consent_changed:
             self._profile(out, state, t)
         unless = self._unless.get(name)
@@ -328,7 +324,7 @@ class Engine:
                 timer = arm(state, trig, ev)
                 if timer.due < due_before:
                     self.timers.push(timer.due, cid, trig.name)
-        self._segments(state, t, out, changed)
+        self._segments(state, t, out, None if new else changed)
         if etype == "identify" or etype == "alias":
             source = ev.merge_source
             if source is not None:
@@ -415,7 +411,7 @@ class Engine:
               out: Outputs) -> None:
         # nothing but time (and the population) moved since the last evaluation
         view = self._segments(state, due, out, _TIME)
-        if trig.when is not None and not bool(trig.when.fn(view)):
+        if trig.when is not None and not bool(trig.when.fn.ev(view)):
             self._stats["not_eligible:" + trig.name] += 1
             return
         offer = choose_offer(trig, view)

@@ -6,8 +6,7 @@ Everything here is a plain function of (state, event, settings); population stat
 
 from __future__ import annotations
 
-import math
-from math import isfinite
+from math import asin, cos, isfinite, radians, sin, sqrt
 from typing import Any
 
 from streams.engine.events import Event
@@ -51,7 +50,7 @@ def decay(state: ConsumerState, now: float, half_life: float) -> None:
     dt = now - state.aff_ts
     if dt <= 0.0:
         return
-    factor = 0.5 ** (dt / half_life)
+    factor: float = 0.5 ** (dt / half_life)  # (typed: float ** float is Any to mypy)
     scores = state.cat_aff
     for k, v in scores.items():
         scores[k] = v * factor
@@ -306,7 +305,7 @@ def merge_states(into: ConsumerState, other: ConsumerState, half_life: float) ->
 
 
 def haversine_km(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
-    p1, p2 = math.radians(lat1), math.radians(lat2)
-    dp, dl = p2 - p1, math.radians(lon2 - lon1)
-    a = math.sin(dp / 2) ** 2 + math.cos(p1) * math.cos(p2) * math.sin(dl / 2) ** 2
-    return 6371.0088 * 2 * math.asin(min(1.0, math.sqrt(a)))
+    p1, p2 = radians(lat1), radians(lat2)
+    dp, dl = p2 - p1, radians(lon2 - lon1)
+    a = sin(dp / 2) ** 2 + cos(p1) * cos(p2) * sin(dl / 2) ** 2
+    return 6371.0088 * 2 * asin(min(1.0, sqrt(a)))

@@ -1,8 +1,8 @@
 """The feature namespace a rule expression may read: names, their types, and the functions.
 
 This is the contract between the rules compiler and the feature view. A compiled expression gets
-one argument, a `FeatureView`, and reads plain features with `operator.attrgetter(attr)`,
-traits with `view.trait(name)` and calls the functions as methods of the view.
+one argument, a `FeatureView`, and reads plain features as attributes (`Feature.attr`), traits
+with `view.trait(name)` and calls the functions as methods of the view.
 """
 
 from __future__ import annotations

@@ -8,15 +8,16 @@ from __future__ import annotations
 
 import math
 from bisect import bisect_left
+from typing import Final
 
 import orjson
 
 from streams.engine.sketches import Histogram
 from streams.engine.state import ConsumerState
 
-DAY = 86400.0
-MONEY_BASE = 1.02
-_LOG_MONEY = math.log(MONEY_BASE)
+DAY: Final = 86400.0
+MONEY_BASE: Final = 1.02
+_LOG_MONEY: Final = math.log(MONEY_BASE)
 
 
 def recency_bucket(last_order: float) -> int:

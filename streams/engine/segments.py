@@ -12,12 +12,12 @@ from __future__ import annotations
 import logging
 import re
 import zlib
-from collections.abc import Callable, Collection
+from collections.abc import Collection
 from dataclasses import dataclass, field
-from typing import Any
 
 from streams.engine.namespace import FEATURES, FUNCTIONS
 from streams.engine.rules import RuleSet
+from streams.engine.rules.nodes import Node
 from streams.engine.view import View
 
 log = logging.getLogger(__name__)
@@ -73,17 +73,25 @@ def mask_of(kinds: Collection[str]) -> int:
     return mask
 
 
-Step = tuple[str, Callable[[View], Any]]
+class Step:
+    """A segment as the hot loop evaluates it (an object: a tuple's items are type-checked when
+    unpacked)."""
+
+    __slots__ = ("mask", "name", "when")
+
+    def __init__(self, name: str, when: Node, mask: int) -> None:
+        self.name = name
+        self.when = when
+        self.mask = mask  # the kinds of change it depends on (EVERYTHING: it always runs)
 
 
 @dataclass(frozen=True, slots=True)
 class SegmentPlan:
     """The segments of a rule set with what each depends on, ready for the hot loop."""
 
-    steps: tuple[tuple[str, Callable[[View], Any], int], ...]  # (name, fn, change mask)
+    steps: tuple[Step, ...]  # all of them, in file order
     names: tuple[str, ...]
     name_set: frozenset[str]
-    every: tuple[Step, ...]
     #: a checksum of the segments' names and expressions: a consumer whose state carries
     #: another one was last evaluated under other rules, and gets a full evaluation
     signature: int
@@ -95,21 +103,18 @@ class SegmentPlan:
         for seg in rules.segments:
             kinds = expression_kinds(seg.when.source)
             mask = EVERYTHING if ALWAYS in kinds else mask_of(kinds)
-            steps.append((seg.name, seg.when.fn, mask))
+            steps.append(Step(seg.name, seg.when.fn, mask))
         names = tuple(s.name for s in rules.segments)
-        every = tuple((name, fn) for name, fn, _ in steps)
         text = "\n".join(f"{s.name}\0{s.when.source}" for s in rules.segments)
         signature = zlib.crc32(text.encode()) or 1
-        return cls(tuple(steps), names, frozenset(names), every, signature)
+        return cls(tuple(steps), names, frozenset(names), signature)
 
     def steps_for(self, changed: int) -> tuple[Step, ...]:
         """The segments an event with these changes may alter, in file order."""
         try:
             return self._by_mask[changed]
         except KeyError:
-            run = tuple(
-                (name, fn) for name, fn, mask in self.steps if mask == EVERYTHING or mask & changed
-            )
+            run = tuple(s for s in self.steps if s.mask == EVERYTHING or s.mask & changed)
             self._by_mask[changed] = run
             return run
 
@@ -130,12 +135,13 @@ def evaluate(
         stale = sorted(members - plan.name_set)
         members.difference_update(stale)
     # (steps_for() inlined for the common case of a mask seen before)
-    steps = plan.every if changed is None else plan._by_mask.get(changed) or plan.steps_for(changed)
+    steps = plan.steps if changed is None else plan._by_mask.get(changed) or plan.steps_for(changed)
     entered: list[str] = []
     exited: list[str] = []
-    for name, fn in steps:
+    for step in steps:
+        name = step.name
         try:
-            inside = fn(view)
+            inside = step.when.ev(view)
         except Exception:  # compiled rules are total; a bug here must not stop the stream
             log.exception("segment %s failed to evaluate", name)
             inside = False

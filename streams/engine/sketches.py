@@ -9,9 +9,9 @@ from 2 to 3 orders is "remove 2, add 3", and erasure removes a consumer's contri
 from __future__ import annotations
 
 import math
-from bisect import bisect_left
+from bisect import bisect_left, insort
 from math import floor, isinf, log
-from typing import Any
+from typing import Any, Final
 
 PRICE_BASE = 1.05  # +-2.5 % relative accuracy
 _LOG_PRICE_BASE = math.log(PRICE_BASE)
@@ -57,31 +57,52 @@ def price_median(sketch: dict[int, float]) -> float:
     for b in sorted(sketch):
         acc += sketch[b]
         if acc >= half:
-            return round(bucket_value(b), 2)
-    return round(bucket_value(max(sketch)), 2)
+            return _median_value(b)
+    return _median_value(max(sketch))
+
+
+_MEDIAN_VALUES: Final[dict[int, float]] = {}
+
+
+def _median_value(bucket: int) -> float:
+    """round(bucket_value(bucket), 2), cached (rounding to digits converts to decimal text)."""
+    value = _MEDIAN_VALUES.get(bucket)
+    if value is None:
+        if len(_MEDIAN_VALUES) >= 4096:
+            _MEDIAN_VALUES.clear()
+        value = _MEDIAN_VALUES[bucket] = round(bucket_value(bucket), 2)
+    return value
 
 
 class Histogram:
     """Counts of integer buckets with signed updates; quantile cut points cached.
 
     Cut points are recomputed after the population changed by about 1 % (deterministic: the
-    same sequence of updates gives the same cut points).
+    same sequence of updates gives the same cut points). The buckets are also kept in order, so
+    that recomputing walks them instead of sorting them.
     """
 
-    __slots__ = ("_cuts", "_stale", "counts", "total")
+    __slots__ = ("_cuts", "_keys", "_stale", "counts", "total")
 
     def __init__(self, counts: dict[int, int] | None = None) -> None:
         self.counts: dict[int, int] = counts or {}
         self.total = sum(self.counts.values())
+        self._keys = sorted(self.counts)
         self._cuts: list[int] = []
         self._stale = 1
 
     def add(self, bucket: int, n: int = 1) -> None:
-        c = self.counts.get(bucket, 0) + n
-        if c:
-            self.counts[bucket] = c
+        counts = self.counts
+        before = counts.get(bucket)
+        if before is None:
+            if n:
+                counts[bucket] = n
+                insort(self._keys, bucket)
+        elif before + n:
+            counts[bucket] = before + n
         else:
-            self.counts.pop(bucket, None)
+            del counts[bucket]
+            del self._keys[bisect_left(self._keys, bucket)]
         self.total += n
         self._stale += 1
 
@@ -97,13 +118,15 @@ class Histogram:
             return []
         targets = [self.total * i / q for i in range(1, q)]
         cuts: list[int] = []
+        counts, keys = self.counts, self._keys
         acc = 0
-        it = iter(sorted(self.counts.items()))
+        i = 0
         bucket = 0
         for t in targets:
             while acc < t:
-                bucket, c = next(it)
-                acc += c
+                bucket = keys[i]
+                i += 1
+                acc += counts[bucket]
             cuts.append(bucket)
         return cuts
 

@@ -9,8 +9,8 @@ most and nothing ever scans consumers.
 
 from __future__ import annotations
 
-import heapq
 from collections.abc import Iterator
+from heapq import heappop, heappush
 
 
 class TimerIndex:
@@ -23,7 +23,7 @@ class TimerIndex:
         self.heap: list[tuple[float, str, str]] = []
 
     def push(self, due: float, consumer_id: str, trigger: str) -> None:
-        heapq.heappush(self.heap, (due, consumer_id, trigger))
+        heappush(self.heap, (due, consumer_id, trigger))
 
     def next_due(self) -> float | None:
         return self.heap[0][0] if self.heap else None
@@ -32,7 +32,7 @@ class TimerIndex:
         """Pop, in order, every entry due at or before `upto` (entries pushed meanwhile too)."""
         heap = self.heap
         while heap and heap[0][0] <= upto:
-            yield heapq.heappop(heap)
+            yield heappop(heap)
 
     def __len__(self) -> int:
         return len(self.heap)

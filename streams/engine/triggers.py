@@ -84,7 +84,7 @@ def arm(state: ConsumerState, trig: Trigger, ev: Event) -> Timer:
 def choose_offer(trig: Trigger, view: View) -> str | None:
     """The first tier whose condition holds (a tier without one always holds)."""
     for tier in trig.offers:
-        if tier.when is None or bool(tier.when.fn(view)):
+        if tier.when is None or bool(tier.when.fn.ev(view)):
             return tier.offer
     return None
 

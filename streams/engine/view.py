@@ -19,20 +19,24 @@ class View:
 
     `members` is the set of segments the consumer is in as this evaluation goes, so that
     `in_segment()` sees earlier segments of the file as re-evaluated and later ones as before.
-    `memo` holds the values of sub-expressions the rules share (see rules.expr.Sharing): a view
-    is for one instant of a consumer whose state does not change while the view is in use.
+    `stamp` changes with every `reset`: the rules' shared sub-expressions (rules.nodes.Memo) keep
+    their value for a view until then. A view is for one instant of a consumer whose state does
+    not change while the view is in use.
     """
 
     __slots__ = (
         "_brand_total",
         "_cat_total",
         "_price_band",
-        "_rfm",
+        "_rfm_f",
+        "_rfm_known",
+        "_rfm_m",
+        "_rfm_r",
         "bgnbd",
         "members",
-        "memo",
         "now",
         "population",
+        "stamp",
         "state",
     )
 
@@ -46,7 +50,7 @@ class View:
     ) -> None:
         self.population = population
         self.bgnbd = bgnbd
-        self.memo: dict[int, Any] = {}
+        self.stamp = 0
         self.reset(state, now, members)
 
     def reset(self, state: ConsumerState, now: float, members: set[str]) -> None:
@@ -55,12 +59,13 @@ class View:
         self.state = state
         self.now = now
         self.members = members
-        self.memo.clear()
-        self._rfm: tuple[int, int, int] | None = None
+        self.stamp += 1
+        self._rfm_known = False
+        self._rfm_r = self._rfm_f = self._rfm_m = 0
         # derived values computed at most once per view (a view lives for one evaluation)
         self._price_band: float | None = None
-        self._cat_total: float | None = None
-        self._brand_total: float | None = None
+        self._cat_total = -1.0  # (< 0: not summed yet)
+        self._brand_total = -1.0
 
     # plain counters
     @property
@@ -130,27 +135,28 @@ class View:
         return self.state.consented
 
     # population-relative
-    # (scores computed once per view, inline: champions reads them on every event)
+    # (scores computed once per view, kept as three ints: a tuple would be boxed and unboxed)
     @property
     def rfm_r(self) -> int:
-        rfm = self._rfm
-        if rfm is None:
-            rfm = self._rfm = self.population.rfm(self.state)
-        return rfm[0]
+        if not self._rfm_known:
+            self._score()
+        return self._rfm_r
 
     @property
     def rfm_f(self) -> int:
-        rfm = self._rfm
-        if rfm is None:
-            rfm = self._rfm = self.population.rfm(self.state)
-        return rfm[1]
+        if not self._rfm_known:
+            self._score()
+        return self._rfm_f
 
     @property
     def rfm_m(self) -> int:
-        rfm = self._rfm
-        if rfm is None:
-            rfm = self._rfm = self.population.rfm(self.state)
-        return rfm[2]
+        if not self._rfm_known:
+            self._score()
+        return self._rfm_m
+
+    def _score(self) -> None:
+        self._rfm_r, self._rfm_f, self._rfm_m = self.population.rfm(self.state)
+        self._rfm_known = True
 
     def _xtT(self) -> tuple[int, float, float]:
         s = self.state
@@ -177,18 +183,26 @@ class View:
         return self.state.traits.get(name)
 
     def affinity(self, category: str) -> float:
+        return self.category_share(category.lower())
+
+    def category_share(self, key: str) -> float:
+        """affinity() of a category already in lower case (the rules lower their constants)."""
         scores = self.state.cat_aff
         total = self._cat_total
-        if total is None:
+        if total < 0.0:
             total = self._cat_total = sum(scores.values())
-        return scores.get(category.lower(), 0.0) / total if total > 0 else 0.0
+        return scores.get(key, 0.0) / total if total > 0 else 0.0
 
     def brand_affinity(self, brand: str) -> float:
+        return self.brand_share(brand.lower())
+
+    def brand_share(self, key: str) -> float:
+        """brand_affinity() of a brand already in lower case."""
         scores = self.state.brand_aff
         total = self._brand_total
-        if total is None:
+        if total < 0.0:
             total = self._brand_total = sum(scores.values())
-        return scores.get(brand.lower(), 0.0) / total if total > 0 else 0.0
+        return scores.get(key, 0.0) / total if total > 0 else 0.0
 
     def distance_km(self, lat: float, lon: float) -> float | None:
         s = self.state

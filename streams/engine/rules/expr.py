@@ -1,6 +1,6 @@
 """The rules expression language: parse (lark), type-check against the namespace, compile.
 
-Compilation builds nested Python closures (see `closures.py`); nothing is ever evaluated as
+Compilation builds a tree of expression nodes (see `nodes.py`); nothing is ever evaluated as
 Python source. Semantics: a missing value is None, every comparison with None is False (except
 `x == null` / `x != null`), `not None` is True, arithmetic with None or a division by zero gives
 None. Duration literals (`7d`, `30m`) are numbers of days.
@@ -18,7 +18,8 @@ from lark import Token, Tree
 from lark.exceptions import UnexpectedInput
 
 from streams.engine.namespace import FEATURES, FUNCTIONS, TRAITS_PREFIX
-from streams.engine.rules import closures as C
+from streams.engine.rules import nodes as N
+from streams.engine.rules import readers
 from streams.engine.rules import typecheck as T
 from streams.engine.rules.durations import DAY, DurationError, parse_duration
 from streams.engine.rules.grammar import parse, syntax_error
@@ -60,7 +61,7 @@ class Sharing:
     """Sub-expressions a rule set computes more than once per view, computed once instead.
 
     A rule set is compiled twice: first to find the keys of the expressions (`roots`), then,
-    after `plan()`, with every shared sub-expression memoized in the view (`C.memo`). Only
+    after `plan()`, with every shared sub-expression memoized per view (`N.Memo`). Only
     sub-expressions that call a function or read a computed feature are worth it, and only
     those that do not read memberships (`in_segment()` changes as segments are evaluated).
     """
@@ -106,7 +107,7 @@ class Sharing:
             return n
         shared = self.memo.get(n.key)
         if shared is None:
-            fn = C.memo(n.fn, next(_SLOTS))
+            fn = N.Memo(n.fn, next(_SLOTS))
             shared = self.memo[n.key] = _T(n.type, fn, False, None, n.elems, n.key)
         return shared
 
@@ -170,7 +171,7 @@ class _T:
     """A typed, compiled node. `const` nodes carry their `value`."""
 
     type: str
-    fn: C.Fn
+    fn: N.Node
     const: bool = False
     value: Any = None
     elems: frozenset[str] = frozenset()  # for lists: the item types
@@ -178,10 +179,10 @@ class _T:
 
 
 def _const(type_: str, value: Any) -> _T:
-    return _T(type_, C.constant(value), True, value, key=("k", type(value).__name__, repr(value)))
+    return _T(type_, N.Const(value), True, value, key=("k", type(value).__name__, repr(value)))
 
 
-_ERROR = _T("any", C.constant(None))
+_ERROR = _T("any", N.Const(None))
 
 
 def _pos(t: Tree[Token] | Token, default: int = 0) -> int:
@@ -315,7 +316,7 @@ class _Compiler:
             )
         value = tuple(i.value for i in items)
         types = frozenset(i.type for i in items)
-        return _T("list", C.constant(value), True, value, types, ("k", "tuple", repr(value)))
+        return _T("list", N.Const(value), True, value, types, ("k", "tuple", repr(value)))
 
     # names and calls
     def name(self, t: Tree[Token]) -> _T:
@@ -323,12 +324,12 @@ class _Compiler:
         name, pos = str(tok), _pos(tok)
         feature = FEATURES.get(name)
         if feature is not None:
-            return _T(feature.type, C.feature(feature.attr), key=("f", feature.attr))
+            return _T(feature.type, readers.feature(feature.attr), key=("f", feature.attr))
         if name.startswith(TRAITS_PREFIX):
             key = name[len(TRAITS_PREFIX) :]
             if key.startswith("_"):
                 return self.error(pos, f"trait names may not start with '_': {name!r}")
-            return _T("any", C.trait(key), key=("t", key))
+            return _T("any", N.Trait(key), key=("t", key))
         if name == "traits":
             return self.error(pos, "write traits.<name>, e.g. traits.gender")
         if name in FUNCTIONS:
@@ -375,7 +376,7 @@ class _Compiler:
                 )
         if not ok:
             return _ERROR
-        fn_ = C.call(name, [(a.const, a.value, a.fn) for a in args])
+        fn_ = N.call(name, [(a.const, a.value, a.fn) for a in args])
         return self.share(_T(fn.returns, fn_, key=("call", name, *(a.key for a in args))))
 
     def in_segment(self, t: Tree[Token], arg: Tree[Token] | Token) -> _T:
@@ -392,7 +393,7 @@ class _Compiler:
             return self.error(_pos(arg), f"segment '{seg}' cannot refer to itself")
         if seg not in self.segments:
             return self.error(_pos(arg), f"unknown segment '{seg}'{T.suggest(seg, self.segments)}")
-        fn = C.call("in_segment", [(True, seg, node.fn)])
+        fn = N.call("in_segment", [(True, seg, node.fn)])
         return _T("bool", fn, key=("call", "in_segment", node.key))
 
     # operators
@@ -403,15 +404,15 @@ class _Compiler:
                 _pos(t),
                 f"'not' needs true/false, but {self.snippet(t.children[0])} is {T.word(n.type)}",
             )
-        return self.fold(_T("bool", C.not_(n.fn), key=("not", n.key)), [n])
+        return self.fold(_T("bool", N.Not(n.fn), key=("not", n.key)), [n])
 
     def or_test(self, t: Tree[Token]) -> _T:
-        return self.logic(t, C.or_)
+        return self.logic(t, N.or_)
 
     def and_test(self, t: Tree[Token]) -> _T:
-        return self.logic(t, C.and_)
+        return self.logic(t, N.and_)
 
-    def logic(self, t: Tree[Token], build: Callable[[list[C.Fn]], C.Fn]) -> _T:
+    def logic(self, t: Tree[Token], build: Callable[[list[N.Node]], N.Node]) -> _T:
         word = "or" if t.data == "or_test" else "and"
         nodes = [self.child(c) for c in t.children]
         for n, c in zip(nodes, t.children, strict=True):
@@ -425,16 +426,16 @@ class _Compiler:
         # "bool" nodes (comparisons, in_segment, not, and/or, consented) return True/False;
         # only operands of other types (traits) need the result made a bool
         if any(n.type != "bool" for n in nodes):
-            fn = C.as_bool(fn)
+            fn = N.AsBool(fn)
         return self.fold(_T("bool", fn, key=(word, *(n.key for n in nodes))), nodes)
 
     def neg(self, t: Tree[Token]) -> _T:
-        return self.unary(t, C.negate, "-")
+        return self.unary(t, N.Negate, "-")
 
     def pos(self, t: Tree[Token]) -> _T:
-        return self.unary(t, C.plus, "+")
+        return self.unary(t, N.Plus, "+")
 
-    def unary(self, t: Tree[Token], build: Callable[[C.Fn], C.Fn], sign: str) -> _T:
+    def unary(self, t: Tree[Token], build: Callable[[N.Node], N.Node], sign: str) -> _T:
         n = self.child(t.children[0])
         if n.type not in T.NUMERIC and n.type != "any":
             return self.error(_pos(t), f"unary '{sign}' needs a number, not {T.word(n.type)}")
@@ -456,7 +457,7 @@ class _Compiler:
             type_ = "days" if "days" in (acc.type, rhs.type) and op in "+-" else "number"
             if "any" in (acc.type, rhs.type):
                 type_ = "any" if acc.type == rhs.type else type_
-            fn = C.arith(op, acc.fn, rhs.fn)
+            fn = N.Arith(op, acc.fn, rhs.fn)
             acc = self.fold(_T(type_, fn, key=("arith", op, acc.key, rhs.key)), [acc, rhs])
         return acc
 
@@ -479,14 +480,14 @@ class _Compiler:
                 )
         if bad:
             return _ERROR
-        fn = C.compare(ops, [(n.const, n.value, n.fn) for n in operands])
+        fn = N.compare(ops, [(n.const, n.value, n.fn) for n in operands])
         key = ("cmp", ",".join(ops), *(n.key for n in operands))
         return self.fold(_T("bool", fn, key=key), operands)
 
     def fold(self, n: _T, parts: list[_T]) -> _T:
         """Evaluate `n` now if all its operands are constants (they never touch the view)."""
         if all(p.const for p in parts):
-            return _const(n.type, n.fn(None))
+            return _const(n.type, n.fn.ev(None))
         return self.share(n)
 
     def share(self, n: _T) -> _T:

@@ -25,6 +25,7 @@ from streams.engine.rules.model import (
     Trigger,
     TriggerKind,
 )
+from streams.engine.rules.nodes import Const
 from streams.engine.rules.typecheck import suggest
 from streams.engine.rules.yamlnodes import Entries, NodeReader
 
@@ -115,7 +116,7 @@ class _Loader(NodeReader):
 
     def expr(self, node: Node, what: str, segments: list[str], own: str | None = None) -> Expr:
         """Compile the expression in a scalar node; problems go to `issues`."""
-        placeholder = Expr("false", lambda view: False, node.start_mark.line + 1, 1)
+        placeholder = Expr("false", Const(False), node.start_mark.line + 1, 1)
         if not isinstance(node, ScalarNode):
             self.issue(node, f"{what} must be an expression such as orders >= 3")
             return placeholder

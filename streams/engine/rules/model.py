@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from streams.engine.namespace import FeatureView
+from streams.engine.rules.nodes import Node
 
 TriggerKind = Literal["retargeting", "winback"]
 TRIGGER_KINDS: tuple[TriggerKind, ...] = ("retargeting", "winback")
@@ -17,15 +17,16 @@ DEFAULT_BGNBD: tuple[float, float, float, float] = (0.243, 4.414, 0.793, 2.426)
 
 @dataclass(frozen=True, slots=True)
 class Expr:
-    """A compiled expression: `fn(view)` evaluates `source` and never raises for missing data."""
+    """A compiled expression: `fn(view)` (or `fn.ev(view)`) evaluates `source` and never raises
+    for missing data."""
 
     source: str
-    fn: Callable[[FeatureView], Any] = field(compare=False, repr=False)
+    fn: Node = field(compare=False, repr=False)
     line: int
     col: int
 
     def __call__(self, view: FeatureView) -> Any:
-        return self.fn(view)
+        return self.fn.ev(view)
 
 
 @dataclass(frozen=True, slots=True)

@@ -29,7 +29,28 @@ def test_parse_time_forms(text, ts):
     assert parse_time(text) == ts
 
 
-@pytest.mark.parametrize("bad", ["yesterday", "", "2026-13-01T00:00:00Z", 1767225600])
+@given(st.integers(-10**12, 8 * 10**12))
+def test_parse_time_of_the_usual_form_is_datetimes_to_the_bit(ms):
+    # "YYYY-MM-DDTHH:MM:SS.mmmZ" takes a shortcut for years 1970..2199: the same float
+    text = iso(ms / 1000)
+    assert parse_time(text) == datetime.fromisoformat(text).timestamp()
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        "yesterday",
+        "",
+        "2026-13-01T00:00:00Z",
+        "2026-02-29T00:00:00.000Z",
+        "2026-04-31T00:00:00.000Z",
+        "2026-01-01T24:00:00.000Z",
+        "2026-01-01T00:60:00.000Z",
+        "2026-01-01T00:00:60.000Z",
+        "2026-00-01T00:00:00.000Z",
+        1767225600,
+    ],
+)
 def test_parse_time_refuses(bad):
     with pytest.raises(EventError):
         parse_time(bad)

@@ -7,7 +7,10 @@ import math
 import pytest
 
 from streams.engine.bgnbd import CDNOW, expected_purchases, hyp2f1, p_alive
+from streams.engine.namespace import FEATURES
 from streams.engine.population import Population
+from streams.engine.rules import compile_expr
+from streams.engine.rules.nodes import Feature, IsNull
 from streams.engine.sketches import Histogram, price_add, price_median
 from streams.engine.state import ConsumerState
 from streams.engine.view import View
@@ -61,6 +64,21 @@ def test_price_band_is_median_within_sketch_accuracy():
     assert len(sketch) <= 24
     true_median = sorted(prices)[len(prices) // 2]
     assert price_median(sketch) == pytest.approx(true_median, rel=0.06)
+
+
+def test_rules_read_every_feature_of_the_view_as_its_attribute():
+    eng = engine("segments: []\n")
+    run(
+        eng,
+        track("u", "Product Viewed", T0, price=100, category="Road", brand="Velocita"),
+        track("u", "Product Added", T0 + 1, product_id="p", price=100),
+        track("u", "Order Completed", T0 + 2, order_id="o1", revenue=100, discount=10),
+    )
+    v = view_of(eng, "u", T0 + 2 * DAY)
+    for name, f in FEATURES.items():
+        node = compile_expr(f"{name} == null", segments=()).fn
+        assert isinstance(node, IsNull) and type(node.node) is not Feature  # a native read
+        assert node.node.ev(v) == getattr(v, f.attr), name
 
 
 def test_location_traits_and_distance():
