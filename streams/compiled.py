@@ -1,7 +1,7 @@
 """The engine modules that `make` compiles to C with mypyc, and the switch back to their source.
 
 `setup.py` (with MICROMARKETING_COMPILE=1) builds each module below into a `.so` beside its
-`.py`, and Python imports the `.so` first: the same code, about 1.5x faster (bench/replay.py).
+`.py`, and Python imports the `.so` first: the same code, about 2.5x faster (bench/replay.py).
 The Python source runs instead when MICROMARKETING_PURE=1 is set, or when a source file is
 newer than its compiled module (with a warning, so an edit is never silently ignored). It is
 all or nothing: compiled modules call each other directly, not through their Python names.
