@@ -22,13 +22,20 @@ def view_of(eng, cid, now):
     return View(state, now, eng.population, CDNOW, set(state.segments))
 
 
+def first_visit():
+    """A view, a cart add and a discounted order of consumer "u"."""
+    return [
+        track("u", "Product Viewed", T0, price=100, category="Road", brand="Velocita"),
+        track("u", "Product Added", T0 + 1, product_id="p", price=100),
+        track("u", "Order Completed", T0 + 2, order_id="o1", revenue=100, discount=10),
+    ]
+
+
 def test_counters_revenue_discount_and_refund():
     eng = engine("segments: []\n")
     run(
         eng,
-        track("u", "Product Viewed", T0, price=100, category="Road", brand="Velocita"),
-        track("u", "Product Added", T0 + 1, product_id="p", price=100),
-        track("u", "Order Completed", T0 + 2, order_id="o1", revenue=100, discount=10),
+        *first_visit(),
         track("u", "Order Completed", T0 + 3, order_id="o2", total=300),
         track("u", "Order Completed", T0 + 4, order_id="o2", total=300),  # same order again
         track("u", "Order Completed", T0 + 5, order_id="o3",
@@ -68,12 +75,7 @@ def test_price_band_is_median_within_sketch_accuracy():
 
 def test_rules_read_every_feature_of_the_view_as_its_attribute():
     eng = engine("segments: []\n")
-    run(
-        eng,
-        track("u", "Product Viewed", T0, price=100, category="Road", brand="Velocita"),
-        track("u", "Product Added", T0 + 1, product_id="p", price=100),
-        track("u", "Order Completed", T0 + 2, order_id="o1", revenue=100, discount=10),
-    )
+    run(eng, *first_visit())
     v = view_of(eng, "u", T0 + 2 * DAY)
     for name, f in FEATURES.items():
         node = compile_expr(f"{name} == null", segments=()).fn
