@@ -26,7 +26,7 @@ from streams import compiled  # noqa: E402
 from streams.engine.events import parse_event  # noqa: E402
 from streams.engine.rules import load_rules, loads_rules  # noqa: E402
 from streams.engine.view import View  # noqa: E402
-from streams.router import Router  # noqa: E402
+from streams.runtime import Runtime  # noqa: E402
 from streams.runtime import tune_gc  # noqa: E402
 
 
@@ -43,9 +43,9 @@ def parse_only(lines: list[bytes]) -> float:
 
 def engine_run(
     lines: list[bytes], rules_path: str | None, text: str | None
-) -> tuple[float, Router]:
+) -> tuple[float, Runtime]:
     rules = load_rules(rules_path) if rules_path else loads_rules(text or "", "<bench>")
-    router = Router(rules, 4)
+    router = Runtime(rules, 4)
     tune_gc()  # as the replay command and the worker do
     t = time.perf_counter()
     for line in lines:
@@ -54,7 +54,7 @@ def engine_run(
     return time.perf_counter() - t, router
 
 
-def segment_eval_cost(router: Router, samples: int = 20000) -> float:
+def segment_eval_cost(router: Runtime, samples: int = 20000) -> float:
     """Mean microseconds to evaluate every segment of the rules once for one consumer."""
     from streams.engine.segments import SegmentPlan, evaluate
 
@@ -91,7 +91,7 @@ def main() -> None:
     full_t, router = min(runs, key=lambda r: r[0])
     times = sorted(r[0] for r in runs)
 
-    state_bytes = [len(v) for e in router.engines for k, v in e.store.items()
+    state_bytes = [len(v) for e in router.engines.values() for k, v in e.store.items()
                    if k.startswith("c/")]
     consumers = len(state_bytes)
     eval_us = segment_eval_cost(router)

@@ -75,7 +75,7 @@ from streams.codec import CodecError, decode_input
 from streams.engine.events import EventError, iso, parse_time
 from streams.engine.rules import RuleSet
 from streams.replay import OutputFiles, replay, write_report
-from streams.router import DEFAULT_PARTITIONS, Router
+from streams.runtime import DEFAULT_PARTITIONS, Runtime
 
 log = logging.getLogger(__name__)
 
@@ -462,7 +462,7 @@ def replay_topics(
     except KafkaException as exc:
         print(f"micromarketing replay: broker {args.broker}: {exc}", file=sys.stderr)
         return 2
-    router = Router(rules, _router_partitions(args, counts))
+    router = Runtime(rules, _router_partitions(args, counts))
     progress = None
     if not args.no_progress and sys.stderr.isatty():
         from tqdm import tqdm

@@ -18,7 +18,15 @@ import orjson
 
 from streams.engine.events import Event, EventError, iso, parse_event
 from streams.engine.features import apply_context, apply_track, merge_states
-from streams.engine.outputs import Forward, Outputs
+from streams.engine.outputs import (
+    EventForward,
+    Forget,
+    ForgetAlias,
+    Forward,
+    MergeIn,
+    MergeOut,
+    Outputs,
+)
 from streams.engine.population import Population
 from streams.engine.rules import RuleSet, Trigger
 from streams.engine.segments import KIND_BITS, SegmentPlan, evaluate, mask_of, ordered
@@ -220,13 +228,18 @@ class Engine:
         except EventError as exc:
             self._dead_letter(out, raw, str(exc), source, offset)
             return out
+        self.apply_event(ev, obj, out)
+        return out
+
+    def apply_event(self, ev: Event, obj: dict[str, Any], out: Outputs) -> None:
+        """Apply one parsed input event (`obj` its JSON object), adding to `out`: `process`
+        without the parsing, for a shell that reads the event's time first."""
         # a Counter increment per event costs more than an int attribute's
         if self._events or "events" in self._stats:
             self._events += 1
         else:
             self._stats["events"] = 1  # the first: the key takes its place in the Counter now
         self._route(ev, obj, out)
-        return out
 
     def _dead_letter(
         self, out: Outputs, raw: Any, reason: str, source: str, offset: str | None
@@ -255,8 +268,7 @@ class Engine:
             target = self._alias(cid)
             if target is not None:
                 self._stats["forwarded"] += 1
-                msg = {"op": "event", "to": target, "event": obj}
-                out.forwards.append(Forward(target, orjson.dumps(msg)))
+                out.forwards.append(EventForward(target, obj))
                 return
         self._apply(ev, cid, state, out)
 
@@ -328,8 +340,7 @@ class Engine:
         if etype == "identify" or etype == "alias":
             source = ev.merge_source
             if source is not None:
-                msg = {"op": "merge_out", "from": source, "into": cid}
-                out.forwards.append(Forward(source, orjson.dumps(msg)))
+                out.forwards.append(MergeOut(source, cid))
 
     def _prune_seen(self, state: ConsumerState, t: float) -> None:
         horizon = t - self._window
@@ -373,10 +384,17 @@ class Engine:
 
     # time
     def advance(self, now: float) -> Outputs:
-        """Fire every timer due at or before `now` (wall clock in live mode)."""
+        """Move the watermark to `now` if later and fire every timer due at or before `now`, in
+        due order (the stream clock of the shell, or the wall clock in live mode)."""
         out = Outputs()
+        if now > self.watermark:
+            self.watermark = now
         self._fire_due(now, out)
         return out
+
+    def next_due(self) -> float | None:
+        """The earliest due time in the due-time index (None: nothing pending)."""
+        return self.timers.next_due()
 
     def _advance(self, watermark: float, out: Outputs) -> bool:
         """Move the watermark forward; True when timers came due."""
@@ -439,30 +457,33 @@ class Engine:
         self._stats[("holdout:" if holdout else "triggers:") + trig.name] += 1
 
     # messages from other partitions
-    def receive(self, payload: bytes) -> Outputs:
-        """Handle a Forward addressed to a key of this partition."""
-        out = Outputs()
-        msg = orjson.loads(payload)
-        op = msg.get("op")
-        if op == "event":
-            obj = msg["event"]
+    def receive(self, fwd: Forward) -> Outputs:
+        """Handle a forward addressed to a key of this partition."""
+        if isinstance(fwd, EventForward):
+            where = fwd.where
+            if where is not None:  # an input record read on another partition: process it here
+                return self.process(fwd.event, where[0], where[1])
+            out = Outputs()
+            obj = fwd.event
             try:
                 ev = parse_event(obj)
             except EventError as exc:  # cannot happen for events we forwarded ourselves
                 self._dead_letter(out, obj, str(exc), "forwards", None)
                 return out
-            self._route(ev, obj, out, cid=msg["to"])
-        elif op == "merge_out":
-            self._merge_out(msg["from"], msg["into"], out)
-        elif op == "merge_in":
-            self._merge_in(msg["into"], msg["from"], msg["state"].encode(), out)
-        elif op == "forget":
-            out.extend(self.forget(msg["id"]))
-        elif op == "forget_alias":
-            if self._alias(msg["id"]) is not None:
-                self._set_alias(msg["id"], None)
+            self._route(ev, obj, out, cid=fwd.key)
+            return out
+        out = Outputs()
+        if isinstance(fwd, MergeOut):
+            self._merge_out(fwd.key, fwd.into, out)
+        elif isinstance(fwd, MergeIn):
+            self._merge_in(fwd.key, fwd.source, fwd.state, out)
+        elif isinstance(fwd, Forget):
+            out.extend(self.forget(fwd.key))
+        elif isinstance(fwd, ForgetAlias):
+            if self._alias(fwd.key) is not None:
+                self._set_alias(fwd.key, None)
         else:
-            self._dead_letter(out, msg, f"unknown forward op {op!r}", "forwards", None)
+            self._dead_letter(out, repr(fwd), "unknown forward", "forwards", None)
         return out
 
     def _merge_out(self, source: str, target: str, out: Outputs) -> None:
@@ -478,19 +499,14 @@ class Engine:
         for seg in state.segments:
             out.segment_changes.append(_change(source, seg, "exited", at, self.rules.version))
         self._drop(source)
-        msg = {"op": "merge_in", "from": source, "into": target,
-               "state": state.to_bytes().decode()}
-        out.forwards.append(Forward(target, orjson.dumps(msg)))
+        out.forwards.append(MergeIn(target, source, state))
 
-    def _merge_in(self, target: str, source: str, data: bytes, out: Outputs) -> None:
-        other = ConsumerState.from_bytes(data)
+    def _merge_in(self, target: str, source: str, other: ConsumerState, out: Outputs) -> None:
         state = self._get(target)
         if state is None:
             target_alias = self._alias(target)
             if target_alias is not None:  # the target itself merged on meanwhile: pass it on
-                msg = {"op": "merge_in", "from": source, "into": target_alias,
-                       "state": data.decode()}
-                out.forwards.append(Forward(target_alias, orjson.dumps(msg)))
+                out.forwards.append(MergeIn(target_alias, source, other))
                 return
             state = ConsumerState(target, other.first_seen)
             self._cache[target] = state
@@ -523,9 +539,7 @@ class Engine:
             target = self._alias(consumer_id)
             if target is not None:
                 self._set_alias(consumer_id, None)
-                out.forwards.append(
-                    Forward(target, orjson.dumps({"op": "forget", "id": target}))
-                )
+                out.forwards.append(Forget(target))
             return out
         at = self._iso(max(self.watermark, state.last_seen))
         for seg in state.segments:
@@ -536,7 +550,7 @@ class Engine:
                              "at": at})
         self.population.remove(state)
         for alias in state.aliases:
-            out.forwards.append(Forward(alias, orjson.dumps({"op": "forget_alias", "id": alias})))
+            out.forwards.append(ForgetAlias(alias))
         self._drop(consumer_id)
         self._stats["forgotten"] += 1
         return out
