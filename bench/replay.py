@@ -26,8 +26,7 @@ from streams import compiled  # noqa: E402
 from streams.engine.events import parse_event  # noqa: E402
 from streams.engine.rules import load_rules, loads_rules  # noqa: E402
 from streams.engine.view import View  # noqa: E402
-from streams.runtime import Runtime  # noqa: E402
-from streams.runtime import tune_gc  # noqa: E402
+from streams.runtime import Runtime, tune_gc  # noqa: E402
 
 
 def _peak_rss_mb() -> float:

@@ -114,6 +114,11 @@ class Runtime:
         offsets[topic] = offset
         return True
 
+    def applied(self, topic: str, partition: int) -> int:
+        """The highest offset of `topic`/`partition` applied (-1: none, or not held)."""
+        offsets = self._offsets.get(partition)
+        return -1 if offsets is None else offsets.get(topic, -1)
+
     def offsets(self, partition: int) -> dict[str, int]:
         """Input topic -> highest offset applied on `partition` (a copy)."""
         return dict(self._offsets.get(partition, {}))
@@ -149,13 +154,9 @@ class Runtime:
         if t > self.bound:
             t = self.bound
         wm = t - self._lateness
-        out: Outputs
         if wm > self.clock:
             self.clock = wm
-            if wm >= self._next_due:
-                out = self._advance_all(wm)
-            else:
-                out = Outputs()
+            out = self._advance_all(wm) if wm >= self._next_due else Outputs()
         else:
             out = Outputs()
         engine = self.engines.get(p)
@@ -247,8 +248,20 @@ class Runtime:
         return self._advance_all(t)
 
     def tick(self, now: float) -> Outputs:
-        """Fire what the wall clock `now` makes due on every partition (live, `tick`)."""
-        return self._advance_all(now)
+        """Fire what the wall clock `now` makes due on every partition (live, `tick`); the
+        stream clock and the watermarks stay in event time."""
+        out = Outputs()
+        next_due = _INF
+        for p in sorted(self.engines):
+            engine = self.engines[p]
+            out.extend(engine.fire(now))
+            nd = engine.next_due()
+            if nd is not None and nd < next_due:
+                next_due = nd
+        self._next_due = next_due
+        if out.forwards:
+            self._settle(out)
+        return out
 
     def forget(self, consumer_id: str) -> Outputs:
         """Erase a consumer held here (aliases on other partitions get forwards)."""

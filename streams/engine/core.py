@@ -392,6 +392,13 @@ class Engine:
         self._fire_due(now, out)
         return out
 
+    def fire(self, now: float) -> Outputs:
+        """Fire every timer due at or before the wall clock `now`, leaving the watermark (event
+        time) where it is."""
+        out = Outputs()
+        self._fire_due(now, out)
+        return out
+
     def next_due(self) -> float | None:
         """The earliest due time in the due-time index (None: nothing pending)."""
         return self.timers.next_due()

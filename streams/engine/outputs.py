@@ -30,7 +30,7 @@ class Forward:
         self.key = key
 
     def __eq__(self, other: object) -> bool:
-        return type(other) is type(self) and _fields(self) == _fields(other)  # type: ignore[arg-type]
+        return type(other) is type(self) and _fields(self) == _fields(other)
 
     __hash__ = None  # type: ignore[assignment]
 
