@@ -194,6 +194,8 @@ class Runtime:
         if engine is None:
             out.forwards.append(fwd)  # not ours (any more): its partition's owner gets it
             return out
+        if engine.watermark < self.clock:
+            engine.watermark = self.clock
         out = engine.receive(fwd)
         self._note_due(engine)
         if out.forwards:
