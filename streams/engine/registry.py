@@ -12,7 +12,10 @@ while the generated code is out of date):
 - a plain read of a ConsumerState field: `feature("name", "number", "doc", ("kind",),
   field="state_field")`; the View property is generated.
 - anything computed: the same without `field=`, and a property of that name (dots become
-  underscores: `rfm.r` is read as `View.rfm_r`) written by hand in `view.py`.
+  underscores: `rfm.r` is read as `View.rfm_r`) written by hand in `view.py`. For example a
+  fitted model's expected order value, which orders move and time does not:
+  `feature("expected_spend", "number", "Gamma-Gamma expected order value", ("orders",),
+  computed=True)` here, and `def expected_spend(self) -> float` as a View property.
 
 Declare what moves it honestly: `moves` are the kinds of change (`KINDS`) that can alter its
 value; `time` says whether its value also changes with time alone ("crossing": at a time one
