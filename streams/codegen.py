@@ -79,6 +79,8 @@ def view_properties() -> list[str]:
     out: list[str] = []
     for f in FEATURES.values():
         if f.field is not None:
+            if f.field not in types:
+                raise SystemExit(f"feature {f.name}: no ConsumerState field {f.field!r}")
             out += [
                 "    @property",
                 f"    def {f.attr}(self) -> {types[f.field]}:",

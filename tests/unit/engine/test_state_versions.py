@@ -35,6 +35,12 @@ def as_json(state: ConsumerState) -> dict[str, Any]:
     return orjson.loads(orjson.dumps(out))
 
 
+def test_fields_are_only_ever_appended_each_with_the_version_that_added_it() -> None:
+    since = [f.since for f in FIELDS]
+    assert since == sorted(since) and since[0] == 1 and since[-1] == STATE_VERSION
+    assert since.count(1) == 32  # version 1: 31 fields always stored, and `plan`
+
+
 def test_the_fixture_is_what_release_1_wrote() -> None:
     assert len(V1_LINES) == 3
     assert all(orjson.loads(line)[0] == 1 and len(orjson.loads(line)) == 33 for line in V1_LINES)
