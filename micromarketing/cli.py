@@ -116,6 +116,18 @@ def build_parser() -> argparse.ArgumentParser:
         default=10.0,
         help="seconds a request waits for the broker's acknowledgement before 503 (default 10)",
     )
+    collector.add_argument(
+        "--read-timeout",
+        type=float,
+        default=30.0,
+        help="seconds to receive a request's headers, and again its body (default 30)",
+    )
+    collector.add_argument(
+        "--max-connections",
+        type=int,
+        default=1000,
+        help="open connections at most; more are answered 503 (default 1000)",
+    )
     _broker_arg(collector)
 
     deliver = sub.add_parser("deliver", help="deliver triggers by webhook or SMTP")
