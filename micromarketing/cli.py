@@ -141,6 +141,11 @@ def build_parser() -> argparse.ArgumentParser:
         "deliverer each get every trigger)",
     )
     deliver.add_argument("--max-tries", type=int, default=5)
+    deliver.add_argument(
+        "--dedupe-window",
+        default="7d",
+        help="how long a delivered trigger id is remembered and never delivered again (default 7d)",
+    )
     deliver.add_argument("--sender", default="offers@micromarketing.local")
     _broker_arg(deliver)
     return parser
