@@ -7,6 +7,7 @@ import random
 import orjson
 import pytest
 
+from connectors.deliver.command import UsageError, dedupe_window
 from connectors.deliver.dedupe import (
     DedupeError,
     DeliveredIds,
@@ -17,6 +18,7 @@ from connectors.deliver.dedupe import (
 from connectors.deliver.loop import Deliverer, Outcome
 from connectors.deliver.retry import RetryPolicy
 from connectors.deliver.sender import DeliveryError
+from micromarketing.cli import build_parser
 from tests.unit.connectors.test_deliver_loop import FakeSender, ListSink
 
 DAY = 86400.0
@@ -115,3 +117,15 @@ def test_a_delivery_that_cannot_be_recorded_stops_the_loop_before_the_commit() -
     with pytest.raises(DedupeError):
         deliverer.handle("t", b"c1", record("t1"))
     assert len(sender.tries) == 1  # sent once; at least once from here on
+
+
+def test_the_dedupe_window_option_reads_durations_and_refuses_nonsense() -> None:
+    parser = build_parser()
+    args = parser.parse_args(["deliver", "--to", "smtp", "127.0.0.1:2525"])
+    assert dedupe_window(args) == 7 * DAY
+    args = parser.parse_args(["deliver", "--to", "smtp", "h:1", "--dedupe-window", "36h"])
+    assert dedupe_window(args) == 36 * 3600
+    for bad in ("0", "7x", "-1d", "soon"):
+        args = parser.parse_args(["deliver", "--to", "smtp", "h:1", f"--dedupe-window={bad}"])
+        with pytest.raises(UsageError, match="--dedupe-window"):
+            dedupe_window(args)
