@@ -128,6 +128,11 @@ def build_parser() -> argparse.ArgumentParser:
         default=1000,
         help="open connections at most; more are answered 503 (default 1000)",
     )
+    collector.add_argument(
+        "--max-clock-skew",
+        default="1d",
+        help="refuse events stamped more than this ahead of the server clock (default 1d)",
+    )
     _broker_arg(collector)
 
     deliver = sub.add_parser("deliver", help="deliver triggers by webhook or SMTP")

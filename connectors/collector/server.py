@@ -17,6 +17,7 @@ import asyncio
 import contextlib
 import logging
 import signal
+import sys
 import time
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -28,7 +29,7 @@ from aiohttp import hdrs, web
 
 from connectors.broker import BrokerError, broker_or_embedded, ensure_topics
 from connectors.collector.auth import authorized, basic_auth_user, body_write_key
-from connectors.collector.config import CollectorConfig
+from connectors.collector.config import CollectorConfig, Limits
 from connectors.collector.connections import BoundedTCPSite, ConnectionCount
 from connectors.collector.metrics import CONTENT_TYPE_LATEST, CollectorMetrics
 from connectors.collector.payload import (
@@ -51,6 +52,7 @@ from connectors.collector.producer import (
     Overloaded,
 )
 from connectors.topics import DEAD_LETTERS, INPUT_TOPICS
+from streams.engine.rules.durations import DurationError, parse_duration
 
 log = logging.getLogger(__name__)
 
@@ -353,6 +355,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=1000,
         help="open connections at most; more are answered 503 and closed (default 1000)",
     )
+    parser.add_argument(
+        "--max-clock-skew",
+        default="1d",
+        help="refuse events stamped more than this ahead of the server clock, as the engine "
+        "does with settings.max_clock_skew (default 1d)",
+    )
 
 
 def _ensure_topics(bootstrap: str, embedded: bool) -> None:
@@ -365,19 +373,42 @@ def _ensure_topics(bootstrap: str, embedded: bool) -> None:
         log.warning("could not ensure topics on %s: %s", bootstrap, exc)
 
 
+class CollectorUsageError(ValueError):
+    """A bad command-line option: reported in one line, exit code 2."""
+
+
+def _options(args: argparse.Namespace) -> dict[str, Any]:
+    """CollectorConfig fields from the command line (CollectorUsageError when one is wrong)."""
+    read_timeout = float(getattr(args, "read_timeout", None) or 30.0)
+    max_connections = int(getattr(args, "max_connections", None) or 1000)
+    if read_timeout <= 0 or max_connections < 1:
+        raise CollectorUsageError("--read-timeout and --max-connections must be positive")
+    try:
+        skew = parse_duration(getattr(args, "max_clock_skew", None) or "1d")
+    except DurationError as exc:
+        raise CollectorUsageError(f"--max-clock-skew: {exc}") from None
+    return {
+        "limits": Limits(max_clock_skew=skew),
+        "write_keys": frozenset(k for k in (args.write_keys or ()) if k),
+        "ack_timeout": float(getattr(args, "ack_timeout", None) or 10.0),
+        "read_timeout": read_timeout,
+        "max_connections": max_connections,
+    }
+
+
 def run(args: argparse.Namespace) -> int:
     """`micromarketing collector`: serve until interrupted; the exit code."""
     try:
+        options = _options(args)
+    except CollectorUsageError as exc:
+        print(f"micromarketing collector: {exc}", file=sys.stderr)
+        return 2
+    try:
         with broker_or_embedded(args.broker) as bootstrap:
             _ensure_topics(bootstrap, embedded=not args.broker)
-            config = CollectorConfig(
-                bootstrap=bootstrap,
-                write_keys=frozenset(k for k in (args.write_keys or ()) if k),
-                ack_timeout=float(getattr(args, "ack_timeout", None) or 10.0),
-                read_timeout=float(getattr(args, "read_timeout", None) or 30.0),
-                max_connections=int(getattr(args, "max_connections", None) or 1000),
+            asyncio.run(
+                serve(CollectorConfig(bootstrap=bootstrap, **options), args.host, args.port)
             )
-            asyncio.run(serve(config, args.host, args.port))
     except (BrokerError, OSError) as exc:
         log.error("collector: %s", exc)
         return 1

@@ -504,30 +504,70 @@ def test_a_malformed_body_answers_4xx_with_a_code(
     assert resp["message"]
 
 
-def test_a_body_sent_at_one_byte_a_second_is_cut_off_with_408(broker: EmbeddedBroker) -> None:
-    slow = Collector(broker.bootstrap, "--read-timeout", "1", "--max-connections", "50")
+@pytest.fixture(scope="module")
+def strict(broker: EmbeddedBroker) -> Iterator[Collector]:
+    """A collector with a 1 s read timeout, 20 connections at most and a 1 h clock skew."""
+    c = Collector(
+        broker.bootstrap,
+        *("--read-timeout", "1", "--max-connections", "20", "--max-clock-skew", "1h"),
+    )
+    yield c
+    assert c.stop() == 0
+
+
+def test_a_body_sent_at_one_byte_a_second_is_cut_off_with_408(strict: Collector) -> None:
+    started = time.monotonic()
+    with socket.create_connection(("127.0.0.1", strict.port), timeout=10) as sock:
+        head = (
+            "POST /v1/track HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            f"Authorization: {basic(KEY)}\r\nContent-Length: 100\r\n\r\n"
+        )
+        sock.sendall(head.encode())
+        answer = b""
+        with contextlib.suppress(OSError):
+            for byte in b'{"userId": "u", "event": "x"}':
+                sock.sendall(bytes([byte]))
+                answer += _recv_ready(sock, 1.0)
+                if answer:
+                    break
+        answer += _recv_until_closed(sock, 5.0)
+    elapsed = time.monotonic() - started
+    assert answer.startswith(b"HTTP/1.1 408"), answer[:200]
+    assert b'"code":"timeout"' in answer
+    assert elapsed < 5
+
+
+def test_the_command_bounds_connections_and_closes_unfinished_headers(strict: Collector) -> None:
+    socks = [socket.create_connection(("127.0.0.1", strict.port), timeout=5) for _ in range(40)]
     try:
-        started = time.monotonic()
-        with socket.create_connection(("127.0.0.1", slow.port), timeout=10) as sock:
-            head = (
-                "POST /v1/track HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-                f"Authorization: {basic(KEY)}\r\nContent-Length: 100\r\n\r\n"
-            )
-            sock.sendall(head.encode())
-            answer = b""
+        for sock in socks:
             with contextlib.suppress(OSError):
-                for byte in b'{"userId": "u", "event": "x"}':
-                    sock.sendall(bytes([byte]))
-                    answer += _recv_ready(sock, 1.0)
-                    if answer:
-                        break
-            answer += _recv_until_closed(sock, 5.0)
+                sock.sendall(b"POST /v1/track HTTP/1.1\r\nHost: x\r\n")
+        started = time.monotonic()
+        answers = [_recv_until_closed(sock, 4.0) for sock in socks]
         elapsed = time.monotonic() - started
-        assert answer.startswith(b"HTTP/1.1 408"), answer[:200]
-        assert b'"code":"timeout"' in answer
-        assert elapsed < 5
     finally:
-        assert slow.stop() == 0
+        for sock in socks:
+            sock.close()
+    refused = sum(1 for a in answers if a.startswith(b"HTTP/1.1 503"))
+    assert 20 <= refused < 40  # 20 held at most; the others told to come back
+    assert all(a == b"" or a.startswith(b"HTTP/1.1 503") for a in answers)
+    assert elapsed < 4.0  # every held connection was closed at the 1 s header timeout
+    status, _, _ = post(
+        f"{strict.url}/v1/page", {"anonymousId": "a"}, {"Authorization": basic(KEY)}
+    )
+    assert status == 200  # and the slots are free again
+
+
+def test_the_command_refuses_events_beyond_its_clock_skew(strict: Collector) -> None:
+    auth = {"Authorization": basic(KEY)}
+    ahead = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + 7200))
+    near = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + 600))
+    status, resp, _ = post(f"{strict.url}/v1/page", {"anonymousId": "a", "timestamp": ahead}, auth)
+    assert (status, resp["code"]) == (400, "invalid_event")
+    assert "ahead of the server clock" in resp["message"]
+    status, _, _ = post(f"{strict.url}/v1/page", {"anonymousId": "a", "timestamp": near}, auth)
+    assert status == 200
 
 
 def _recv_ready(sock: socket.socket, timeout: float) -> bytes:
