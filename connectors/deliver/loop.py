@@ -142,6 +142,8 @@ class Deliverer:
         self._stop = threading.Event()
         self._refresh: Callable[[], object] = lambda: None
         self._assigned_at: float | None = None
+        #: (topic, partition) of the latest assignment (empty before the first)
+        self.assigned: list[tuple[str, int]] = []
 
     # -- one trigger -------------------------------------------------------------------------
 
@@ -260,6 +262,7 @@ class Deliverer:
         log.info("deliver: assigned %d partitions", len(partitions))
         if self.dedupe is not None:  # before any trigger of them is handled
             self.dedupe.assign(tp.partition for tp in partitions)
+        self.assigned = [(tp.topic, tp.partition) for tp in partitions]
         self._assigned_at = time.monotonic()
 
     @staticmethod

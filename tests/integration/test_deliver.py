@@ -435,3 +435,59 @@ def test_the_deliveries_store_reads_back_only_its_group_within_the_window(
         assert reader.delivered(0, "other-partition") and reader.delivered(1, "recent")
     finally:
         reader.close()
+
+
+def test_partitions_moving_between_two_instances_of_a_group_send_one_email_per_id(
+    broker: EmbeddedBroker,
+    topics: DeliverTopics,
+    unique: str,
+    smtp_server: tuple[Inbox, int],
+) -> None:
+    inbox, port = smtp_server
+    consumers = [f"c{n}-{unique}" for n in range(8)]
+    produce(
+        broker.bootstrap,
+        [
+            (topics.profiles, {"consumer_id": c, "email": f"{c}@x.y", "consented": True})
+            for c in consumers
+        ],
+    )
+    first_wave = [trigger(unique, n, c) for n, c in enumerate(consumers)]
+    produce(broker.bootstrap, [(topics.triggers[0], t) for t in first_wave])
+    group = f"deliver-smtp-{unique}"
+    stop = threading.Event()
+    timer = threading.Timer(60, stop.set)
+    timer.start()
+
+    def start() -> tuple[Deliverer, threading.Thread]:
+        sender = SmtpSender("127.0.0.1", port, sender="offers@bikeshop.example")
+        d = deliverer(broker.bootstrap, sender, topics, group)
+        thread = threading.Thread(target=d.run_until, args=(stop,), daemon=True)
+        thread.start()
+        return d, thread
+
+    def wait_for(what: Callable[[], bool]) -> None:
+        while not what() and not stop.is_set():
+            time.sleep(0.1)
+        assert what()
+
+    try:
+        a, a_thread = start()
+        wait_for(lambda: len(inbox.messages) == 8)
+        b, b_thread = start()  # the group rebalances: the partitions are split between a and b
+        wait_for(lambda: len(b.assigned) > 0 and 0 < len(a.assigned) < 2 * PARTITIONS)
+        # a worker re-emits the first wave (same ids), then a second wave follows
+        second_wave = [trigger(unique, 10 + n, c) for n, c in enumerate(consumers)]
+        produce(broker.bootstrap, [(topics.triggers[0], t) for t in first_wave + second_wave])
+        wait_for(lambda: sum(d.metrics.snapshot()["skipped_duplicate"] for d in (a, b)) == 8)
+        wait_for(lambda: len(inbox.messages) == 16)
+    finally:
+        stop.set()
+        timer.cancel()
+    a_thread.join(15)
+    b_thread.join(15)
+    expected = {t["trigger_id"]: 1 for t in first_wave + second_wave}
+    assert emails_by_trigger(inbox) == expected
+    for d in (a, b):  # both instances did part of the work
+        snap = d.metrics.snapshot()
+        assert snap["delivered"] + snap["skipped_duplicate"] > 0
