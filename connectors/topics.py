@@ -14,6 +14,7 @@ SUPPRESSED = "suppressed"
 DEAD_LETTERS = "dead-letters"
 PROFILES = "profiles"
 DELIVERY_FAILURES = "delivery-failures"
+DELIVERIES = "deliveries"  # trigger ids delivered, per deliver group (connectors/deliver/dedupe)
 CONTROL = "control"
 FORWARDS = "forwards"
 OUTPUT_TOPICS: tuple[str, ...] = (

@@ -8,6 +8,8 @@ Everything else is kept as sent.
 
 from __future__ import annotations
 
+import logging
+import math
 import time
 import uuid
 import zlib
@@ -21,6 +23,7 @@ import orjson
 from connectors.collector.config import Limits
 from connectors.topics import DEAD_LETTERS
 from streams.engine.events import (
+    MAX_ID_LENGTH,
     EventError,
     consumer_key,
     input_topic,
@@ -46,6 +49,12 @@ BATCH_PATHS = frozenset({"batch", "import", "b"})
 GZIP_MAGIC = b"\x1f\x8b"
 #: Headroom for the fields the collector adds, before re-measuring an event as sent.
 _ENRICH_SLACK = 256
+#: A dead letter keeps at most this much of the refused event's JSON text.
+MAX_RAW_CHARS = 8192
+#: Nesting kept in a dead letter's `raw` (deeper containers become a placeholder).
+_RAW_DEPTH = 16
+
+log = logging.getLogger(__name__)
 
 
 class PayloadError(Exception):
@@ -158,16 +167,14 @@ class Received:
         self._sent_cache: tuple[Any, float | None] = (None, None)
 
     def sent_at(self, value: Any) -> float | None:
-        """Parse a sentAt value (None when absent or not ISO-8601: no skew correction)."""
-        if not value:
+        """Parse a sentAt value: None when absent, EventError when it is not a time the engine
+        accepts (the engine's parse_time decides)."""
+        if value is None or value == "":
             return None
         cached_value, cached = self._sent_cache
-        if value == cached_value:
+        if type(value) is str and value == cached_value:
             return cached
-        try:
-            parsed: float | None = parse_time(value, "sentAt")
-        except EventError:
-            parsed = None
+        parsed = parse_time(value, "sentAt")
         self._sent_cache = (value, parsed)
         return parsed
 
@@ -186,7 +193,8 @@ def enrich(
     `received` is the server time (epoch seconds, or a Received shared by a request's events);
     `kind` is the type given by the path (set when missing); `sent_at` is the batch's sentAt,
     used when the event has none; `defaults` are batch-level `context` / `integrations` that the
-    event's own keys override. Raises EventError when `timestamp` is not ISO-8601.
+    event's own keys override. Raises EventError when `timestamp` or `sentAt` is not a time the
+    engine accepts, or when the skew correction leads out of the calendar.
     """
     clock = received if isinstance(received, Received) else Received(received)
     out = dict(event)
@@ -200,7 +208,7 @@ def enrich(
                 out[name] = value
             elif isinstance(mine, dict) and isinstance(value, dict):
                 out[name] = {**value, **mine}
-    if sent_at is not None and not out.get("sentAt"):
+    if sent_at is not None and out.get("sentAt") in (None, ""):
         out["sentAt"] = sent_at
     out["receivedAt"] = clock.iso
     client_stamp = out.get("timestamp") or out.get("originalTimestamp")
@@ -210,7 +218,7 @@ def enrich(
         client_ts = parse_time(client_stamp)
         sent = clock.sent_at(out.get("sentAt"))
         if sent is not None:
-            out["timestamp"] = fast_iso(clock.at - (sent - client_ts))
+            out["timestamp"] = corrected_iso(clock.at - (sent - client_ts))
             out.setdefault("originalTimestamp", client_stamp)
         elif not out.get("timestamp"):
             out["timestamp"] = client_stamp
@@ -220,13 +228,37 @@ def enrich(
     return out
 
 
+def corrected_iso(ts: float) -> str:
+    """`fast_iso` of a skew-corrected time; EventError when it falls outside the calendar."""
+    try:
+        if not math.isfinite(ts):
+            raise ValueError("not finite")
+        return fast_iso(ts)
+    except (ValueError, OverflowError, OSError):
+        raise EventError("timestamp corrected for clock skew is out of range") from None
+
+
 def to_record(event: Any, received: float | Received, limits: Limits, **enrich_args: Any) -> Record:
-    """Validate, enrich and encode one event; EventError with the reason when it is refused."""
+    """Validate, enrich and encode one event; EventError with the reason when it is refused.
+
+    The event must be one the engine accepts (its own parse_event, time range included) and no
+    more than `limits.max_clock_skew` seconds ahead of the server clock, as the engine would
+    refuse it against a stream clock that follows the wall clock.
+    """
     if not isinstance(event, dict):
         raise EventError(f"event must be a JSON object, got {type(event).__name__}")
-    enriched = enrich(event, received, **enrich_args)
+    clock = received if isinstance(received, Received) else Received(received)
+    enriched = enrich(event, clock, **enrich_args)
     parsed = parse_event(enriched)
-    value = orjson.dumps(enriched)
+    if parsed.timestamp > clock.at + limits.max_clock_skew:
+        raise EventError(
+            f"timestamp {enriched.get('timestamp')!r} is more than "
+            f"{limits.max_clock_skew:g}s ahead of the server clock"
+        )
+    try:
+        value = orjson.dumps(enriched)
+    except orjson.JSONEncodeError as exc:  # nesting past orjson's bound, lone surrogates
+        raise EventError(f"event cannot be encoded as JSON: {exc}") from None
     limit = limits.max_event_bytes
     if len(value) > limit - _ENRICH_SLACK and len(orjson.dumps(event)) > limit:
         raise EventError(f"event larger than {limit} bytes")
@@ -239,12 +271,22 @@ def to_record(event: Any, received: float | Received, limits: Limits, **enrich_a
     )
 
 
+def _refusal(exc: Exception) -> str:
+    """The dead-letter reason of an event whose validation raised `exc`."""
+    if isinstance(exc, EventError):
+        return str(exc)
+    # last line of defence: a bug (or a case the validator misses) refuses one event, it does
+    # not fail the request
+    log.warning("unexpected error validating an event: %r", exc)
+    return f"internal_error: {type(exc).__name__}: {str(exc)[:200]}"
+
+
 def plan_single(obj: Any, kind: str, received_at: float, limits: Limits) -> Plan:
     """One event sent to /v1/track, /v1/t, ... (`kind` is the type the path gives)."""
     try:
         return Plan([to_record(obj, Received(received_at), limits, kind=kind)], [])
-    except EventError as exc:
-        return Plan([], [Rejected(obj, str(exc))])
+    except Exception as exc:
+        return Plan([], [Rejected(obj, _refusal(exc))])
 
 
 def plan_batch(obj: Any, received_at: float, limits: Limits) -> Plan:
@@ -266,20 +308,57 @@ def plan_batch(obj: Any, received_at: float, limits: Limits) -> Plan:
     sent_at = obj.get("sentAt")
     plan = Plan([], [])
     clock = Received(received_at)
+    try:
+        clock.sent_at(sent_at)
+    except EventError as exc:
+        raise PayloadError(400, "invalid_batch", str(exc)) from None
     for event in events:
         try:
             plan.records.append(to_record(event, clock, limits, sent_at=sent_at, defaults=defaults))
-        except EventError as exc:
-            plan.rejected.append(Rejected(event, str(exc)))
+        except Exception as exc:
+            plan.rejected.append(Rejected(event, _refusal(exc)))
     return plan
 
 
+def raw_text(raw: Any) -> str:
+    """`raw` as JSON text for a dead letter: at most MAX_RAW_CHARS, nesting cut at a bound."""
+    try:
+        text = orjson.dumps(raw, option=orjson.OPT_NON_STR_KEYS).decode()
+    except orjson.JSONEncodeError:
+        text = orjson.dumps(_pruned(raw, _RAW_DEPTH), option=orjson.OPT_NON_STR_KEYS).decode()
+    return text if len(text) <= MAX_RAW_CHARS else text[:MAX_RAW_CHARS] + "...(truncated)"
+
+
+def _pruned(value: Any, depth: int) -> Any:
+    """`value` with containers below `depth` levels and unencodable strings replaced."""
+    if isinstance(value, dict | list):
+        if depth <= 0:
+            return "...(too deep)"
+        if isinstance(value, dict):
+            return {str(k): _pruned(v, depth - 1) for k, v in value.items()}
+        return [_pruned(v, depth - 1) for v in value]
+    if isinstance(value, str):
+        return value.encode("utf-8", "replace").decode("utf-8")
+    return value
+
+
+def _letter_key(raw: dict[str, Any]) -> bytes | None:
+    """The dead letter's key: the event's consumer id when it is a plausible id, else none."""
+    for name in ("userId", "anonymousId"):
+        value = raw.get(name)
+        if isinstance(value, str | int) and not isinstance(value, bool) and value != "":
+            text = str(value)
+            return text.encode("utf-8", "replace") if len(text) <= MAX_ID_LENGTH else None
+    return None
+
+
 def dead_letter(rejected: Rejected, at: float | None = None) -> Record:
-    """The dead-letter record of a refused event (`raw` is the event as sent, as JSON text)."""
+    """The dead-letter record of a refused event (`raw` is the event as sent, as JSON text,
+    truncated to MAX_RAW_CHARS)."""
     raw = rejected.raw
     if isinstance(raw, dict):
         raw = {k: v for k, v in raw.items() if k != "writeKey"}
-    text = orjson.dumps(raw, option=orjson.OPT_NON_STR_KEYS).decode()
+    text = raw_text(raw)
     value = {
         "source": "collector",
         "offset": None,
@@ -287,5 +366,5 @@ def dead_letter(rejected: Rejected, at: float | None = None) -> Record:
         "reason": rejected.reason,
         "at": iso(time.time() if at is None else at),
     }
-    key = consumer_key(raw) if isinstance(raw, dict) else None
-    return Record(DEAD_LETTERS, key.encode() if key is not None else None, orjson.dumps(value))
+    key = _letter_key(raw) if isinstance(raw, dict) else None
+    return Record(DEAD_LETTERS, key, orjson.dumps(value))
