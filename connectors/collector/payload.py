@@ -19,15 +19,17 @@ from typing import Any, NamedTuple
 import orjson
 
 from connectors.collector.config import Limits
-from connectors.topics import DEAD_LETTERS
-from streams.engine.events import (
-    EventError,
-    consumer_key,
+from streams.contract import (
+    DEAD_LETTERS,
+    encode_value,
     input_topic,
-    iso,
-    parse_event,
-    parse_time,
+    record_key,
+    timestamp_ms,
 )
+from streams.contract import (
+    dead_letter as dead_letter_value,
+)
+from streams.engine.events import EventError, parse_event, parse_time
 
 #: Single-event kinds by path segment (full and analytics.js short names).
 SINGLE_KINDS: Mapping[str, str] = {
@@ -230,12 +232,8 @@ def to_record(event: Any, received: float | Received, limits: Limits, **enrich_a
     limit = limits.max_event_bytes
     if len(value) > limit - _ENRICH_SLACK and len(orjson.dumps(event)) > limit:
         raise EventError(f"event larger than {limit} bytes")
-    key = consumer_key(enriched)
     return Record(
-        input_topic(enriched),
-        key.encode() if key is not None else None,
-        value,
-        max(0, round(parsed.timestamp * 1000)),
+        input_topic(enriched), record_key(enriched), value, timestamp_ms(parsed.timestamp)
     )
 
 
@@ -275,17 +273,13 @@ def plan_batch(obj: Any, received_at: float, limits: Limits) -> Plan:
 
 
 def dead_letter(rejected: Rejected, at: float | None = None) -> Record:
-    """The dead-letter record of a refused event (`raw` is the event as sent, as JSON text)."""
+    """The dead-letter record of a refused event (`raw` is the event as sent, as JSON text),
+    encoded like the worker's dead letters (JSON, or Avro with a Schema Registry)."""
     raw = rejected.raw
     if isinstance(raw, dict):
         raw = {k: v for k, v in raw.items() if k != "writeKey"}
-    text = orjson.dumps(raw, option=orjson.OPT_NON_STR_KEYS).decode()
-    value = {
-        "source": "collector",
-        "offset": None,
-        "raw": text,
-        "reason": rejected.reason,
-        "at": iso(time.time() if at is None else at),
-    }
-    key = consumer_key(raw) if isinstance(raw, dict) else None
-    return Record(DEAD_LETTERS, key.encode() if key is not None else None, orjson.dumps(value))
+    value = dead_letter_value(
+        "collector", None, raw, rejected.reason, time.time() if at is None else at
+    )
+    key = record_key(raw) if isinstance(raw, dict) else None
+    return Record(DEAD_LETTERS, key, encode_value(DEAD_LETTERS, value))
