@@ -64,7 +64,7 @@ def _time_range(args: argparse.Namespace) -> tuple[float, float]:
     return since, until
 
 
-class _Feed:
+class Feed:
     """The records as (source, offset, raw) for the replay loop; undecodable values are written
     as dead letters here (the router never sees them) and counted."""
 
@@ -136,7 +136,7 @@ def replay_topics(
         progress = tqdm(unit="ev", desc="replay", file=sys.stderr)
     try:
         with OutputFiles(out_dir) as files:
-            feed = _Feed(files, progress)
+            feed = Feed(files, progress)
             report = replay(feed(records), router, files, close_at)
     except KafkaException as exc:
         print(f"micromarketing replay: reading the topics failed: {exc}", file=sys.stderr)
