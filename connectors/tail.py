@@ -182,7 +182,7 @@ def tail(
     return printed
 
 
-def _prefixed(topic: str) -> str:
+def resolve_topic(topic: str) -> str:
     """`topic` under `$MICROMARKETING_TOPIC_PREFIX`, unless it is already the full name."""
     prefix = topic_prefix()
     return topic if topic.startswith(prefix) else prefix + topic
@@ -198,7 +198,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         tail(
             bootstrap,
-            _prefixed(args.topic),
+            resolve_topic(args.topic),
             from_beginning=args.from_beginning,
             max_messages=args.max,
             idle_timeout=args.timeout,

@@ -18,13 +18,14 @@ import orjson
 import pytest
 from rocksdict import Options, Rdict
 
-from connectors.collector.config import Limits
+from connectors.collector.config import CollectorConfig, Limits
 from connectors.collector.payload import dead_letter, plan_batch
 from connectors.deliver.codec import DecodeError
 from connectors.deliver.codec import decode_record as deliver_decode
-from connectors.deliver.loop import Deliverer, Outcome
+from connectors.deliver.loop import Deliverer, DeliverTopics, Outcome
 from connectors.deliver.sender import Profile, Trigger
 from connectors.sources.topics import decode_record as topic_decode
+from connectors.tail import resolve_topic
 from streams import contract
 from streams.contract import (
     CLICKSTREAM,
@@ -433,6 +434,10 @@ def test_topic_names_take_the_prefix(monkeypatch: pytest.MonkeyPatch) -> None:
     assert contract.topic_name("profiles") == "t1-profiles"
     assert contract.topic_name("profiles", "") == "profiles"
     assert contract.input_topic_names() == {"t1-" + t: t for t in contract.INPUT_TOPICS}
+    assert resolve_topic("segment-changes") == "t1-segment-changes"  # tail
+    assert resolve_topic("t1-segment-changes") == "t1-segment-changes"
+    assert DeliverTopics.prefixed().triggers == ("t1-triggers.retargeting", "t1-triggers.winback")
+    assert CollectorConfig(bootstrap="b").prefix == "t1-"
 
 
 # deliver reads what the worker writes --------------------------------------------------------
