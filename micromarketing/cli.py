@@ -163,7 +163,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
-    module = importlib.import_module(HANDLERS[args.command])
+    handler = HANDLERS[args.command]
+    if args.command == "replay" and args.from_topics:
+        handler = "streams.replay_topics"
+    module = importlib.import_module(handler)
     return int(module.run(args))
 
 

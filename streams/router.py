@@ -15,6 +15,7 @@ from typing import Any
 import orjson
 from orjson import loads
 
+from streams.contract import DEFAULT_PARTITIONS
 from streams.engine.core import Engine, EngineConfig
 from streams.engine.events import consumer_key
 from streams.engine.outputs import Outputs
@@ -22,8 +23,6 @@ from streams.engine.partitioning import partition_for
 from streams.engine.rules import RuleSet
 from streams.engine.state import ConsumerState
 from streams.engine.store import MemoryStore, Store
-
-DEFAULT_PARTITIONS = 4
 
 
 class Router:

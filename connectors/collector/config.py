@@ -6,6 +6,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from streams.contract import topic_prefix
+
 KB = 1024
 
 
@@ -41,6 +43,8 @@ class CollectorConfig:
     retry_after: int = 1
     health_timeout: float = 2.0
     producer_options: Mapping[str, Any] = field(default_factory=dict)
+    #: put before every topic name (`$MICROMARKETING_TOPIC_PREFIX` by default)
+    prefix: str = field(default_factory=topic_prefix)
 
     def producer_config(self) -> dict[str, Any]:
         """The confluent-kafka Producer configuration."""

@@ -21,16 +21,17 @@ from typing import Any, NamedTuple
 import orjson
 
 from connectors.collector.config import Limits
-from connectors.topics import DEAD_LETTERS
-from streams.engine.events import (
-    MAX_ID_LENGTH,
-    EventError,
-    consumer_key,
+from streams.contract import (
+    DEAD_LETTERS,
+    encode_value,
     input_topic,
-    iso,
-    parse_event,
-    parse_time,
+    record_key,
+    timestamp_ms,
 )
+from streams.contract import (
+    dead_letter as dead_letter_value,
+)
+from streams.engine.events import EventError, parse_event, parse_time
 
 #: Single-event kinds by path segment (full and analytics.js short names).
 SINGLE_KINDS: Mapping[str, str] = {
@@ -49,10 +50,6 @@ BATCH_PATHS = frozenset({"batch", "import", "b"})
 GZIP_MAGIC = b"\x1f\x8b"
 #: Headroom for the fields the collector adds, before re-measuring an event as sent.
 _ENRICH_SLACK = 256
-#: A dead letter keeps at most this much of the refused event's JSON text.
-MAX_RAW_CHARS = 8192
-#: Nesting kept in a dead letter's `raw` (deeper containers become a placeholder).
-_RAW_DEPTH = 16
 
 log = logging.getLogger(__name__)
 
@@ -262,12 +259,8 @@ def to_record(event: Any, received: float | Received, limits: Limits, **enrich_a
     limit = limits.max_event_bytes
     if len(value) > limit - _ENRICH_SLACK and len(orjson.dumps(event)) > limit:
         raise EventError(f"event larger than {limit} bytes")
-    key = consumer_key(enriched)
     return Record(
-        input_topic(enriched),
-        key.encode() if key is not None else None,
-        value,
-        max(0, round(parsed.timestamp * 1000)),
+        input_topic(enriched), record_key(enriched), value, timestamp_ms(parsed.timestamp)
     )
 
 
@@ -320,51 +313,14 @@ def plan_batch(obj: Any, received_at: float, limits: Limits) -> Plan:
     return plan
 
 
-def raw_text(raw: Any) -> str:
-    """`raw` as JSON text for a dead letter: at most MAX_RAW_CHARS, nesting cut at a bound."""
-    try:
-        text = orjson.dumps(raw, option=orjson.OPT_NON_STR_KEYS).decode()
-    except orjson.JSONEncodeError:
-        text = orjson.dumps(_pruned(raw, _RAW_DEPTH), option=orjson.OPT_NON_STR_KEYS).decode()
-    return text if len(text) <= MAX_RAW_CHARS else text[:MAX_RAW_CHARS] + "...(truncated)"
-
-
-def _pruned(value: Any, depth: int) -> Any:
-    """`value` with containers below `depth` levels and unencodable strings replaced."""
-    if isinstance(value, dict | list):
-        if depth <= 0:
-            return "...(too deep)"
-        if isinstance(value, dict):
-            return {str(k): _pruned(v, depth - 1) for k, v in value.items()}
-        return [_pruned(v, depth - 1) for v in value]
-    if isinstance(value, str):
-        return value.encode("utf-8", "replace").decode("utf-8")
-    return value
-
-
-def _letter_key(raw: dict[str, Any]) -> bytes | None:
-    """The dead letter's key: the event's consumer id when it is a plausible id, else none."""
-    for name in ("userId", "anonymousId"):
-        value = raw.get(name)
-        if isinstance(value, str | int) and not isinstance(value, bool) and value != "":
-            text = str(value)
-            return text.encode("utf-8", "replace") if len(text) <= MAX_ID_LENGTH else None
-    return None
-
-
 def dead_letter(rejected: Rejected, at: float | None = None) -> Record:
-    """The dead-letter record of a refused event (`raw` is the event as sent, as JSON text,
-    truncated to MAX_RAW_CHARS)."""
+    """The dead-letter record of a refused event (`raw` is the event as sent, as JSON text),
+    encoded like the worker's dead letters (JSON, or Avro with a Schema Registry)."""
     raw = rejected.raw
     if isinstance(raw, dict):
         raw = {k: v for k, v in raw.items() if k != "writeKey"}
-    text = raw_text(raw)
-    value = {
-        "source": "collector",
-        "offset": None,
-        "raw": text,
-        "reason": rejected.reason,
-        "at": iso(time.time() if at is None else at),
-    }
-    key = _letter_key(raw) if isinstance(raw, dict) else None
-    return Record(DEAD_LETTERS, key, orjson.dumps(value))
+    value = dead_letter_value(
+        "collector", None, raw, rejected.reason, time.time() if at is None else at
+    )
+    key = record_key(raw) if isinstance(raw, dict) else None
+    return Record(DEAD_LETTERS, key, encode_value(DEAD_LETTERS, value))

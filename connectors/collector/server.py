@@ -51,7 +51,7 @@ from connectors.collector.producer import (
     DeliveryTimeout,
     Overloaded,
 )
-from connectors.topics import DEAD_LETTERS, INPUT_TOPICS
+from streams.contract import ALL_TOPICS, DEAD_LETTERS, INPUT_TOPICS, topic_name
 from streams.engine.rules.durations import DurationError, parse_duration
 
 log = logging.getLogger(__name__)
@@ -176,6 +176,8 @@ async def _ingest(request: web.Request, kind: str) -> web.Response:
         metrics.rejects.labels(reason=exc.code).inc()
         return _error(exc.status, exc.code, exc.message)
     records = plan.records + [dead_letter(r, received_at) for r in plan.rejected]
+    if cfg.prefix:
+        records = [r._replace(topic=cfg.prefix + r.topic) for r in records]
     if plan.rejected:
         metrics.rejects.labels(reason="invalid_event").inc(len(plan.rejected))
     started = time.perf_counter()
@@ -221,7 +223,8 @@ async def _health(request: web.Request) -> web.Response:
     info = await asyncio.to_thread(state.producer.check_broker, cfg.health_timeout)
     topics = set(info.pop("topics", ()))
     if info["reachable"]:
-        info["missing_topics"] = [t for t in (*INPUT_TOPICS, DEAD_LETTERS) if t not in topics]
+        wanted = [topic_name(t, cfg.prefix) for t in (*INPUT_TOPICS, DEAD_LETTERS)]
+        info["missing_topics"] = [t for t in wanted if t not in topics]
     body = {
         "status": "ok" if info["reachable"] else "unavailable",
         "broker": {"bootstrap": cfg.bootstrap, **info},
@@ -365,10 +368,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def _ensure_topics(bootstrap: str, embedded: bool) -> None:
     if embedded:
-        ensure_topics(bootstrap)
+        ensure_topics(bootstrap, [topic_name(t) for t in ALL_TOPICS])
         return
     try:
-        ensure_topics(bootstrap, (*INPUT_TOPICS, DEAD_LETTERS))
+        ensure_topics(bootstrap, [topic_name(t) for t in (*INPUT_TOPICS, DEAD_LETTERS)])
     except Exception as exc:  # an external cluster may forbid topic creation
         log.warning("could not ensure topics on %s: %s", bootstrap, exc)
 

@@ -147,7 +147,7 @@ def run(args: argparse.Namespace) -> int:
         except BrokerError as exc:
             print(f"micromarketing deliver: {exc}", file=sys.stderr)
             return 2
-    topics = DeliverTopics()
+    topics = DeliverTopics.prefixed()
     metrics = DeliverMetrics(sender.name)
     stop = threading.Event()
     with stop_on_signals(stop), broker_or_embedded(args.broker) as bootstrap:

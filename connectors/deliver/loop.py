@@ -27,7 +27,7 @@ from connectors.deliver.metrics import DeliverMetrics
 from connectors.deliver.profiles import ProfileReader, ProfileView
 from connectors.deliver.retry import RetryPolicy
 from connectors.deliver.sender import DeliveryError, Sender, Trigger
-from connectors.topics import DELIVERIES, DELIVERY_FAILURES, PROFILES, TRIGGER_TOPICS
+from streams.contract import DELIVERIES, DELIVERY_FAILURES, PROFILES, TRIGGER_TOPICS, topic_name
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +49,16 @@ class DeliverTopics:
     profiles: str = PROFILES
     failures: str = DELIVERY_FAILURES
     deliveries: str = DELIVERIES
+
+    @classmethod
+    def prefixed(cls, prefix: str | None = None) -> DeliverTopics:
+        """The topics under `prefix` (default `$MICROMARKETING_TOPIC_PREFIX`)."""
+        return cls(
+            tuple(topic_name(t, prefix) for t in TRIGGER_TOPICS),
+            topic_name(PROFILES, prefix),
+            topic_name(DELIVERY_FAILURES, prefix),
+            topic_name(DELIVERIES, prefix),
+        )
 
 
 class FailureSink(Protocol):

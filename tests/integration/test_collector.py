@@ -27,7 +27,7 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 from connectors.broker import EmbeddedBroker, free_port
 from connectors.collector.config import CollectorConfig
 from connectors.collector.server import create_app, make_runner, start_site
-from connectors.topics import CLICKSTREAM, DEAD_LETTERS, IDENTITIES, PURCHASES
+from streams.contract import CLICKSTREAM, DEAD_LETTERS, IDENTITIES, PURCHASES
 from streams.engine.events import parse_time
 
 pytestmark = pytest.mark.integration

@@ -1,4 +1,8 @@
-"""Names of the Kafka topics the product reads and writes, and their defaults."""
+"""Base names of the Kafka topics the product reads and writes.
+
+They live in the engine because the engine labels its outputs with them and imports nothing
+above itself; everything outside the engine takes them from `streams.contract`, which adds the
+prefix, the partition count and the rest of the contract."""
 
 from __future__ import annotations
 
@@ -30,11 +34,10 @@ ALL_TOPICS: tuple[str, ...] = (
     *INPUT_TOPICS,
     *OUTPUT_TOPICS,
     DELIVERY_FAILURES,
+    DELIVERIES,
     CONTROL,
     FORWARDS,
 )
-
-DEFAULT_PARTITIONS = 4
 
 
 def trigger_topic(kind: str) -> str:
