@@ -116,6 +116,23 @@ def build_parser() -> argparse.ArgumentParser:
         default=10.0,
         help="seconds a request waits for the broker's acknowledgement before 503 (default 10)",
     )
+    collector.add_argument(
+        "--read-timeout",
+        type=float,
+        default=30.0,
+        help="seconds to receive a request's headers, and again its body (default 30)",
+    )
+    collector.add_argument(
+        "--max-connections",
+        type=int,
+        default=1000,
+        help="open connections at most; more are answered 503 (default 1000)",
+    )
+    collector.add_argument(
+        "--max-clock-skew",
+        default="1d",
+        help="refuse events stamped more than this ahead of the server clock (default 1d)",
+    )
     _broker_arg(collector)
 
     deliver = sub.add_parser("deliver", help="deliver triggers by webhook or SMTP")
@@ -129,6 +146,11 @@ def build_parser() -> argparse.ArgumentParser:
         "deliverer each get every trigger)",
     )
     deliver.add_argument("--max-tries", type=int, default=5)
+    deliver.add_argument(
+        "--dedupe-window",
+        default="7d",
+        help="how long a delivered trigger id is remembered and never delivered again (default 7d)",
+    )
     deliver.add_argument("--sender", default="offers@micromarketing.local")
     _broker_arg(deliver)
     return parser
@@ -141,7 +163,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
-    module = importlib.import_module(HANDLERS[args.command])
+    handler = HANDLERS[args.command]
+    if args.command == "replay" and args.from_topics:
+        handler = "streams.replay_topics"
+    module = importlib.import_module(handler)
     return int(module.run(args))
 
 

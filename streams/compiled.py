@@ -34,6 +34,7 @@ MODULES = (
     "streams.engine.outputs",
     "streams.engine.partitioning",
     "streams.engine.population",
+    "streams.engine.registry",
     "streams.engine.rules.expr",
     "streams.engine.rules.model",
     "streams.engine.rules.nodes",

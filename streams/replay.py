@@ -97,18 +97,18 @@ def _progress(path: str, enabled: bool) -> Any:
 
 
 def replay(
-    lines: Iterable[tuple[str, bytes | dict[str, Any]]],
+    lines: Iterable[tuple[str, str, bytes | dict[str, Any]]],
     runtime: Runtime,
     files: OutputFiles,
-    source: str,
     close_at: float | None = None,
     progress: Any = None,
 ) -> dict[str, Any]:
-    """Feed (offset, raw event) pairs through the partition runtime; return the report."""
+    """Feed (source, offset, raw event) triples through the partition runtime; return the
+    report."""
     started = time.perf_counter()
     n = 0
     process = runtime.process
-    for offset, raw in lines:
+    for source, offset, raw in lines:
         files.write(process(raw, source, offset))
         n += 1
         if progress is not None and isinstance(raw, bytes):
@@ -178,10 +178,6 @@ def run(args: argparse.Namespace) -> int:
             print(exc, file=sys.stderr)
             return 2
     out_dir = Path(args.out)
-    if args.from_topics:
-        from connectors.sources.topics import replay_topics
-
-        return replay_topics(args, rules, out_dir, close_at)
     if not args.events:
         print("replay needs EVENTS.jsonl (or --from-topics)", file=sys.stderr)
         return 2
@@ -193,8 +189,8 @@ def run(args: argparse.Namespace) -> int:
     progress = _progress(args.events, not args.no_progress)
     source = Path(args.events).name if args.events != "-" else "stdin"
     with OutputFiles(out_dir) as files:
-        lines = ((str(no), line) for no, line in read_lines(args.events))
-        report = replay(lines, runtime, files, source, close_at, progress)
+        lines = ((source, str(no), line) for no, line in read_lines(args.events))
+        report = replay(lines, runtime, files, close_at, progress)
     if progress is not None:
         progress.close()
     write_report(out_dir, report)

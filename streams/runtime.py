@@ -26,6 +26,7 @@ from typing import Any
 import orjson
 from orjson import loads
 
+from streams.contract import DEFAULT_PARTITIONS
 from streams.engine.core import Engine, EngineConfig
 from streams.engine.events import EventError, consumer_key, parse_event
 from streams.engine.outputs import EventForward, Forward, Outputs
@@ -34,7 +35,6 @@ from streams.engine.rules import RuleSet
 from streams.engine.state import ConsumerState
 from streams.engine.store import MemoryStore, Store
 
-DEFAULT_PARTITIONS = 4
 _INF = math.inf
 
 

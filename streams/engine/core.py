@@ -28,6 +28,7 @@ from streams.engine.outputs import (
     Outputs,
 )
 from streams.engine.population import Population
+from streams.engine.registry import TRACK_CHANGES
 from streams.engine.rules import RuleSet, Trigger
 from streams.engine.segments import KIND_BITS, SegmentPlan, evaluate, mask_of, ordered
 from streams.engine.state import MAX_SEEN_IDS, ConsumerState
@@ -44,17 +45,7 @@ from streams.engine.triggers import (
 from streams.engine.view import View
 
 ORDER_EVENTS = frozenset({"Order Completed", "Order Refunded", "Order Cancelled"})
-# kinds of feature change (see segments.FEATURE_KINDS) each track event may cause
-TRACK_CHANGES: dict[str, tuple[str, ...]] = {
-    "Product Viewed": ("views", "price", "affinity"),
-    "Product Clicked": ("views", "price", "affinity"),
-    "Product List Viewed": ("affinity",),
-    "Product Added": ("cart",),
-    "Product Removed": ("cart",),
-    "Order Completed": ("orders", "price", "affinity", "cart"),
-    "Order Refunded": ("orders",),
-    "Order Cancelled": ("orders",),
-}
+# the kinds of change (registry.KINDS) each track event causes, as masks
 TRACK_MASKS: dict[str, int] = {name: mask_of(kinds) for name, kinds in TRACK_CHANGES.items()}
 _EVENTS: Final = KIND_BITS["events"]
 _CONSENT: Final = KIND_BITS["consent"]

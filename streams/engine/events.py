@@ -287,32 +287,18 @@ def decode_event(data: bytes | str) -> Event:
 
 
 def consumer_key(obj: dict[str, Any]) -> str | None:
-    """The partitioning key of a raw Segment object: userId, else anonymousId."""
-    # the common cases first: a non-empty string id (str() of a str is itself)
+    """The consumer id of a raw Segment object by the rules `parse_event` applies: userId, else
+    anonymousId, an integer id as its digits. None when it has no valid one (`parse_event`
+    refuses such an event: it becomes a dead letter). `streams.contract` makes it the Kafka key."""
+    # the common cases first: a non-empty string id
     user_id = obj.get("userId")
-    if type(user_id) is str and user_id:
+    if type(user_id) is str and 0 < len(user_id) <= MAX_ID_LENGTH:
         return user_id
     if user_id is None:
         anonymous_id = obj.get("anonymousId")
-        if type(anonymous_id) is str and anonymous_id:
+        if type(anonymous_id) is str and 0 < len(anonymous_id) <= MAX_ID_LENGTH:
             return anonymous_id
-    for key in ("userId", "anonymousId"):
-        value = obj.get(key)
-        if value not in (None, ""):
-            return str(value)
-    return None
-
-
-def input_topic(obj: dict[str, Any]) -> str:
-    """Which input topic an event travels on: identities, purchases or clickstream."""
-    etype = obj.get("type")
-    if etype in ("identify", "alias", "group"):
-        return "identities"
-    if etype == "track" and obj.get("event") in PURCHASE_EVENTS:
-        return "purchases"
-    return "clickstream"
-
-
-PURCHASE_EVENTS = frozenset(
-    {"Checkout Started", "Order Completed", "Order Refunded", "Order Cancelled", "Order Updated"}
-)
+    try:
+        return _check_id(user_id, "userId") or _check_id(obj.get("anonymousId"), "anonymousId")
+    except EventError:
+        return None

@@ -7,14 +7,14 @@ from typing import Any
 
 import orjson
 
-from connectors.topics import (
+from streams.engine.state import ConsumerState
+from streams.engine.topics import (
     DEAD_LETTERS,
     PROFILES,
     SEGMENT_CHANGES,
     SUPPRESSED,
     trigger_topic,
 )
-from streams.engine.state import ConsumerState
 
 Record = dict[str, Any]
 

@@ -2,66 +2,47 @@
 
 Every segment is (re-)evaluated on every event of the consumer, in effect. As an optimization
 that cannot change a result, a segment whose inputs the event could not have changed keeps its
-membership without running: each segment's inputs are read off its expression, and each event
-names the kinds of features it touches. Segments reading time- or population-relative features
-(days_since_*, rfm.*, p_alive, ...) or in_segment() always run.
+membership without running: each segment's inputs are what its compiled expression reads, each
+feature declares the kinds of change that move it (`registry`), and each event names the kinds
+of change it causes. Segments reading time- or population-relative features (days_since_*,
+rfm.*, p_alive, ...) or in_segment() always run.
 """
 
 from __future__ import annotations
 
 import logging
-import re
 import zlib
 from collections.abc import Collection
 from dataclasses import dataclass, field
 
-from streams.engine.namespace import FEATURES, FUNCTIONS
+from streams.engine.registry import FEATURES, FUNCTIONS, KINDS, TRAITS_KINDS, always, moved_by
 from streams.engine.rules import RuleSet
+from streams.engine.rules.model import Expr
 from streams.engine.rules.nodes import Node
 from streams.engine.view import View
 
 log = logging.getLogger(__name__)
 
 ALWAYS = "always"
-# what each feature or function depends on, as kinds of change an event may cause
+#: what each feature or function depends on, as kinds of change (ALWAYS: time, the population
+#: or other segments may change it without an event of the consumer)
 FEATURE_KINDS: dict[str, frozenset[str]] = {
-    "views": frozenset({"views"}),
-    "cart_adds": frozenset({"cart"}),
-    "cart_value": frozenset({"cart"}),
-    "orders": frozenset({"orders"}),
-    "revenue": frozenset({"orders"}),
-    "avg_order_value": frozenset({"orders"}),
-    "discount_share": frozenset({"orders"}),
-    "price_band": frozenset({"price"}),
-    "top_category": frozenset({"affinity"}),
-    "affinity": frozenset({"affinity"}),
-    "brand_affinity": frozenset({"affinity"}),
-    "country": frozenset({"location", "traits"}),
-    "city": frozenset({"location", "traits"}),
-    "distance_km": frozenset({"location"}),
-    "consented": frozenset({"consent"}),
-    "events": frozenset({"events"}),
+    name: frozenset({ALWAYS}) if always(name) else moved_by(name)
+    for name in (*FEATURES, *FUNCTIONS)
 }
-_STRING = re.compile(r'"(?:\\.|[^"\\])*"|\'(?:\\.|[^\'\\])*\'')
-_WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_.]*")
 
 
-def expression_kinds(source: str) -> frozenset[str]:
-    """Kinds of change that can alter the value of an (already validated) expression."""
+def expression_kinds(expr: Expr) -> frozenset[str]:
+    """Kinds of change that can alter the value of a compiled expression (ALWAYS among them:
+    it may change with no event of the consumer)."""
     kinds: set[str] = set()
-    for word in _WORD.findall(_STRING.sub(" ", source)):
-        if word.startswith("traits."):
-            kinds.add("traits")
-        elif word in FEATURE_KINDS:
-            kinds |= FEATURE_KINDS[word]
-        elif word in FEATURES or word in FUNCTIONS:
-            kinds.add(ALWAYS)  # time, population or other segments: no shortcut
+    for name in expr.reads:
+        kinds |= TRAITS_KINDS if name == "traits" else FEATURE_KINDS[name]
     return frozenset(kinds)
 
 
 #: every kind of change, one bit each: an event's changes are an int mask of these
-KINDS = ("views", "cart", "orders", "price", "affinity", "location", "traits", "consent", "events")
-KIND_BITS: dict[str, int] = {kind: 1 << i for i, kind in enumerate(KINDS)}
+KIND_BITS: dict[str, int] = {kind.name: 1 << i for i, kind in enumerate(KINDS)}
 EVERYTHING = -1  # all bits: the mask of a segment that always runs
 
 
@@ -101,7 +82,7 @@ class SegmentPlan:
     def of(cls, rules: RuleSet) -> SegmentPlan:
         steps = []
         for seg in rules.segments:
-            kinds = expression_kinds(seg.when.source)
+            kinds = expression_kinds(seg.when)
             mask = EVERYTHING if ALWAYS in kinds else mask_of(kinds)
             steps.append(Step(seg.name, seg.when.fn, mask))
         names = tuple(s.name for s in rules.segments)

@@ -16,7 +16,7 @@ import pytest
 from confluent_kafka import TopicPartition
 from rocksdict import Options, Rdict
 
-from connectors.topics import INPUT_TOPICS
+from streams.contract import INPUT_TOPICS
 from streams.engine.core import Engine
 from streams.engine.outputs import EventForward, decode_forward
 from streams.engine.partitioning import partition_for

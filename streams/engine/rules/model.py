@@ -24,6 +24,8 @@ class Expr:
     fn: Node = field(compare=False, repr=False)
     line: int
     col: int
+    #: the features and functions it reads (registry names; `traits` for any trait)
+    reads: frozenset[str] = field(default=frozenset(), compare=False, repr=False)
 
     def __call__(self, view: FeatureView) -> Any:
         return self.fn.ev(view)
