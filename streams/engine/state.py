@@ -66,6 +66,7 @@ class ConsumerState:
         "plan",
         "price",
         "recent_orders",
+        "recheck",
         "revenue",
         "seen",
         "segments",
@@ -109,6 +110,8 @@ class ConsumerState:
         self.aliases: list[str] = []  # ids merged into this one
         #: signature of the segments last evaluated in full (0: never); see SegmentPlan
         self.plan = 0
+        #: due time of the next segment re-check (segments that move with time), 0 if none
+        self.recheck = 0.0
 
     def to_bytes(self) -> bytes:
         return orjson.dumps(
@@ -146,6 +149,7 @@ class ConsumerState:
                 self.seen,
                 self.aliases,
                 self.plan,
+                self.recheck,
             ]
         )
 
@@ -189,7 +193,9 @@ class ConsumerState:
             s.seen,
             s.aliases,
         ) = d[:32]
-        s.plan = d[32] if len(d) > 32 else 0  # absent in state written before it existed
+        # (absent in state written before they existed)
+        s.plan = d[32] if len(d) > 32 else 0
+        s.recheck = d[33] if len(d) > 33 else 0.0
         s.price = {int(b): w for b, w in price}
         s.timers = {k: Timer.from_json(v) for k, v in timers.items()}
         return s
