@@ -6,8 +6,10 @@ import math
 import zlib
 from typing import Any
 
+from streams.engine.core import Engine
 from streams.engine.events import iso
 from streams.engine.outputs import Outputs
+from streams.engine.state import ConsumerState
 from streams.engine.timers import RECHECK
 from streams.engine.view import View
 from tests.unit.engine.helpers import DAY, HOUR, T0, engine, run, track
@@ -17,6 +19,12 @@ MS = 0.001
 
 def changes(out: Outputs) -> list[tuple[str, str, str]]:
     return [(c["segment"], c["change"], c["at"]) for c in out.segment_changes]
+
+
+def state(eng: Engine, cid: str) -> ConsumerState:
+    found = eng.consumer(cid)
+    assert found is not None
+    return found
 
 
 def order(uid: str, t: float, n: int = 1) -> dict[str, Any]:
@@ -80,7 +88,7 @@ def test_a_closed_range_changes_at_the_lower_end_and_one_ms_past_the_upper():
 def test_and_waits_for_the_event_driven_operand():
     eng = engine(one_segment("orders >= 2 and days_since_last_order > 10d"))
     run(eng, order("u", T0))
-    assert eng.consumer("u").recheck == 0.0  # one order: time alone cannot make it true
+    assert state(eng, "u").recheck == 0.0  # one order: time alone cannot make it true
     assert changes(eng.advance(T0 + 30 * DAY)) == []
     run(eng, order("u", T0 + 31 * DAY, 2))
     assert changes(eng.advance(T0 + 60 * DAY)) == [("s", "entered", iso(T0 + 41 * DAY + MS))]
@@ -90,14 +98,14 @@ def test_or_and_not_take_the_earliest_crossing():
     rules = one_segment("not (days_since_last_seen < 5d) or days_since_last_order > 2d")
     eng = engine(rules)
     run(eng, order("u", T0))
-    assert eng.consumer("u").recheck == T0 + 2 * DAY + MS
+    assert state(eng, "u").recheck == T0 + 2 * DAY + MS
     assert changes(eng.advance(T0 + 10 * DAY)) == [("s", "entered", iso(T0 + 2 * DAY + MS))]
 
 
 def test_or_with_a_true_event_driven_operand_needs_no_re_check():
     eng = engine(one_segment("orders >= 1 or days_since_last_seen > 5d"))
     run(eng, order("u", T0))
-    assert eng.consumer("u").recheck == 0.0
+    assert state(eng, "u").recheck == 0.0
 
 
 def test_equality_is_true_for_exactly_one_millisecond():
@@ -121,13 +129,13 @@ def test_a_re_check_is_not_an_event():
     eng = engine(one_segment("days_since_last_seen > 1d"))
     run(eng, track("u", "Page", T0))
     eng.advance(T0 + 3 * DAY)
-    state = eng.consumer("u")
-    assert state.events == 1 and state.last_seen == T0
+    u = state(eng, "u")
+    assert u.events == 1 and u.last_seen == T0
     assert eng.stats["events"] == 1 and eng.stats["rechecks"] == 1
 
 
 def p_alive_at(eng: Any, t: float) -> float:
-    return View(eng.consumer("u"), t, eng.population, eng._bgnbd, set()).p_alive
+    return View(state(eng, "u"), t, eng.population, eng._bgnbd, set()).p_alive
 
 
 def re_checks(cid: str, every: float, after: float, n: int) -> list[float]:
@@ -145,7 +153,7 @@ def test_p_alive_is_re_checked_on_the_cadence_and_dated_at_the_re_check():
     eng = engine(P_ALIVE)
     run(eng, order("u", T0), order("u", T0 + DAY, 2))
     grid = re_checks("u", 7 * DAY, T0 + DAY, 200)
-    assert eng.consumer("u").recheck == grid[0]
+    assert state(eng, "u").recheck == grid[0]
     first_below = next(t for t in grid if p_alive_at(eng, t) < 0.5)
     assert p_alive_at(eng, first_below - 7 * DAY) >= 0.5
     assert changes(eng.advance(grid[-1])) == [("s", "entered", iso(first_below))]
@@ -165,11 +173,11 @@ def test_close_re_evaluates_cadence_segments_at_the_close():
 def test_rfm_segments_are_re_checked_for_buyers_only():
     eng = engine(one_segment("rfm.r >= 4", "settings:\n  reevaluate_every: 12h\n"))
     run(eng, track("browser", "Page", T0), order("buyer", T0))
-    assert eng.consumer("browser").recheck == 0.0
-    due = eng.consumer("buyer").recheck
+    assert state(eng, "browser").recheck == 0.0
+    due = state(eng, "buyer").recheck
     assert T0 < due <= T0 + 12 * HOUR
     eng.advance(due)
-    assert eng.consumer("buyer").recheck == due + 12 * HOUR
+    assert state(eng, "buyer").recheck == due + 12 * HOUR
     assert eng.stats["rechecks"] == 1
 
 
@@ -198,8 +206,8 @@ segments:
     run(eng, *[order(f"u{i}", T0 + i, i) for i in range(50)])
     assert len(eng.timers) == 0 and eng.next_due() is None
     eng.flush()
-    assert not [k for k in eng.store.data if k.startswith("t/")]
-    assert all(eng.consumer(f"u{i}").recheck == 0.0 for i in range(50))
+    assert eng.store.scan("t/", "t0", 1) == []
+    assert all(state(eng, f"u{i}").recheck == 0.0 for i in range(50))
 
 
 def test_next_due_covers_timers_and_re_checks_and_advance_fires_them_in_due_order():
