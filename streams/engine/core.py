@@ -24,14 +24,7 @@ from streams.engine.features import apply_context, apply_track, merge_states
 from streams.engine.outputs import Forward, Outputs
 from streams.engine.population import Population
 from streams.engine.rules import RuleSet, Trigger
-from streams.engine.segments import (
-    EVERYTHING,
-    KIND_BITS,
-    SegmentPlan,
-    evaluate,
-    mask_of,
-    ordered,
-)
+from streams.engine.segments import KIND_BITS, SegmentPlan, evaluate, mask_of, ordered
 from streams.engine.state import MAX_SEEN_IDS, ConsumerState
 from streams.engine.store import Store
 from streams.engine.timeplan import INF
@@ -477,8 +470,8 @@ class Engine:
         """The end of a replay: advance to `at`, then re-evaluate at `at` every consumer's
         segments that time can move (a scan of the consumers: only here)."""
         out = self.advance(at)
-        if not any(s.mask == EVERYTHING for s in self._plan.steps):
-            return out
+        if not self._plan.timed:
+            return out  # nothing time can move
         self.flush()
         start = "c/"
         while True:
