@@ -42,6 +42,7 @@ MODULES = (
     "streams.engine.segments",
     "streams.engine.sketches",
     "streams.engine.state",
+    "streams.engine.timeplan",
     "streams.engine.timers",
     "streams.engine.triggers",
     "streams.engine.view",

@@ -88,6 +88,15 @@ class Router:
         self._settle(out)
         return out
 
+    def close(self, at: float) -> Outputs:
+        """The end of a replay: every partition advanced to `at`, then every consumer's
+        time-driven segments re-evaluated at `at`."""
+        out = Outputs()
+        for engine in self.engines:
+            out.extend(engine.close(at))
+        self._settle(out)
+        return out
+
     def forget(self, consumer_id: str) -> Outputs:
         out = self.engines[self.partition_of(consumer_id)].forget(consumer_id)
         self._settle(out)

@@ -81,6 +81,8 @@ class Settings:
     dedupe_window: float = DAY
     affinity_half_life: float = 30 * DAY
     bgnbd: tuple[float, float, float, float] = DEFAULT_BGNBD  # r, alpha, a, b (weeks)
+    #: cadence of the re-checks of segments that time moves without an exact crossing
+    reevaluate_every: float = DAY
 
 
 @dataclass(frozen=True, slots=True)
