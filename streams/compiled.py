@@ -30,6 +30,7 @@ MODULES = (
     "streams.engine.core",
     "streams.engine.events",
     "streams.engine.features",
+    "streams.engine.gammagamma",
     "streams.engine.namespace",
     "streams.engine.outputs",
     "streams.engine.partitioning",
