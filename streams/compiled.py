@@ -27,6 +27,7 @@ PURE_ENV = "MICROMARKETING_PURE"
 GROUP = "micromarketing_core"
 MODULES = (
     "streams.engine.bgnbd",
+    "streams.engine.clv",
     "streams.engine.core",
     "streams.engine.events",
     "streams.engine.features",

@@ -165,3 +165,26 @@ def _f(u: float, s: float, n: float, a: float, beta: float, lnB: float) -> float
     ps = p * s
     g = -expm1(-n * log1p(ps)) / p if ps > 1e-300 else n * s
     return density * g
+
+
+DAY = 86400.0
+
+
+def order_day(t: float) -> int:
+    """The UTC day (days since the epoch) of an order at `t`: orders of one consumer on one day
+    are one transaction of the models, as in the literature."""
+    return int(t // DAY)
+
+
+def model_inputs(
+    days: int, first_order: float, last_order: float, now: float
+) -> tuple[int, float, float]:
+    """(x, t_x, T) in weeks of a consumer with orders on `days` distinct UTC days, the first and
+    last at `first_order` and `last_order`, seen at `now`: x = days - 1, t_x between the first
+    and the last order day, T from the start of the first order day to `now`."""
+    start = order_day(first_order) * DAY
+    return (
+        max(0, days - 1),
+        (order_day(last_order) * DAY - start) / WEEK,
+        max(0.0, now - start) / WEEK,
+    )

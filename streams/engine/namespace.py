@@ -48,6 +48,8 @@ FEATURES: dict[str, Feature] = {
         Feature("rfm.m", "rfm_m", "number", "monetary quintile 1..5 (0 without orders)"),
         Feature("p_alive", "p_alive", "number", "BG/NBD probability the consumer is alive"),
         Feature("expected_orders_90d", "expected_orders_90d", "number", "BG/NBD, next 90 days"),
+        Feature("expected_spend", "expected_spend", "number", "Gamma-Gamma next order value"),
+        Feature("clv_365d", "clv_365d", "number", "expected revenue, next 365 days"),
         Feature("country", "country", "string", "context.location or traits"),
         Feature("city", "city", "string", "context.location or traits"),
         Feature("consented", "consented", "bool", "marketing consent"),

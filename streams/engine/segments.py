@@ -32,6 +32,7 @@ FEATURE_KINDS: dict[str, frozenset[str]] = {
     "revenue": frozenset({"orders"}),
     "avg_order_value": frozenset({"orders"}),
     "discount_share": frozenset({"orders"}),
+    "expected_spend": frozenset({"orders"}),
     "price_band": frozenset({"price"}),
     "top_category": frozenset({"affinity"}),
     "affinity": frozenset({"affinity"}),

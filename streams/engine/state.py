@@ -62,6 +62,7 @@ class ConsumerState:
         "last_seen",
         "lat",
         "lon",
+        "order_days",
         "orders",
         "plan",
         "price",
@@ -86,7 +87,11 @@ class ConsumerState:
         self.discounted_orders = 0
         self.first_order: float | None = None
         self.last_order: float | None = None
-        # order_id -> [revenue, discounted(0/1)], the latest few, for refunds and cancellations
+        #: [distinct UTC days with orders, revenue of the first of them]: the customer models
+        #: count a day's orders as one transaction (see features._order_days)
+        self.order_days: list[float] = [0.0, 0.0]
+        # order_id -> [revenue, discounted(0/1), time], the latest few, for refunds and
+        # cancellations (time absent in state written before it was kept)
         self.recent_orders: dict[str, list[Any]] = {}
         self.price: dict[int, float] = {}  # price sketch (sketches.price_*)
         self.cat_aff: dict[str, float] = {}
@@ -146,6 +151,7 @@ class ConsumerState:
                 self.seen,
                 self.aliases,
                 self.plan,
+                self.order_days,
             ]
         )
 
@@ -190,6 +196,10 @@ class ConsumerState:
             s.aliases,
         ) = d[:32]
         s.plan = d[32] if len(d) > 32 else 0  # absent in state written before it existed
+        if len(d) > 33:
+            s.order_days = d[33]
+        else:  # written before orders were counted per day: one day per order
+            s.order_days = [float(s.orders), s.revenue / s.orders if s.orders else 0.0]
         s.price = {int(b): w for b, w in price}
         s.timers = {k: Timer.from_json(v) for k, v in timers.items()}
         return s

@@ -39,7 +39,9 @@ Key = tuple[Any, ...]
 the same key compute the same value from the same view. Child keys are the tuple items."""
 
 #: features computed anew on every read (the others are fields or cached by the view)
-COMPUTED_FEATURES = frozenset({"p_alive", "expected_orders_90d", "top_category", "cart_value"})
+COMPUTED_FEATURES = frozenset(
+    {"p_alive", "expected_orders_90d", "expected_spend", "clv_365d", "top_category", "cart_value"}
+)
 _SLOTS = itertools.count()  # memo slots, unique across rule sets
 
 

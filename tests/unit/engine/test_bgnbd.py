@@ -58,7 +58,7 @@ def _grid():
 
 
 def test_expected_purchases_match_mpmath_over_the_whole_grid():
-    bad = []
+    bad: list[tuple] = []
     for t, x, t_x, T, params in _grid():
         reference, alive = _closed_form(t, x, t_x, T, params)
         value = expected_purchases(t, x, t_x, T, params)
@@ -70,7 +70,7 @@ def test_expected_purchases_match_mpmath_over_the_whole_grid():
 
 
 def test_modified_bgnbd_matches_mpmath_over_the_whole_grid():
-    bad = []
+    bad: list[tuple] = []
     for t, x, t_x, T, params in _grid():
         reference, alive = _closed_form(t, x, t_x, T, params, modified=True)
         if not _close(expected_purchases_modified(t, x, t_x, T, params), reference):

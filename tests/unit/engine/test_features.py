@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from streams.engine.bgnbd import CDNOW
+from streams.engine.clv import CustomerModels
 from streams.engine.namespace import FEATURES
 from streams.engine.population import Population
 from streams.engine.rules import compile_expr
@@ -17,7 +17,7 @@ from tests.unit.engine.helpers import DAY, T0, engine, identify, run, track
 
 def view_of(eng, cid, now):
     state = eng.consumer(cid)
-    return View(state, now, eng.population, CDNOW, set(state.segments))
+    return View(state, now, eng.population, CustomerModels(), set(state.segments))
 
 
 def first_visit():
