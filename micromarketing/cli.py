@@ -22,6 +22,7 @@ HANDLERS = {
     "forget": "streams.control",
     "collector": "connectors.collector.server",
     "deliver": "connectors.deliver.command",
+    "fit": "streams.fit.command",
 }
 
 
@@ -131,6 +132,10 @@ def build_parser() -> argparse.ArgumentParser:
     deliver.add_argument("--max-tries", type=int, default=5)
     deliver.add_argument("--sender", default="offers@micromarketing.local")
     _broker_arg(deliver)
+
+    from streams.fit.command import add_parser as add_fit
+
+    add_fit(sub)
     return parser
 
 
