@@ -15,12 +15,14 @@ over the logit of p, which converges for every parameter. Checked against mpmath
 
 from __future__ import annotations
 
-from math import cosh, exp, expm1, lgamma, log, log1p, sinh, sqrt
+from math import cosh, exp, expm1, log, log1p, sinh, sqrt
 
 CDNOW = (0.243, 4.414, 0.793, 2.426)
 WEEK = 7 * 86400.0
-#: the series is used up to this z; beyond it the quadrature (its cost grows as 1 / (1 - z))
+#: the series is used up to this z (its cost grows as 1 / (1 - z)) and this a (its terms grow
+#: as long as k < a z / (1 - z)); elsewhere the quadrature
 SERIES_MAX_Z = 0.9
+SERIES_MAX_A = 20.0
 _TOL = 1e-15
 
 
@@ -74,7 +76,7 @@ def alive_expected(s: float, n: float, a: float, beta: float) -> float:
     customer whose purchase rate is Gamma(n, alpha + T), over t = s (alpha + T)."""
     if s <= 0.0:
         return 0.0
-    if s / (1.0 + s) <= SERIES_MAX_Z:
+    if s / (1.0 + s) <= SERIES_MAX_Z and a <= SERIES_MAX_A:
         return _by_series(s, n, a, beta)
     return _by_quadrature(s, n, a, beta)
 
@@ -103,18 +105,25 @@ def _by_series(s: float, n: float, a: float, beta: float) -> float:
 
 def _by_quadrature(s: float, n: float, a: float, beta: float) -> float:
     # trapezoid rule after u = logit(p) = c + w sinh(v): the Beta density in u is a smooth bell
-    # with exponential tails, which sinh turns into doubly exponential ones
-    lnB = lgamma(a) + lgamma(beta) - lgamma(a + beta)
-    c = log(a / beta)
+    # with exponential tails, which sinh turns into doubly exponential ones. The density is
+    # taken relative to its value at c (no Beta function: lgamma of large arguments would cost
+    # digits) and the integral divided by the density's own integral on the same nodes.
     w = sqrt(1.0 / a + 1.0 / beta)
+    pc = a / (a + beta)
+    qc = beta / (a + beta)
     h = 0.5
-    total = _f(c, s, n, a, beta, lnB) * w
-    total += _sweep(0.0, h, s, n, a, beta, lnB, c, w)
-    estimate = total * h
+    num = _g(pc, s, n) * w
+    den = w
+    more = _sweep(0.0, h, s, n, a, beta, pc, qc, w)
+    num += more[0]
+    den += more[1]
+    estimate = num / den
     while h > 1e-3:
         h /= 2.0
-        total += _sweep(h, 2.0 * h, s, n, a, beta, lnB, c, w)
-        better = total * h
+        more = _sweep(h, 2.0 * h, s, n, a, beta, pc, qc, w)
+        num += more[0]
+        den += more[1]
+        better = num / den
         # the error of the trapezoid rule after a double-exponential map falls about as the
         # square of the last change: a change of 1e-9 leaves far less than 1e-12
         if abs(better - estimate) <= 1e-9 * abs(better):
@@ -130,42 +139,42 @@ def _sweep(
     n: float,
     a: float,
     beta: float,
-    lnB: float,
-    c: float,
+    pc: float,
+    qc: float,
     w: float,
-) -> float:
-    """Sum of the integrand over v = ±(start + k step), k >= 0 (v = 0 excluded), both ways
-    until the terms no longer matter."""
-    total = 0.0
+) -> tuple[float, float]:
+    """Sums of g x density and of the density over v = ±(start + k step), k >= 0 (v = 0
+    excluded), both ways until the terms no longer matter."""
+    num = 0.0
+    den = 0.0
     for sign in (1.0, -1.0):
         v = start if start > 0.0 else step
         while v < 8.0:
             sv = sign * v
-            term = _f(c + w * sinh(sv), s, n, a, beta, lnB) * w * cosh(sv)
-            total += term
-            if term <= 1e-18 * abs(total) and v > 1.0:
+            d = w * sinh(sv)  # u - c
+            dlp = -_log_mix(qc, pc, -d)  # ln p - ln pc
+            density = exp(a * dlp - beta * _log_mix(pc, qc, d)) * w * cosh(sv)
+            num += density * _g(pc * exp(dlp), s, n)
+            den += density
+            if density <= 1e-18 * den and v > 1.0:
                 break
             v += step
-    return total
+    return num, den
 
 
-def _f(u: float, s: float, n: float, a: float, beta: float, lnB: float) -> float:
-    """Beta(a, beta) density of logit(p) = u, times (1 - (1 + p s)^-n) / p."""
-    # ln p and ln(1 - p) as softplus, stable in both tails
-    if u > 0.0:
-        lq = -u - log1p(exp(-u))
-        lp = -log1p(exp(-u))
-    else:
-        lp = u - log1p(exp(u))
-        lq = -log1p(exp(u))
-    p = exp(lp)
-    density = exp(a * lp + beta * lq - lnB)
-    if density == 0.0:
-        return 0.0
+def _log_mix(k: float, kc: float, d: float) -> float:
+    """ln(kc + k e^d) for k + kc = 1, without cancellation."""
+    if d > 0.0:
+        y = kc * expm1(-d)
+        return d + (log1p(y) if y > -0.5 else log(k + kc * exp(-d)))
+    y = k * expm1(d)
+    return log1p(y) if y > -0.5 else log(kc + k * exp(d))
+
+
+def _g(p: float, s: float, n: float) -> float:
+    """(1 - (1 + p s)^-n) / p, the expected purchases of an alive customer of dropout p."""
     ps = p * s
-    g = -expm1(-n * log1p(ps)) / p if ps > 1e-300 else n * s
-    return density * g
-
+    return -expm1(-n * log1p(ps)) / p if ps > 1e-300 else n * s
 
 DAY = 86400.0
 

@@ -80,6 +80,25 @@ def test_modified_bgnbd_matches_mpmath_over_the_whole_grid():
     assert bad == []
 
 
+@pytest.mark.parametrize(("a", "b"), [(2.2e7, 1.26e8), (1e3, 1e4)])
+def test_huge_beta_parameters_a_fit_can_end_at_are_accurate(a, b):
+    # mpmath's 2F1 does not converge here: the reference integrates over p ~ Beta(a, b + x)
+    # (in u = logit p) the expected purchases of an alive customer, (1 - (1 + p s)^-n) / p
+    r, alpha, x, T, t = 0.5, 1.16, 3, 5.0, 365 / 7
+    s, n, beta = mp.mpf(t) / (alpha + T), mp.mpf(r + x), mp.mpf(b + x)
+    log_b = mp.loggamma(a) + mp.loggamma(beta) - mp.loggamma(a + beta)
+
+    def integrand(u):
+        p = 1 / (1 + mp.exp(-u))
+        density = mp.exp(a * mp.log(p) + beta * mp.log(1 - p) - log_b)
+        return density * -mp.expm1(-n * mp.log1p(p * s)) / p
+
+    mode, width = mp.log(a / beta), mp.sqrt(1 / mp.mpf(a) + 1 / beta)
+    cuts = [mode + width * k for k in (-40, -10, -4, -2, -1, 0, 1, 2, 4, 10, 40)]
+    reference = mp.quad(integrand, [-mp.inf, *cuts, mp.inf])
+    assert _close(alive_expected(float(s), float(n), a, float(beta)), reference)
+
+
 def test_the_series_and_the_quadrature_agree_where_they_meet():
     # just below and above the switch, both ways of computing give the same number
     for n, a, beta in ((0.243, 0.793, 2.426), (100.2, 1.0, 101.0), (5.0, 0.05, 0.5)):
