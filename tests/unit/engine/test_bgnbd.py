@@ -16,7 +16,8 @@ from streams.engine.bgnbd import (
     p_alive,
     p_alive_modified,
 )
-from streams.engine.gammagamma import expected_spend
+from streams.engine.clv import CustomerModels
+from streams.engine.gammagamma import CDNOW_SPEND, expected_spend
 
 mp.mp.dps = 40
 REL = 1e-9
@@ -151,3 +152,14 @@ def test_expected_spend_is_the_posterior_mean_at_40_digits(x, params):
 def test_expected_spend_without_a_finite_mean_is_nan():
     value = expected_spend(0, 0.0, (1.0, 0.8, 10.0))
     assert value != value
+
+
+def test_clv_is_a_year_of_expected_orders_times_expected_spend_discounted_when_asked():
+    plain = CustomerModels()
+    undiscounted = plain.clv(3, 20.0, 30.0, 40.0)
+    expected = expected_purchases(365 / 7, 3, 20.0, 30.0, CDNOW) * expected_spend(
+        3, 40.0, CDNOW_SPEND
+    )
+    assert undiscounted == pytest.approx(expected, rel=1e-12)
+    discounted = CustomerModels(discount_rate=0.1).clv(3, 20.0, 30.0, 40.0)
+    assert undiscounted / 1.1 < discounted < undiscounted
