@@ -29,28 +29,6 @@ class FitCommandError(Exception):
     """Stops the command with a one-line message (exit code 2)."""
 
 
-def add_parser(sub: Any) -> None:
-    """Register `fit` on the command line's subparsers."""
-    p = sub.add_parser("fit", help="fit the customer models (BG/NBD, Gamma-Gamma) to the orders")
-    p.add_argument("events", nargs="?", help="events as JSON lines ('-' for stdin)")
-    p.add_argument("--from-topics", action="store_true", help="read the input topics")
-    p.add_argument("--since", help="with --from-topics: ISO-8601 start (inclusive)")
-    p.add_argument("--until", help="with --from-topics: ISO-8601 end (exclusive)")
-    p.add_argument(
-        "--calibration-end",
-        required=True,
-        metavar="DATE",
-        help="last day (UTC) of the orders fitted; T is measured to it",
-    )
-    p.add_argument(
-        "--holdout-end", metavar="DATE", help="check the predictions against the days after"
-    )
-    p.add_argument("--model", choices=("bgnbd", "mbgnbd"), default="bgnbd")
-    p.add_argument("--out", required=True, help="models file to write (YAML)")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
-    p.add_argument("--broker", metavar="HOST:PORT", default=None, help="with --from-topics")
-
-
 def run(args: argparse.Namespace) -> int:
     try:
         return _run(args)
