@@ -98,7 +98,7 @@ def segment_eval_cost(router: Router, samples: int = 20000) -> float:
     now = max(s.last_seen for s in states)
     t = time.perf_counter()
     for s in states:
-        evaluate(plan, View(s, now, engine.population, engine._bgnbd, set(s.segments)))
+        evaluate(plan, View(s, now, engine.population, engine._models, set(s.segments)))
     return (time.perf_counter() - t) / len(states) * 1e6
 
 

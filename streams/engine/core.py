@@ -119,7 +119,7 @@ class Engine:
             state = ConsumerState.from_bytes(value)
             if plan.timed and not state.recheck:
                 if view is None:
-                    view = View(state, self.watermark, self.population, self._bgnbd, set())
+                    view = View(state, self.watermark, self.population, self._models, set())
                 else:
                     view.reset(state, self.watermark, set())
                 due = plan.next_recheck(view)
@@ -154,7 +154,7 @@ class Engine:
         self._lateness = s.allowed_lateness
         self._window = s.dedupe_window
         self._half_life = s.affinity_half_life
-        self._bgnbd = s.bgnbd
+        self._models = s.models
         self._view: View | None = None  # made by the next evaluation, with these settings
 
     @property
@@ -407,7 +407,7 @@ class Engine:
         valid until the next evaluation of this engine (there is one view, re-initialized)."""
         view = self._view
         if view is None:
-            view = self._view = View(state, now, self.population, self._bgnbd, set(state.segments))
+            view = self._view = View(state, now, self.population, self._models, set(state.segments))
         else:
             view.reset(state, now, set(state.segments))
         plan = self._plan

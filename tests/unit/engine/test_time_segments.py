@@ -135,7 +135,7 @@ def test_a_re_check_is_not_an_event():
 
 
 def p_alive_at(eng: Any, t: float) -> float:
-    return View(state(eng, "u"), t, eng.population, eng._bgnbd, set()).p_alive
+    return View(state(eng, "u"), t, eng.population, eng._models, set()).p_alive
 
 
 def re_checks(cid: str, every: float, after: float, n: int) -> list[float]:
