@@ -22,6 +22,7 @@ HANDLERS = {
     "forget": "streams.control",
     "collector": "connectors.collector.server",
     "deliver": "connectors.deliver.command",
+    "fit": "streams.fit.command",
 }
 
 
@@ -153,6 +154,25 @@ def build_parser() -> argparse.ArgumentParser:
     )
     deliver.add_argument("--sender", default="offers@micromarketing.local")
     _broker_arg(deliver)
+
+    fit = sub.add_parser("fit", help="fit the customer models (BG/NBD, Gamma-Gamma) to the orders")
+    fit.add_argument("events", nargs="?", help="events as JSON lines ('-' for stdin)")
+    fit.add_argument("--from-topics", action="store_true", help="read the input topics")
+    fit.add_argument("--since", help="with --from-topics: ISO-8601 start (inclusive)")
+    fit.add_argument("--until", help="with --from-topics: ISO-8601 end (exclusive)")
+    fit.add_argument(
+        "--calibration-end",
+        required=True,
+        metavar="DATE",
+        help="last day (UTC) of the orders fitted; T is measured to it",
+    )
+    fit.add_argument(
+        "--holdout-end", metavar="DATE", help="check the predictions on the days after"
+    )
+    fit.add_argument("--model", choices=("bgnbd", "mbgnbd"), default="bgnbd")
+    fit.add_argument("--out", required=True, help="models file to write (YAML)")
+    fit.add_argument("--no-progress", action="store_true", help="no progress bar")
+    fit.add_argument("--broker", metavar="HOST:PORT", help="with --from-topics: Kafka bootstrap")
     return parser
 
 

@@ -124,8 +124,10 @@ def state_body() -> list[str]:
         value = f"_{f.codec}_in(d[{i}])" if f.codec else f"d[{i}]"
         if i <= ALWAYS_STORED:
             out.append(f"        s.{f.name} = {value}")
-        else:  # absent in states of older versions: keeps its __init__ value
+        else:  # absent in states of older versions: keeps its __init__ value, or `legacy`
             out += [f"        if n > {i}:", f"            s.{f.name} = {value}"]
+            if f.legacy:
+                out += ["        else:", f"            s.{f.name} = {f.legacy}"]
     out.append("        return s")
     return out
 

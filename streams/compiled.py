@@ -27,9 +27,11 @@ PURE_ENV = "MICROMARKETING_PURE"
 GROUP = "micromarketing_core"
 MODULES = (
     "streams.engine.bgnbd",
+    "streams.engine.clv",
     "streams.engine.core",
     "streams.engine.events",
     "streams.engine.features",
+    "streams.engine.gammagamma",
     "streams.engine.namespace",
     "streams.engine.outputs",
     "streams.engine.partitioning",
@@ -42,6 +44,7 @@ MODULES = (
     "streams.engine.segments",
     "streams.engine.sketches",
     "streams.engine.state",
+    "streams.engine.timeplan",
     "streams.engine.timers",
     "streams.engine.triggers",
     "streams.engine.view",

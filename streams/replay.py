@@ -114,7 +114,7 @@ def replay(
         if progress is not None and isinstance(raw, bytes):
             progress.update(len(raw) + 1)
     if close_at is not None:
-        files.write(runtime.advance(close_at))
+        files.write(runtime.close(close_at))
     elapsed = time.perf_counter() - started
     return build_report(runtime, n, elapsed)
 

@@ -249,6 +249,16 @@ class Runtime:
             self.clock = t
         return self._advance_all(t)
 
+    def close(self, at: float) -> Outputs:
+        """The end of a replay (`--close-at`): every partition advanced to `at`, then every
+        consumer's time-driven segments re-evaluated at `at`."""
+        out = self.advance(at)
+        for p in sorted(self.engines):
+            out.extend(self.engines[p].close(at))
+        if out.forwards:
+            self._settle(out)
+        return out
+
     def tick(self, now: float) -> Outputs:
         """Fire what the wall clock `now` makes due on every partition (live, `tick`); the
         stream clock and the watermarks stay in event time."""

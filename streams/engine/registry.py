@@ -20,8 +20,9 @@ while the generated code is out of date):
 Declare what moves it honestly: `moves` are the kinds of change (`KINDS`) that can alter its
 value; `time` says whether its value also changes with time alone ("crossing": at a time one
 can compute, counted in days from the event time in the state field `since`; "cadence": only a
-periodic re-check sees it); `population` that it is relative to other consumers; `computed` that
-the View computes it anew on every read (shared uses in a rule set are then memoized).
+periodic re-check sees it, for the consumers `drifts_for` names); `population` that it is
+relative to other consumers; `computed` that the View computes it anew on every read (shared
+uses in a rule set are then memoized).
 """
 
 from __future__ import annotations
@@ -59,6 +60,9 @@ class Feature:
     population: bool  # relative to the other consumers (moves when they do)
     field: str | None  # a plain read of this ConsumerState field (generated View property)
     computed: bool  # computed anew on every read
+    #: time == "cadence": which consumers time can move it for ("always", "ordered", "buyer",
+    #: "repeat_buyer"; see timeplan.GUARDS): only they get periodic re-checks
+    drifts_for: str = "always"
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,11 +89,12 @@ def feature(
     population: bool = False,
     field: str | None = None,
     computed: bool = False,
+    drifts_for: str = "always",
 ) -> Feature:
     """A Feature read through the View property named like it (dots become underscores)."""
     attr = name.replace(".", "_")
     return Feature(name, attr, type_, doc, frozenset(moves), time, since, population, field,
-                   computed)
+                   computed, drifts_for)
 
 
 KINDS: tuple[Kind, ...] = (
@@ -125,14 +130,19 @@ FEATURES: dict[str, Feature] = {
         feature("days_since_last_seen", "days", "days since the last event", ("events",),
                 time="crossing", since="last_seen"),
         feature("rfm.r", "number", "recency quintile 1..5 (0 without orders)", ("orders",),
-                time="cadence", population=True),
+                time="cadence", population=True, drifts_for="buyer"),
         feature("rfm.f", "number", "frequency quintile 1..5 (0 without orders)", ("orders",),
-                time="cadence", population=True),
+                time="cadence", population=True, drifts_for="buyer"),
         feature("rfm.m", "number", "monetary quintile 1..5 (0 without orders)", ("orders",),
-                time="cadence", population=True),
+                time="cadence", population=True, drifts_for="buyer"),
         feature("p_alive", "number", "BG/NBD probability the consumer is alive", ("orders",),
-                time="cadence", computed=True),
+                time="cadence", computed=True, drifts_for="repeat_buyer"),
         feature("expected_orders_90d", "number", "BG/NBD expected orders, next 90 days",
+                ("orders",), time="cadence", computed=True),
+        feature("expected_spend", "number", "Gamma-Gamma expected value of the next order",
+                ("orders",), computed=True),
+        feature("clv_365d", "number",
+                "expected revenue over the next 365 days (expected orders x expected spend)",
                 ("orders",), time="cadence", computed=True),
         feature("country", "string", "context.location or traits", ("location", "traits"),
                 field="country"),

@@ -6,6 +6,9 @@ membership without running: each segment's inputs are what its compiled expressi
 feature declares the kinds of change that move it (`registry`), and each event names the kinds
 of change it causes. Segments reading time- or population-relative features (days_since_*,
 rfm.*, p_alive, ...) or in_segment() always run.
+
+Segments that time alone can change also carry a time plan (streams.engine.timeplan): after an
+evaluation, `SegmentPlan.next_recheck(view)` says when the consumer needs a re-check.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from streams.engine.registry import FEATURES, FUNCTIONS, KINDS, TRAITS_KINDS, al
 from streams.engine.rules import RuleSet
 from streams.engine.rules.model import Expr
 from streams.engine.rules.nodes import Node
+from streams.engine.timeplan import INF, TimePlan, plan_of
 from streams.engine.view import View
 
 log = logging.getLogger(__name__)
@@ -76,6 +80,8 @@ class SegmentPlan:
     #: a checksum of the segments' names and expressions: a consumer whose state carries
     #: another one was last evaluated under other rules, and gets a full evaluation
     signature: int
+    #: time plans of the segments that time alone can change (empty: the rules are event-driven)
+    timed: tuple[TimePlan, ...] = ()
     _by_mask: dict[int, tuple[Step, ...]] = field(default_factory=dict, compare=False)
 
     @classmethod
@@ -88,7 +94,20 @@ class SegmentPlan:
         names = tuple(s.name for s in rules.segments)
         text = "\n".join(f"{s.name}\0{s.when.source}" for s in rules.segments)
         signature = zlib.crc32(text.encode()) or 1
-        return cls(tuple(steps), names, frozenset(names), signature)
+        every = rules.settings.reevaluate_every
+        timed = tuple(
+            p for seg in rules.segments if (p := plan_of(seg.when.fn, every)) is not None
+        )
+        return cls(tuple(steps), names, frozenset(names), signature, timed)
+
+    def next_recheck(self, view: View) -> float:
+        """When the consumer of `view`, just evaluated, needs its next re-check (inf: never)."""
+        best = INF
+        for p in self.timed:
+            t = p.next(view)
+            if t < best:
+                best = t
+        return best
 
     def steps_for(self, changed: int) -> tuple[Step, ...]:
         """The segments an event with these changes may alter, in file order."""

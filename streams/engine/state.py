@@ -59,6 +59,9 @@ class Field:
     doc: str = ""
     since: int = 1
     codec: str | None = None
+    #: its value in a state written before it existed (Python over the loaded state `s`), when
+    #: `init` would be wrong there
+    legacy: str | None = None
 
 
 FIELDS: tuple[Field, ...] = (
@@ -74,7 +77,7 @@ FIELDS: tuple[Field, ...] = (
     Field("first_order", "float | None", "None"),
     Field("last_order", "float | None", "None"),
     Field("recent_orders", "dict[str, list[Any]]", "{}",
-          "order_id -> [revenue, discounted(0/1)], the latest few, for refunds"),
+          "order_id -> [revenue, discounted(0/1), time], the latest few, for refunds"),
     Field("price", "dict[int, float]", "{}", "price sketch (sketches.price_*)", codec="price"),
     Field("cat_aff", "dict[str, float]", "{}"),
     Field("brand_aff", "dict[str, float]", "{}"),
@@ -96,10 +99,19 @@ FIELDS: tuple[Field, ...] = (
     Field("aliases", "list[str]", "[]", "ids merged into this one"),
     Field("plan", "int", "0", "signature of the segments last evaluated in full (0: never)"),
     Field("recheck", "float", "0.0", "due time of the next segment re-check (0: none)", since=2),
+    Field("order_days", "list[float]", "[0.0, 0.0]",
+          "[days with orders, revenue of the first]: models count a day's orders once",
+          since=2, legacy="_order_days_legacy(s)"),
 )
 STATE_VERSION = max(f.since for f in FIELDS)
 #: fields every stored state ever written holds (`plan` came in version 1 without a bump)
 ALWAYS_STORED = 31
+
+
+def _order_days_legacy(s: ConsumerState) -> list[float]:
+    """order_days of a state written before it was kept: one day per order (what the models
+    assumed then)."""
+    return [float(s.orders), s.revenue / s.orders if s.orders else 0.0]
 
 
 def _price_out(price: dict[int, float]) -> list[Any]:
@@ -162,6 +174,7 @@ class ConsumerState:
         "last_seen",
         "lat",
         "lon",
+        "order_days",
         "orders",
         "plan",
         "price",
@@ -187,7 +200,7 @@ class ConsumerState:
         self.discounted_orders: int = 0
         self.first_order: float | None = None
         self.last_order: float | None = None
-        # order_id -> [revenue, discounted(0/1)], the latest few, for refunds
+        # order_id -> [revenue, discounted(0/1), time], the latest few, for refunds
         self.recent_orders: dict[str, list[Any]] = {}
         self.price: dict[int, float] = {}  # price sketch (sketches.price_*)
         self.cat_aff: dict[str, float] = {}
@@ -210,6 +223,8 @@ class ConsumerState:
         self.aliases: list[str] = []  # ids merged into this one
         self.plan: int = 0  # signature of the segments last evaluated in full (0: never)
         self.recheck: float = 0.0  # due time of the next segment re-check (0: none)
+        # [days with orders, revenue of the first]: models count a day's orders once
+        self.order_days: list[float] = [0.0, 0.0]
 
     def to_bytes(self) -> bytes:
         return orjson.dumps(
@@ -248,13 +263,14 @@ class ConsumerState:
                 self.aliases,
                 self.plan,
                 self.recheck,
+                self.order_days,
             ]
         )
 
     @classmethod
     def from_bytes(cls, data: bytes) -> ConsumerState:
         d = orjson.loads(data)
-        if type(d) is not list or len(d) != 34 or d[0] != STATE_VERSION:
+        if type(d) is not list or len(d) != 35 or d[0] != STATE_VERSION:
             check_version(d)  # raises unless a known version
         s = cls("", 0.0)  # (mypyc cannot build a native object without __init__)
         n = len(d)
@@ -293,5 +309,9 @@ class ConsumerState:
             s.plan = d[32]
         if n > 33:
             s.recheck = d[33]
+        if n > 34:
+            s.order_days = d[34]
+        else:
+            s.order_days = _order_days_legacy(s)
         return s
     # </generated>

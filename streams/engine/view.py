@@ -5,7 +5,8 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from streams.engine.bgnbd import WEEK, expected_purchases, p_alive
+from streams.engine.bgnbd import WEEK, model_inputs
+from streams.engine.clv import CustomerModels
 from streams.engine.features import haversine_km, top
 from streams.engine.population import DAY, Population
 from streams.engine.sketches import price_median
@@ -32,8 +33,8 @@ class View:
         "_rfm_known",
         "_rfm_m",
         "_rfm_r",
-        "bgnbd",
         "members",
+        "models",
         "now",
         "population",
         "stamp",
@@ -45,11 +46,11 @@ class View:
         state: ConsumerState,
         now: float,
         population: Population,
-        bgnbd: tuple[float, float, float, float],
+        models: CustomerModels,
         members: set[str],
     ) -> None:
         self.population = population
-        self.bgnbd = bgnbd
+        self.models = models
         self.stamp = 0
         self.reset(state, now, members)
 
@@ -160,25 +161,37 @@ class View:
         self._rfm_r, self._rfm_f, self._rfm_m = self.population.rfm(self.state)
         self._rfm_known = True
 
+    # customer models: orders of a UTC day are one transaction (x = repeat order days)
     def _xtT(self) -> tuple[int, float, float]:
         s = self.state
         if s.first_order is None or s.last_order is None:
             return 0, 0.0, max(0.0, (self.now - s.first_seen) / WEEK)
-        return (
-            max(0, s.orders - 1),
-            (s.last_order - s.first_order) / WEEK,
-            max(0.0, (self.now - s.first_order) / WEEK),
-        )
+        return model_inputs(int(s.order_days[0]), s.first_order, s.last_order, self.now)
+
+    def _repeat_mean(self, x: int) -> float:
+        """Mean value of the repeat order days (the first day's orders left out)."""
+        s = self.state
+        return max(0.0, s.revenue - s.order_days[1]) / x if x > 0 else 0.0
 
     @property
     def p_alive(self) -> float:
         x, t_x, T = self._xtT()
-        return p_alive(x, t_x, T, self.bgnbd)
+        return self.models.p_alive(x, t_x, T)
 
     @property
     def expected_orders_90d(self) -> float:
         x, t_x, T = self._xtT()
-        return expected_purchases(90 / 7, x, t_x, T, self.bgnbd)
+        return self.models.expected_orders(90 / 7, x, t_x, T)
+
+    @property
+    def expected_spend(self) -> float:
+        x = self._xtT()[0]
+        return self.models.expected_spend(x, self._repeat_mean(x))
+
+    @property
+    def clv_365d(self) -> float:
+        x, t_x, T = self._xtT()
+        return self.models.clv(x, t_x, T, self._repeat_mean(x))
 
     # functions
     def trait(self, name: str) -> Any:

@@ -118,6 +118,20 @@ class ExpectedOrders90d(Feature):
         return view.expected_orders_90d
 
 
+class ExpectedSpend(Feature):
+    def ev(self, view: Any) -> Any:
+        if type(view) is View:
+            return view.expected_spend
+        return view.expected_spend
+
+
+class Clv365d(Feature):
+    def ev(self, view: Any) -> Any:
+        if type(view) is View:
+            return view.clv_365d
+        return view.clv_365d
+
+
 class Country(Feature):
     def ev(self, view: Any) -> Any:
         if type(view) is View:
@@ -169,6 +183,8 @@ _READERS: dict[str, type[Feature]] = {
     "rfm_m": RfmM,
     "p_alive": PAlive,
     "expected_orders_90d": ExpectedOrders90d,
+    "expected_spend": ExpectedSpend,
+    "clv_365d": Clv365d,
     "country": Country,
     "city": City,
     "consented": Consented,

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from streams import codegen
-from streams.engine.bgnbd import CDNOW
+from streams.engine.clv import CustomerModels
 from streams.engine.registry import FEATURES, FUNCTIONS, KINDS, TRACK_CHANGES, always
 from streams.engine.rules import RulesError, compile_expr
 from streams.engine.rules.expr import COMPUTED_FEATURES
@@ -75,7 +75,8 @@ def test_track_events_cause_the_kinds_that_name_them() -> None:
 
 
 def test_only_features_computed_on_every_read_are_worth_memoizing() -> None:
-    assert {"p_alive", "expected_orders_90d", "top_category", "cart_value"} == COMPUTED_FEATURES
+    assert {"p_alive", "expected_orders_90d", "expected_spend", "clv_365d", "top_category",
+            "cart_value"} == COMPUTED_FEATURES
 
 
 def kinds(source: str, segments: tuple[str, ...] = ()) -> frozenset[str]:
@@ -145,8 +146,8 @@ def test_a_track_event_moves_only_features_of_the_kinds_it_declares(
     before_state = ConsumerState.from_bytes(state.to_bytes())  # a copy
     run(eng, track("u", name, T0 + HOUR, **props))
     now = T0 + DAY
-    before = _values(View(before_state, now, eng.population, CDNOW, set()))
-    after = _values(View(state, now, eng.population, CDNOW, set()))
+    before = _values(View(before_state, now, eng.population, CustomerModels(), set()))
+    after = _values(View(state, now, eng.population, CustomerModels(), set()))
     declared = {"events", *TRACK_CHANGES.get(name, ())}
     moved = {k for k in before if before[k] != after[k]}
     assert moved, "the event changed nothing a rule reads"
