@@ -35,7 +35,9 @@ TRIGGER_KEYS = ("name", "kind", "on", "wait", "unless", "if", "offer", "offers",
 TIER_KEYS = ("if", "offer")
 SUPPRESSION_KEYS = ("frequency_cap", "holdout")
 CAP_KEYS = ("max", "per")
-SETTINGS_KEYS = ("allowed_lateness", "dedupe_window", "affinity_half_life", "bgnbd")
+SETTINGS_KEYS = (
+    "allowed_lateness", "dedupe_window", "affinity_half_life", "bgnbd", "max_clock_skew",
+)
 BGNBD_KEYS = ("r", "alpha", "a", "b")
 
 
@@ -295,4 +297,5 @@ class _Loader(NodeReader):
             dedupe_window=dur("dedupe_window", defaults.dedupe_window),
             affinity_half_life=dur("affinity_half_life", defaults.affinity_half_life),
             bgnbd=bgnbd,
+            max_clock_skew=dur("max_clock_skew", defaults.max_clock_skew),
         )

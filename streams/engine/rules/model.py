@@ -79,6 +79,7 @@ class Settings:
     dedupe_window: float = DAY
     affinity_half_life: float = 30 * DAY
     bgnbd: tuple[float, float, float, float] = DEFAULT_BGNBD  # r, alpha, a, b (weeks)
+    max_clock_skew: float = DAY  # an event further ahead of the watermark is refused
 
 
 @dataclass(frozen=True, slots=True)
