@@ -460,7 +460,7 @@ def parse_event(obj: Any) -> Event:
     # functions (the same checks, in the same order).
     if type(obj) is not dict:
         if not isinstance(obj, dict):
-            raise EventError(f"event must be a JSON object, got {_show(obj)}")
+            raise EventError(f"event must be a JSON object, got {type(obj).__name__}")
         obj = dict(obj)
     etype = obj.get("type")
     if type(etype) is not str or etype not in EVENT_TYPES:
