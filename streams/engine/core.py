@@ -247,17 +247,23 @@ class Engine:
         except EventError as exc:  # refused by _apply before it changed anything
             self._dead_letter(out, obj, exc.code, exc.message, source, offset)
         except Exception as exc:  # the last line of defence: one event never stops a partition
-            self._undo(ev.consumer_id)
-            out = Outputs()
+            out = self._undo(ev.consumer_id, out)
             self._dead_letter(out, obj, INTERNAL_ERROR, f"{type(exc).__name__}: {exc}",
                               source, offset)
         return out
 
-    def _undo(self, cid: str) -> None:
-        """Forget what a failed event did to its consumer: the next access reads the consumer
-        again from the store (as of the last flush). The event's outputs are dropped."""
+    def _undo(self, cid: str, out: Outputs) -> Outputs:
+        """Forget what a failed event did to its consumer: the next access reads it again from
+        the store (as of the last flush), and its outputs are dropped. What timers of other
+        consumers fired before the failure stands (their state moved on)."""
         self._cache.pop(cid, None)
         self._dirty.discard(cid)
+        kept = Outputs()
+        kept.segment_changes = [r for r in out.segment_changes if r["consumer_id"] != cid]
+        kept.triggers = [r for r in out.triggers if r["consumer_id"] != cid]
+        kept.suppressed = [r for r in out.suppressed if r["consumer_id"] != cid]
+        kept.profiles = [r for r in out.profiles if r["consumer_id"] != cid]
+        return kept
 
     def _dead_letter(
         self, out: Outputs, raw: Any, reason: str, message: str, source: str,

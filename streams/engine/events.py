@@ -9,16 +9,16 @@ from typing import Any, Final
 
 import orjson
 
-EVENT_TYPES = frozenset({"track", "identify", "page", "screen", "alias"})
-MAX_ID_LENGTH = 256
-MAX_TEXT_LENGTH = 1024  # event names and the string properties the features read
-MAX_TRAITS_BYTES = 16_384  # traits of one event, as JSON (they are stored in the profile)
-MAX_DEPTH = 32  # nesting of what is stored (traits)
-MAX_PRODUCTS = 1000  # items of one event's products[]
-MAX_AMOUNT = 1e12  # prices, quantities, revenue, discount
-MAX_TIME_TEXT = 64
-MIN_TIME = 946_684_800.0  # 2000-01-01T00:00:00Z
-MAX_TIME = 4_102_444_800.0  # 2100-01-01T00:00:00Z
+EVENT_TYPES: Final = frozenset({"track", "identify", "page", "screen", "alias"})
+MAX_ID_LENGTH: Final = 256
+MAX_TEXT_LENGTH: Final = 1024  # event names and the string properties the features read
+MAX_TRAITS_BYTES: Final = 16_384  # traits of one event, as JSON (they are stored in the profile)
+MAX_DEPTH: Final = 32  # nesting of what is stored (traits)
+MAX_PRODUCTS: Final = 1000  # items of one event's products[]
+MAX_AMOUNT: Final = 1e12  # prices, quantities, revenue, discount (_plain_amount says it again)
+MAX_TIME_TEXT: Final = 64
+MIN_TIME: Final = 946_684_800.0  # 2000-01-01T00:00:00Z
+MAX_TIME: Final = 4_102_444_800.0  # 2100-01-01T00:00:00Z
 
 # Why an input is refused: the `reason` of its dead letter (a duplicate is not a dead letter).
 BAD_TYPE: Final = "bad_type"
@@ -201,10 +201,12 @@ def _utc_millis(text: str) -> float:
     b = text.encode()
     if len(b) != 24 or b.translate(_DIGITS_TO_0) != _LAYOUT:
         return -1.0
-    year = _2digits(b, 0) * 100 + _2digits(b, 2)
-    month, day = _2digits(b, 5), _2digits(b, 8)
-    hour, minute, second = _2digits(b, 11), _2digits(b, 14), _2digits(b, 17)
-    millis = _2digits(b, 20) * 10 + b[22] - 48
+    # (digits inline: a call per pair of them costs more than the arithmetic, in Python)
+    year = b[0] * 1000 + b[1] * 100 + b[2] * 10 + b[3] - 53328  # 48 * 1111
+    month, day = b[5] * 10 + b[6] - 528, b[8] * 10 + b[9] - 528  # 48 * 11
+    hour, minute = b[11] * 10 + b[12] - 528, b[14] * 10 + b[15] - 528
+    second = b[17] * 10 + b[18] - 528
+    millis = b[20] * 100 + b[21] * 10 + b[22] - 5328  # 48 * 111
     leap = year % 4 == 0 and (year % 100 != 0 or year % 400 == 0)
     # 30 or 31 days alternate, from 31 in January, and again from 31 in August
     days_in_month = 28 + leap if month == 2 else 30 + (month + month // 8) % 2
@@ -220,10 +222,6 @@ def _utc_millis(text: str) -> float:
     # timestamp() divides the int of microseconds by 10**6: under 2**53, as here, the floats
     # are exact and the division is rounded the same
     return (float(seconds) * 1000.0 + float(millis)) * 1000.0 / 1e6
-
-
-def _2digits(b: bytes, i: int) -> int:
-    return (b[i] - 48) * 10 + b[i + 1] - 48
 
 
 def _show(value: Any) -> str:
@@ -289,10 +287,8 @@ def _check_coordinate(value: Any, key: str) -> None:
         return
     if type(value) is not float and type(value) is not int:
         raise EventError(f"{key} must be a number, got {_show(value)}")
-    if type(value) is float and not math.isfinite(value):
-        raise EventError(f"{key} must be a finite number, got {value}", INVALID_VALUE)
-    if not -1000.0 <= value <= 1000.0:  # (out of -90..90 / -180..180 is ignored, not refused)
-        raise EventError(f"{key} is not a coordinate (-1000..1000)", INVALID_VALUE)
+    if type(value) is int and value.bit_length() > 64:  # (a float, NaN or out of range, is
+        raise EventError(f"{key} is not a coordinate", INVALID_VALUE)  # ignored by features)
 
 
 _AMOUNT: Final = 0
@@ -324,33 +320,50 @@ _PRODUCT: Final = (
 )
 
 
+# The usual values, told apart fast (typed locals: compiled, these are machine operations)
+def _plain_amount(value: Any) -> bool:
+    """A float 0..MAX_AMOUNT (a NaN fails the comparison)."""
+    if type(value) is float:
+        f: float = value
+        return 0.0 <= f <= MAX_AMOUNT
+    if type(value) is int:  # (not a bool: type() is exact)
+        i: int = value
+        return 0 <= i <= 1_000_000_000_000
+    return False
+
+
+def _plain_text(value: Any) -> bool:
+    """None, or a string of at most MAX_TEXT_LENGTH characters."""
+    if type(value) is str:
+        text: str = value
+        return len(text) <= MAX_TEXT_LENGTH
+    return value is None
+
+
+def _plain_id(value: Any) -> bool:
+    """A string id of at most MAX_ID_LENGTH characters."""
+    if type(value) is str:
+        text: str = value
+        return len(text) <= MAX_ID_LENGTH
+    return False
+
+
 def _check_fields(obj: dict[str, Any], fields: tuple[tuple[str, int], ...], where: str) -> None:
     for key, kind in fields:
         value = obj.get(key)
         if value is None:
             continue
         if kind == _AMOUNT:
-            if type(value) is float and 0.0 <= value <= MAX_AMOUNT:
-                continue  # the common case (a NaN fails the comparison)
-            _check_amount(value, where + key)
+            if not _plain_amount(value):
+                _check_amount(value, where + key)
         elif kind == _TEXT:
-            if type(value) is str and len(value) <= MAX_TEXT_LENGTH:
-                continue
-            _check_text(value, where + key)
-        else:
+            if not _plain_text(value):
+                _check_text(value, where + key)
+        elif not _plain_id(value):
             _check_id(value, where + key)
 
 
-def _check_properties(props: dict[str, Any], name: str | None) -> None:
-    """The properties the features read must have their exact types before anything uses them."""
-    if name is not None:
-        fields = _READ.get(name)
-        if fields is not None:
-            _check_fields(props, fields, "properties.")
-    pid = props.get("product_id")
-    if pid is not None and (type(pid) is not str or len(pid) > MAX_ID_LENGTH):
-        _check_id(pid, "properties.product_id")
-    products = props.get("products")
+def _check_products(products: Any) -> None:
     if products is not None:
         if type(products) is not list:
             raise EventError(f"properties.products must be a list, got {_show(products)}")
@@ -364,16 +377,16 @@ def _check_properties(props: dict[str, Any], name: str | None) -> None:
             _check_fields(item, _PRODUCT, "properties.products[].")
 
 
-def _check_context(context: dict[str, Any]) -> None:
-    loc = context.get("location")
-    if loc is not None:
-        if type(loc) is not dict:
-            raise EventError(f"context.location must be an object, got {_show(loc)}")
-        _check_text(loc.get("country"), "context.location.country")
-        _check_text(loc.get("city"), "context.location.city")
-        _check_coordinate(loc.get("latitude"), "context.location.latitude")
-        _check_coordinate(loc.get("longitude"), "context.location.longitude")
-    consent = context.get("consent")
+def _check_location(loc: Any) -> None:
+    if type(loc) is not dict:
+        raise EventError(f"context.location must be an object, got {_show(loc)}")
+    _check_text(loc.get("country"), "context.location.country")
+    _check_text(loc.get("city"), "context.location.city")
+    _check_coordinate(loc.get("latitude"), "context.location.latitude")
+    _check_coordinate(loc.get("longitude"), "context.location.longitude")
+
+
+def _check_consent(consent: Any) -> None:
     if consent is not None:
         if type(consent) is not dict:
             raise EventError(f"context.consent must be an object, got {_show(consent)}")
@@ -458,10 +471,9 @@ def parse_event(obj: Any) -> Event:
     # This runs for every event: the usual values (absent or non-empty string ids, absent or
     # object fields, float amounts) are taken inline, anything else goes through the _check_*
     # functions (the same checks, in the same order).
-    if type(obj) is not dict:
-        if not isinstance(obj, dict):
-            raise EventError(f"event must be a JSON object, got {type(obj).__name__}")
-        obj = dict(obj)
+    # (typed locals: compiled, a dict's .get() is a direct lookup, an Any's a method call)
+    if not isinstance(obj, dict):
+        raise EventError(f"event must be a JSON object, got {type(obj).__name__}")
     etype = obj.get("type")
     if type(etype) is not str or etype not in EVENT_TYPES:
         if etype is None:
@@ -493,7 +505,9 @@ def parse_event(obj: Any) -> Event:
         name = raw_name
     elif etype == "page" or etype == "screen":
         raw_name = obj.get("name")
-        if raw_name is not None:
+        if type(raw_name) is str and len(raw_name) <= MAX_TEXT_LENGTH:
+            name = raw_name
+        elif raw_name is not None:
             _check_text(raw_name, "name")
             name = str(raw_name)
     elif etype == "alias":
@@ -516,19 +530,53 @@ def parse_event(obj: Any) -> Event:
     message_id = obj.get("messageId")
     if type(message_id) is not str or not 0 < len(message_id) <= MAX_ID_LENGTH:
         message_id = _check_id(message_id, "messageId") or derived_message_id(obj)
-    properties = obj.get("properties")
-    if type(properties) is not dict:
-        properties = _check_dict(properties, "properties")
+    raw = obj.get("properties")
+    properties: dict[str, Any] = raw if type(raw) is dict else _check_dict(raw, "properties")
     if properties:
-        _check_properties(properties, name)
-    context = obj.get("context")
-    if type(context) is not dict:
-        context = _check_dict(context, "context")
+        # the properties the features read get their exact types before anything uses them
+        fields = _READ.get(name) if name is not None else None
+        if fields is not None:
+            for key, kind in fields:
+                value = properties.get(key)
+                if value is None:
+                    continue
+                if kind == _AMOUNT:
+                    if not _plain_amount(value):
+                        _check_amount(value, "properties." + key)
+                elif kind == _TEXT:
+                    if not _plain_text(value):
+                        _check_text(value, "properties." + key)
+                elif not _plain_id(value):
+                    _check_id(value, "properties." + key)
+        pid = properties.get("product_id")  # (read by the triggers, whatever the event)
+        if pid is not None and not _plain_id(pid):
+            _check_id(pid, "properties.product_id")
+        if "products" in properties:
+            _check_products(properties["products"])
+    raw = obj.get("context")
+    context: dict[str, Any] = raw if type(raw) is dict else _check_dict(raw, "context")
     if context:
-        _check_context(context)
-    traits = obj.get("traits")
-    if type(traits) is not dict:
-        traits = _check_dict(traits, "traits")
+        # context.location comes with nearly every event: the usual shape is checked inline
+        raw = context.get("location")
+        if raw is not None:
+            if type(raw) is dict:
+                loc: dict[str, Any] = raw
+                country, city = loc.get("country"), loc.get("city")
+                lat, lon = loc.get("latitude"), loc.get("longitude")
+                if not (
+                    _plain_text(country)
+                    and _plain_text(city)
+                    # (a float out of -90..90 / -180..180, or not finite, is ignored)
+                    and (type(lat) is float or lat is None)
+                    and (type(lon) is float or lon is None)
+                ):
+                    _check_location(loc)
+            else:
+                _check_location(raw)
+        if "consent" in context:
+            _check_consent(context["consent"])
+    raw = obj.get("traits")
+    traits: dict[str, Any] = raw if type(raw) is dict else _check_dict(raw, "traits")
     if traits:
         _check_traits(traits, "traits")
     elif "traits" in context:

@@ -11,6 +11,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from streams import compiled
 from streams.engine.core import Engine
 from streams.engine.events import REASONS, Event, EventError, parse_event
 from streams.engine.rules import loads_rules
@@ -133,6 +134,27 @@ class Boom(Exception):
     pass
 
 
+class FailingStore(MemoryStore):
+    """A store that fails to read one key, as a corrupt or unreachable one would."""
+
+    def get(self, key: str) -> bytes | None:
+        if key == "c/boom":
+            raise Boom("cannot read")
+        return super().get(key)
+
+
+def test_an_exception_while_applying_is_a_dead_letter_and_processing_goes_on():
+    eng = Engine(loads_rules("segments: []\n", "t.yaml"), FailingStore())
+    run(eng, track("u", "Product Viewed", T0))
+    out = eng.process(track("boom", "Product Viewed", T0 + 1), "f", "2")
+    assert [(d["reason"], d["message"]) for d in out.dead_letters] == [
+        ("internal_error", "Boom: cannot read")]
+    assert not run(eng, track("u", "Product Viewed", T0 + 2)).dead_letters
+    assert eng.stats["applied"] == 2 and eng.stats["dead_letters"] == 1
+
+
+@pytest.mark.skipif(compiled.mode() == "compiled",
+                    reason="compiled modules call apply_track directly: it cannot be patched")
 def test_an_unexpected_exception_is_a_dead_letter_and_the_consumer_is_left_as_before(
     monkeypatch,
 ):
