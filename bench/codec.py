@@ -27,7 +27,7 @@ import avro.schema
 import fastavro
 import orjson
 
-from schemas import load_schema, schema_text
+from schemas import INPUT_SCHEMA_TOPICS, load_schema, schema_text
 from streams.codec import AvroCodec, event_to_record, record_to_event
 
 Record = dict[str, Any]
@@ -125,7 +125,7 @@ def _orjson(topic: str) -> RoundTrip:
 
 def _fastavro(topic: str) -> RoundTrip:
     schema = load_schema(topic)
-    is_input = topic in ("clickstream", "purchases", "identities")
+    is_input = topic in INPUT_SCHEMA_TOPICS
     names = ("properties", "traits", "context", "integrations", "extra")
 
     def rt(r: Record) -> Record:
@@ -142,7 +142,7 @@ def _fastavro(topic: str) -> RoundTrip:
 def _avro_pkg(topic: str) -> RoundTrip:
     schema = avro.schema.parse(schema_text(topic))
     writer, reader = avro.io.DatumWriter(schema), avro.io.DatumReader(schema)
-    is_input = topic in ("clickstream", "purchases", "identities")
+    is_input = topic in INPUT_SCHEMA_TOPICS
     names = ("properties", "traits", "context", "integrations", "extra")
     fields = [f.name for f in schema.fields]  # type: ignore[attr-defined]
 
@@ -165,7 +165,7 @@ def _confluent(topic: str) -> RoundTrip:
     from confluent_kafka.serialization import MessageField, SerializationContext
 
     client = SchemaRegistryClient.new_client({"url": "mock://bench"})
-    is_input = topic in ("clickstream", "purchases", "identities")
+    is_input = topic in INPUT_SCHEMA_TOPICS
     names = ("properties", "traits", "context", "integrations", "extra")
     ser = AvroSerializer(
         client,

@@ -37,7 +37,7 @@ sys.path.insert(0, str(ROOT))
 
 from connectors.broker import broker_or_embedded, ensure_topics, free_port  # noqa: E402
 from connectors.collector.config import CollectorConfig  # noqa: E402
-from streams.engine.events import consumer_key, input_topic  # noqa: E402
+from streams.contract import consumer_key, input_topic  # noqa: E402
 
 KEY = "bench-key"
 EVENT_MIX = (

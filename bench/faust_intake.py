@@ -37,8 +37,8 @@ from confluent_kafka import Consumer, TopicPartition  # noqa: E402
 from live import PARTITIONS, events, load  # noqa: E402
 
 from connectors.broker import EmbeddedBroker  # noqa: E402
-from connectors.topics import INPUT_TOPICS  # noqa: E402
 from micromarketing.processes import child  # noqa: E402
+from streams.contract import INPUT_TOPICS  # noqa: E402
 
 FAUST_CHILD = """
 import json, os, sys, time

@@ -41,9 +41,9 @@ sys.path.insert(0, str(ROOT))
 from confluent_kafka import Consumer, TopicPartition  # noqa: E402
 
 from connectors.broker import EmbeddedBroker, ensure_topics  # noqa: E402
-from connectors.topics import ALL_TOPICS, INPUT_TOPICS, SEGMENT_CHANGES  # noqa: E402
 from micromarketing.processes import child  # noqa: E402
 from streams import compiled  # noqa: E402
+from streams.contract import ALL_TOPICS, INPUT_TOPICS, SEGMENT_CHANGES  # noqa: E402
 from streams.live_io import BatchProducer, produce_events  # noqa: E402
 
 PARTITIONS = 4

@@ -21,7 +21,7 @@ from types import TracebackType
 
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from connectors.topics import ALL_TOPICS, DEFAULT_PARTITIONS
+from streams.contract import ALL_TOPICS, DEFAULT_PARTITIONS
 
 log = logging.getLogger(__name__)
 

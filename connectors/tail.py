@@ -3,6 +3,7 @@
 The consumer joins no group (it assigns all partitions itself, with a random group id and no
 commits), so it starts at once and never disturbs the workers. Values may be JSON or Confluent
 Avro: the Schema Registry comes from `args.schema_registry` or `MICROMARKETING_SCHEMA_REGISTRY`.
+TOPIC is a base name (`segment-changes`) put under `MICROMARKETING_TOPIC_PREFIX`, or a full name.
 
 Without `--from-beginning` it prints what arrives after it started. Tansu reports wrong end
 offsets after batched produce, so "latest" is not the end offset: each partition starts at the
@@ -32,7 +33,7 @@ from confluent_kafka import (
 )
 
 from connectors.broker import BrokerError, wait_for_bootstrap
-from streams.codec import SCHEMA_REGISTRY_ENV, AvroCodec, CodecError, JsonCodec, make_codec
+from streams.contract import Codec, CodecError, make_codec, schema_registry_url, topic_prefix
 
 DEFAULT_BOOTSTRAP = "127.0.0.1:9092"
 BROKER_ENV = "MICROMARKETING_BROKER"
@@ -108,7 +109,7 @@ def _start_offsets(
 class _Printer:
     """Decodes values and writes them as JSON lines, flushing each."""
 
-    def __init__(self, codec: JsonCodec | AvroCodec, out: BinaryIO) -> None:
+    def __init__(self, codec: Codec, out: BinaryIO) -> None:
         self.codec = codec
         self.out = out
 
@@ -181,17 +182,23 @@ def tail(
     return printed
 
 
+def resolve_topic(topic: str) -> str:
+    """`topic` under `$MICROMARKETING_TOPIC_PREFIX`, unless it is already the full name."""
+    prefix = topic_prefix()
+    return topic if topic.startswith(prefix) else prefix + topic
+
+
 def run(args: argparse.Namespace) -> int:
     """Entry point of `micromarketing tail`; exit code 0, 1 on a tail error, 2 on bad usage."""
     bootstrap = args.broker or os.environ.get(BROKER_ENV) or DEFAULT_BOOTSTRAP
-    registry = getattr(args, "schema_registry", None) or os.environ.get(SCHEMA_REGISTRY_ENV)
+    registry = schema_registry_url(getattr(args, "schema_registry", None))
     if args.max is not None and args.max < 1:
         _say("--max must be at least 1")
         return 2
     try:
         tail(
             bootstrap,
-            args.topic,
+            resolve_topic(args.topic),
             from_beginning=args.from_beginning,
             max_messages=args.max,
             idle_timeout=args.timeout,

@@ -8,7 +8,7 @@ import sys
 import threading
 
 from connectors.broker import EmbeddedBroker, ensure_topics
-from connectors.topics import DEFAULT_PARTITIONS
+from streams.contract import DEFAULT_PARTITIONS
 
 
 def run(args: argparse.Namespace) -> int:

@@ -22,6 +22,7 @@ HANDLERS = {
     "forget": "streams.control",
     "collector": "connectors.collector.server",
     "deliver": "connectors.deliver.command",
+    "fit": "streams.fit.command",
 }
 
 
@@ -116,6 +117,23 @@ def build_parser() -> argparse.ArgumentParser:
         default=10.0,
         help="seconds a request waits for the broker's acknowledgement before 503 (default 10)",
     )
+    collector.add_argument(
+        "--read-timeout",
+        type=float,
+        default=30.0,
+        help="seconds to receive a request's headers, and again its body (default 30)",
+    )
+    collector.add_argument(
+        "--max-connections",
+        type=int,
+        default=1000,
+        help="open connections at most; more are answered 503 (default 1000)",
+    )
+    collector.add_argument(
+        "--max-clock-skew",
+        default="1d",
+        help="refuse events stamped more than this ahead of the server clock (default 1d)",
+    )
     _broker_arg(collector)
 
     deliver = sub.add_parser("deliver", help="deliver triggers by webhook or SMTP")
@@ -129,8 +147,32 @@ def build_parser() -> argparse.ArgumentParser:
         "deliverer each get every trigger)",
     )
     deliver.add_argument("--max-tries", type=int, default=5)
+    deliver.add_argument(
+        "--dedupe-window",
+        default="7d",
+        help="how long a delivered trigger id is remembered and never delivered again (default 7d)",
+    )
     deliver.add_argument("--sender", default="offers@micromarketing.local")
     _broker_arg(deliver)
+
+    fit = sub.add_parser("fit", help="fit the customer models (BG/NBD, Gamma-Gamma) to the orders")
+    fit.add_argument("events", nargs="?", help="events as JSON lines ('-' for stdin)")
+    fit.add_argument("--from-topics", action="store_true", help="read the input topics")
+    fit.add_argument("--since", help="with --from-topics: ISO-8601 start (inclusive)")
+    fit.add_argument("--until", help="with --from-topics: ISO-8601 end (exclusive)")
+    fit.add_argument(
+        "--calibration-end",
+        required=True,
+        metavar="DATE",
+        help="last day (UTC) of the orders fitted; T is measured to it",
+    )
+    fit.add_argument(
+        "--holdout-end", metavar="DATE", help="check the predictions on the days after"
+    )
+    fit.add_argument("--model", choices=("bgnbd", "mbgnbd"), default="bgnbd")
+    fit.add_argument("--out", required=True, help="models file to write (YAML)")
+    fit.add_argument("--no-progress", action="store_true", help="no progress bar")
+    fit.add_argument("--broker", metavar="HOST:PORT", help="with --from-topics: Kafka bootstrap")
     return parser
 
 
@@ -141,7 +183,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
-    module = importlib.import_module(HANDLERS[args.command])
+    handler = HANDLERS[args.command]
+    if args.command == "replay" and args.from_topics:
+        handler = "streams.replay_topics"
+    module = importlib.import_module(handler)
     return int(module.run(args))
 
 

@@ -26,13 +26,18 @@ from typing import IO, Any
 import orjson
 
 from connectors.broker import broker_or_embedded, ensure_topics, free_port, topic_partitions
-from connectors.topics import (
+from micromarketing.processes import child
+from streams.contract import (
     ALL_TOPICS,
     SEGMENT_CHANGES,
     SUPPRESSED,
     TRIGGER_TOPICS,
+    event_time,
+    input_topic,
+    record_key,
+    timestamp_ms,
+    topic_name,
 )
-from micromarketing.processes import child
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_RULES = ROOT / "examples" / "bike-shop" / "rules.yaml"
@@ -132,8 +137,7 @@ def run(args: argparse.Namespace) -> int:
     """Run the demo until Ctrl-C or `--duration` seconds."""
     from confluent_kafka import OFFSET_END, Consumer, TopicPartition
 
-    from streams.engine.events import parse_event
-    from streams.live_io import BatchProducer, event_key, input_topic_for, topic_name
+    from streams.live_io import BatchProducer
 
     rules = Path(args.rules) if args.rules else DEFAULT_RULES
     duration: float | None = args.duration
@@ -240,17 +244,15 @@ def run(args: argparse.Namespace) -> int:
                         return 1
                     sim_now = sim_start + elapsed * SPEED
                     while pending is not None:
-                        try:
-                            ts = parse_event(pending).timestamp
-                        except Exception:
-                            ts = sim_now
+                        t = event_time(pending)
+                        ts = sim_now if t is None else t
                         if ts > sim_now:
                             break
                         producer.produce(
-                            topic_name(input_topic_for(pending)),
-                            event_key(pending),
+                            topic_name(input_topic(pending)),
+                            record_key(pending),
                             orjson.dumps(pending),
-                            timestamp_ms=int(ts * 1000),
+                            timestamp_ms=timestamp_ms(ts),
                         )
                         published += 1
                         pending = next(events, None)

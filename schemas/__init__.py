@@ -14,21 +14,34 @@ from typing import Any
 import fastavro
 import orjson
 
+from streams.engine.topics import (
+    CLICKSTREAM,
+    DEAD_LETTERS,
+    IDENTITIES,
+    INPUT_TOPICS,
+    PROFILES,
+    PURCHASES,
+    SEGMENT_CHANGES,
+    SUPPRESSED,
+    TRIGGERS_RETARGETING,
+    TRIGGERS_WINBACK,
+)
+
 #: Topic name -> schema file in this package.
 SCHEMA_FILES: dict[str, str] = {
-    "clickstream": "clickstream.avsc",
-    "purchases": "purchases.avsc",
-    "identities": "identities.avsc",
-    "segment-changes": "segment-changes.avsc",
-    "triggers.retargeting": "triggers.avsc",
-    "triggers.winback": "triggers.avsc",
-    "suppressed": "suppressed.avsc",
-    "dead-letters": "dead-letters.avsc",
-    "profiles": "profiles.avsc",
+    CLICKSTREAM: "clickstream.avsc",
+    PURCHASES: "purchases.avsc",
+    IDENTITIES: "identities.avsc",
+    SEGMENT_CHANGES: "segment-changes.avsc",
+    TRIGGERS_RETARGETING: "triggers.avsc",
+    TRIGGERS_WINBACK: "triggers.avsc",
+    SUPPRESSED: "suppressed.avsc",
+    DEAD_LETTERS: "dead-letters.avsc",
+    PROFILES: "profiles.avsc",
 }
 
 #: Input topics: their values are Segment events with free-form members carried as JSON text.
-INPUT_SCHEMA_TOPICS = frozenset({"clickstream", "purchases", "identities"})
+INPUT_SCHEMA_TOPICS = frozenset(INPUT_TOPICS)
 
 #: Custom field attribute marking a string field that holds a JSON document.
 JSON_ATTR = "x-json"

@@ -55,12 +55,11 @@ import orjson
 from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 
 from connectors.broker import topic_partitions
-from connectors.topics import CONTROL, INPUT_TOPICS
 from streams.app import App, Settings, state_table
 from streams.catchup import ChangelogReader
+from streams.contract import CONTROL, INPUT_TOPICS, topic_name
 from streams.epochs import Epoch, EpochProducer
 from streams.flow import Flow, PartitionEngine, Rec
-from streams.live_io import topic_name
 from streams.tables import TableStore
 
 log = logging.getLogger(__name__)

@@ -8,7 +8,6 @@ assignment, offset commits and the table's changelog recovery; the hot path is o
 from __future__ import annotations
 
 import logging
-import os
 import tempfile
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -18,7 +17,7 @@ from typing import Any
 import faust
 
 from connectors.broker import free_port
-from connectors.topics import DEFAULT_PARTITIONS
+from streams.contract import DEFAULT_PARTITIONS, topic_prefix
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +37,7 @@ class Settings:
     web_port: int | None = None
     wall_clock: bool = True
     partitions: int = DEFAULT_PARTITIONS
-    prefix: str = field(default_factory=lambda: os.environ.get("MICROMARKETING_TOPIC_PREFIX", ""))
+    prefix: str = field(default_factory=topic_prefix)
     #: Records released (and committed, at most) at once.
     batch_max: int = 5000
     #: Seconds between commits of what was applied (outputs go out as each record is applied).

@@ -1,8 +1,11 @@
 """Value codecs of our topics: plain JSON (orjson) or Avro in the Confluent wire format.
 
+Which codec a process uses (JSON, or Avro when a Schema Registry is configured) is decided by
+`streams.contract`, which also holds the process-wide codec; this module only implements them.
+
 Input topics accept both at once: trackers send JSON, schema-aware producers send Confluent-framed
 Avro (magic byte 0, 4-byte big-endian schema id, schemaless Avro body). `decode_input` tells them
-apart by the first byte, so one topic may carry a mix.
+apart by the first byte (`is_confluent_avro`), so one topic may carry a mix.
 
 The Avro codec does the framing itself with fastavro and uses the Schema Registry client only to
 register schemas and resolve ids (both cached), which is wire-compatible with confluent's
@@ -18,7 +21,6 @@ JSON object. Decoding reverses it, so any Segment JSON object round-trips exactl
 from __future__ import annotations
 
 import io
-import os
 import struct
 import threading
 from collections.abc import Mapping
@@ -33,9 +35,6 @@ if TYPE_CHECKING:
     from confluent_kafka.schema_registry import SchemaRegistryClient
 
 Record = dict[str, Any]
-
-#: Environment variable naming the Schema Registry URL (Avro output when set).
-SCHEMA_REGISTRY_ENV = "MICROMARKETING_SCHEMA_REGISTRY"
 
 MAGIC = 0
 _MAGIC_BYTE = b"\x00"
@@ -153,8 +152,7 @@ class JsonCodec:
     def decode(self, topic: str, data: bytes) -> Record:
         if data[:1] == _MAGIC_BYTE:
             raise CodecError(
-                f"{topic}: Confluent Avro record but no schema registry configured "
-                f"(set {SCHEMA_REGISTRY_ENV})"
+                f"{topic}: Confluent Avro record but no schema registry configured"
             )
         return _loads_object(data)
 
@@ -281,54 +279,12 @@ class AvroCodec:
             raise CodecError(f"invalid JSON inside an Avro field: {exc}") from None
 
 
-# module level ------------------------------------------------------------------------------------
-
-
-def make_codec(schema_registry_url: str | None) -> JsonCodec | AvroCodec:
-    """JSON without a registry URL, Confluent Avro with one."""
-    if not schema_registry_url:
-        return JsonCodec()
-    return AvroCodec(schema_registry_url)
-
-
-_default: JsonCodec | AvroCodec | None = None
-
-
-def default_codec() -> JsonCodec | AvroCodec:
-    """The process-wide codec: Avro when `MICROMARKETING_SCHEMA_REGISTRY` is set, else JSON."""
-    global _default
-    if _default is None:
-        _default = make_codec(os.environ.get(SCHEMA_REGISTRY_ENV))
-    return _default
-
-
-def encode_value(topic: str, value: Mapping[str, Any]) -> bytes:
-    """Serialize a record of `topic` with the process-wide codec."""
-    return default_codec().encode(topic, value)
-
-
-def decode_value(topic: str, data: bytes) -> Record:
-    """Deserialize a record of `topic` with the process-wide codec (JSON or Avro, sniffed)."""
-    return default_codec().decode(topic, data)
-
-
-def decode_input(data: bytes) -> Record:
-    """Deserialize a Segment event read from an input topic (JSON or Confluent Avro, sniffed)."""
-    return default_codec().decode_input(data)
-
-
 __all__ = [
-    "SCHEMA_REGISTRY_ENV",
     "AvroCodec",
     "Codec",
     "CodecError",
     "JsonCodec",
-    "decode_input",
-    "decode_value",
-    "default_codec",
-    "encode_value",
     "event_to_record",
     "is_confluent_avro",
-    "make_codec",
     "record_to_event",
 ]

@@ -17,9 +17,8 @@ import sys
 import orjson
 
 from connectors.broker import DEFAULT_PORT, topic_partitions, wait_for_bootstrap
-from connectors.topics import CONTROL, FORWARDS
-from streams.engine.partitioning import partition_for
-from streams.live_io import BatchProducer, topic_name
+from streams.contract import CONTROL, FORWARDS, partition_of, topic_name
+from streams.live_io import BatchProducer
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +34,7 @@ def send_forget(bootstrap: str, consumer_id: str, prefix: str | None = None) -> 
     n = topic_partitions(bootstrap, topic)
     if n == 0:
         raise RuntimeError(f"topic {topic} does not exist on {bootstrap}: is a worker running?")
-    partition = partition_for(consumer_id, n)
+    partition = partition_of(consumer_id, n)
     producer = BatchProducer(bootstrap)
     producer.produce(topic, consumer_id, forget_message(consumer_id), partition=partition)
     producer.flush_blocking(15)

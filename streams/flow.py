@@ -17,9 +17,17 @@ from typing import Any
 
 from confluent_kafka import TopicPartition
 
-from connectors.topics import DEAD_LETTERS, FORWARDS
-from streams.codec import decode_input, encode_value
+from streams.contract import (
+    DEAD_LETTERS,
+    FORWARDS,
+    dead_letter,
+    decode_input,
+    encode_value,
+    undecodable,
+    where,
+)
 from streams.engine.core import Engine
+from streams.engine.events import INTERNAL_ERROR
 from streams.engine.outputs import Outputs
 from streams.engine.partitioning import partition_for
 from streams.epochs import EpochProducer
@@ -248,23 +256,17 @@ class Flow:
                     out = pe.engine.receive(value)
                 except Exception as exc:  # a forward we cannot read: never fatal
                     self.dead_letter(
-                        base, _where(base, partition, rec.offset), rec.value, f"bad forward: {exc}"
+                        base, where(base, partition, rec.offset), rec.value, INTERNAL_ERROR,
+                        f"bad forward: {exc}",
                     )
                     continue
             else:
-                raw: bytes | dict[str, Any] = value
-                if value[:1] == b"\x00":  # Confluent Avro (JSON never starts with a NUL)
-                    try:
-                        raw = dict(decode_input(value))
-                    except Exception as exc:  # undecodable Avro: a dead letter, never fatal
-                        self.dead_letter(
-                            base,
-                            _where(base, partition, rec.offset),
-                            rec.value,
-                            f"undecodable value: {exc}",
-                        )
-                        continue
-                out = pe.engine.process(raw, base, _where(base, partition, rec.offset))
+                try:
+                    raw = decode_input(value)
+                except Exception as exc:  # undecodable Avro: a dead letter, never fatal
+                    self.queue_dead_letter(undecodable(base, partition, rec.offset, value, exc))
+                    continue
+                out = pe.engine.process(raw, base, where(base, partition, rec.offset))
             self.emit(out)
         for p in staged:
             engines[p].store.stage_offsets()
@@ -303,21 +305,16 @@ class Flow:
             self.touched.add(pe.partition)
             out = pe.engine.receive(payload)
 
-    def dead_letter(self, source: str, offset: str, raw: bytes | None, reason: str) -> None:
-        value: dict[str, Any] = {
-            "source": source,
-            "offset": offset,
-            "raw": (raw or b"").decode("utf-8", "replace"),
-            "reason": reason,
-            "at": None,
-        }
-        self.producer.produce(self.topic(DEAD_LETTERS), source, encode_value(DEAD_LETTERS, value))
+    def dead_letter(
+        self, source: str, offset: str, raw: bytes | None, reason: str, message: str
+    ) -> None:
+        self.queue_dead_letter(dead_letter(source, offset, raw or b"", reason, message=message))
+
+    def queue_dead_letter(self, value: dict[str, Any]) -> None:
+        self.producer.produce(
+            self.topic(DEAD_LETTERS), value["source"], encode_value(DEAD_LETTERS, value)
+        )
         self.count(DEAD_LETTERS)
-
-
-def _where(base: str, partition: int, offset: int) -> str:
-    """Where a record was read, as dead letters say it."""
-    return f"{base}:{partition}:{offset}"
 
 
 def _dropped(key: tuple[str, int], inputs: set[str], partitions: set[int] | None) -> bool:

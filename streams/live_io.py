@@ -1,4 +1,4 @@
-"""Kafka I/O of the live shell: topic names, value encoding, a batching confluent producer.
+"""Kafka I/O of the live shell: a batching confluent producer (names and codec: `streams.contract`).
 
 Everything we produce ourselves goes through confluent-kafka (librdkafka): the outputs of the
 engine, the forwards and the table changelog. Faust (aiokafka) only consumes.
@@ -7,66 +7,13 @@ engine, the forwards and the table changelog. Faust (aiokafka) only consumes.
 from __future__ import annotations
 
 import asyncio
-import importlib
-import os
 from collections.abc import Iterable
-from types import ModuleType
 from typing import Any
 
 import orjson
 from confluent_kafka import KafkaError, Message, Producer
 
-from connectors.topics import CLICKSTREAM, IDENTITIES, PURCHASES
-
-_codec: ModuleType | None
-try:
-    _codec = importlib.import_module("streams.codec")
-except ImportError:  # pragma: no cover - the codec ships with the package
-    _codec = None
-
-#: Prefix put before every topic name (tests isolate themselves on one shared broker with it).
-PREFIX_ENV = "MICROMARKETING_TOPIC_PREFIX"
-
-#: Track events that travel on the purchases topic; identify and alias go to identities.
-PURCHASE_EVENTS = frozenset(
-    {"Order Completed", "Order Refunded", "Order Cancelled", "Checkout Started"}
-)
-
-
-def topic_name(base: str, prefix: str | None = None) -> str:
-    """The real name of topic `base`: `MICROMARKETING_TOPIC_PREFIX` + base."""
-    return (os.environ.get(PREFIX_ENV, "") if prefix is None else prefix) + base
-
-
-def encode_value(topic: str, value: dict[str, Any]) -> bytes:
-    """Serialize one output record of `topic` (base name): `streams.codec` (JSON, or Avro when a
-    Schema Registry is configured) if present, else plain JSON."""
-    if _codec is not None:
-        return bytes(_codec.encode_value(topic, value))
-    return orjson.dumps(value)
-
-
-def decode_input(data: bytes) -> bytes | dict[str, Any]:
-    """An input value for the engine: JSON bytes as they are (the engine parses them), Confluent
-    Avro decoded to a dict by `streams.codec`."""
-    if _codec is not None and data[:1] == b"\x00":
-        return dict(_codec.decode_input(data))
-    return data
-
-
-def input_topic_for(event: dict[str, Any]) -> str:
-    """Base input topic of a Segment event: identities, purchases or clickstream."""
-    etype = event.get("type")
-    if etype in ("identify", "alias"):
-        return IDENTITIES
-    if etype == "track" and event.get("event") in PURCHASE_EVENTS:
-        return PURCHASES
-    return CLICKSTREAM
-
-
-def event_key(event: dict[str, Any]) -> str:
-    """Kafka key of a Segment event: the consumer id (userId, else anonymousId)."""
-    return str(event.get("userId") or event.get("anonymousId") or "")
+from streams.contract import input_topic, record_key, record_timestamp_ms, topic_name
 
 
 def producer_config(bootstrap: str, **extra: Any) -> dict[str, Any]:
@@ -163,22 +110,15 @@ class BatchProducer:
 def produce_events(
     producer: BatchProducer, events: Iterable[dict[str, Any]], prefix: str | None = None
 ) -> int:
-    """Queue Segment events on their input topics, keyed by consumer id, Kafka timestamp =
-    event time when it parses (so the worker can merge the three topics in time order)."""
-    from streams.engine.events import parse_event
-
+    """Queue Segment events on their input topics as the collector does (`streams.contract`:
+    topic, key, Kafka timestamp = event time when it has one)."""
     n = 0
     for ev in events:
-        ts_ms: int | None
-        try:
-            ts_ms = int(parse_event(ev).timestamp * 1000)
-        except Exception:
-            ts_ms = None
         producer.produce(
-            topic_name(input_topic_for(ev), prefix),
-            event_key(ev),
+            topic_name(input_topic(ev), prefix),
+            record_key(ev),
             orjson.dumps(ev),
-            timestamp_ms=ts_ms,
+            timestamp_ms=record_timestamp_ms(ev),
         )
         n += 1
     return n

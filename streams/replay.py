@@ -95,23 +95,22 @@ def _progress(path: str, enabled: bool) -> Any:
 
 
 def replay(
-    lines: Iterable[tuple[str, bytes | dict[str, Any]]],
+    lines: Iterable[tuple[str, str, bytes | dict[str, Any]]],
     router: Router,
     files: OutputFiles,
-    source: str,
     close_at: float | None = None,
     progress: Any = None,
 ) -> dict[str, Any]:
-    """Feed (offset, raw event) pairs through the router; return the report."""
+    """Feed (source, offset, raw event) triples through the router; return the report."""
     started = time.perf_counter()
     n = 0
-    for offset, raw in lines:
+    for source, offset, raw in lines:
         files.write(router.process(raw, source, offset))
         n += 1
         if progress is not None and isinstance(raw, bytes):
             progress.update(len(raw) + 1)
     if close_at is not None:
-        files.write(router.advance(close_at))
+        files.write(router.close(close_at))
     elapsed = time.perf_counter() - started
     return build_report(router, n, elapsed)
 
@@ -186,10 +185,6 @@ def run(args: argparse.Namespace) -> int:
             print(exc, file=sys.stderr)
             return 2
     out_dir = Path(args.out)
-    if args.from_topics:
-        from connectors.sources.topics import replay_topics
-
-        return replay_topics(args, rules, out_dir, close_at)
     if not args.events:
         print("replay needs EVENTS.jsonl (or --from-topics)", file=sys.stderr)
         return 2
@@ -201,8 +196,8 @@ def run(args: argparse.Namespace) -> int:
     progress = _progress(args.events, not args.no_progress)
     source = Path(args.events).name if args.events != "-" else "stdin"
     with OutputFiles(out_dir) as files:
-        lines = ((str(no), line) for no, line in read_lines(args.events))
-        report = replay(lines, router, files, source, close_at, progress)
+        lines = ((source, str(no), line) for no, line in read_lines(args.events))
+        report = replay(lines, router, files, close_at, progress)
     if progress is not None:
         progress.close()
     write_report(out_dir, report)

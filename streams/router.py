@@ -15,6 +15,7 @@ from typing import Any
 import orjson
 from orjson import loads
 
+from streams.contract import DEFAULT_PARTITIONS
 from streams.engine.core import Engine, EngineConfig
 from streams.engine.events import consumer_key
 from streams.engine.outputs import Outputs
@@ -22,8 +23,6 @@ from streams.engine.partitioning import partition_for
 from streams.engine.rules import RuleSet
 from streams.engine.state import ConsumerState
 from streams.engine.store import MemoryStore, Store
-
-DEFAULT_PARTITIONS = 4
 
 
 class Router:
@@ -86,6 +85,15 @@ class Router:
         out = Outputs()
         for engine in self.engines:
             out.extend(engine.advance(now))
+        self._settle(out)
+        return out
+
+    def close(self, at: float) -> Outputs:
+        """The end of a replay: every partition advanced to `at`, then every consumer's
+        time-driven segments re-evaluated at `at`."""
+        out = Outputs()
+        for engine in self.engines:
+            out.extend(engine.close(at))
         self._settle(out)
         return out
 

@@ -62,6 +62,30 @@ class TableStore:
                 yield key.decode(), bytes(it.value())
             it.next()
 
+    def scan(self, start: str, stop: str, limit: int) -> list[tuple[str, bytes]]:
+        """The first `limit` items with start <= key < stop in key order, staged writes
+        included (RocksDB's bytewise order of keys)."""
+        lo, hi = start.encode(), stop.encode()
+        staged: dict[bytes, bytes | None] = {}
+        for writes in (*self.unwritten, self.pending):  # oldest first: later ones win
+            for k, v in writes.items():
+                if lo <= k < hi:
+                    staged[k] = v
+        rows: dict[bytes, bytes | None] = {}
+        it = self.db.iter()
+        it.seek(lo)
+        want = limit + len(staged)  # (staged deletes may hide that many)
+        while it.valid() and len(rows) < want:
+            key = bytes(it.key())
+            if key >= hi:
+                break
+            if key not in _INTERNAL:
+                rows[key] = bytes(it.value())
+            it.next()
+        rows.update(staged)
+        found = sorted((k, v) for k, v in rows.items() if v is not None)[:limit]
+        return [(k.decode(), v) for k, v in found]
+
     def persisted_changelog_offset(self) -> int | None:
         raw = self.db.get(FAUST_OFFSET_KEY)
         return int(raw) if raw is not None else None

@@ -18,10 +18,9 @@ from connectors.broker import (
     topic_partitions,
     wait_for_bootstrap,
 )
-from connectors.topics import ALL_TOPICS, DEFAULT_PARTITIONS, INPUT_TOPICS
 from streams import compiled
 from streams.app import Settings, create_app
-from streams.live_io import topic_name
+from streams.contract import ALL_TOPICS, DEFAULT_PARTITIONS, INPUT_TOPICS, topic_name
 
 log = logging.getLogger(__name__)
 

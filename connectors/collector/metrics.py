@@ -44,6 +44,16 @@ class CollectorMetrics:
             "Requests being handled",
             registry=self.registry,
         )
+        self.connections = Gauge(
+            "collector_open_connections",
+            "Open client connections",
+            registry=self.registry,
+        )
+        self.refused_connections = Gauge(
+            "collector_refused_connections",
+            "Connections refused (503) since start: over --max-connections",
+            registry=self.registry,
+        )
         self.producer_queue = Gauge(
             "collector_producer_queue_messages",
             "Records waiting in the producer for the broker's acknowledgement",

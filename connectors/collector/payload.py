@@ -8,6 +8,8 @@ Everything else is kept as sent.
 
 from __future__ import annotations
 
+import logging
+import math
 import time
 import uuid
 import zlib
@@ -19,12 +21,23 @@ from typing import Any, NamedTuple
 import orjson
 
 from connectors.collector.config import Limits
-from connectors.topics import DEAD_LETTERS
-from streams.engine.events import (
-    EventError,
-    consumer_key,
+from streams.contract import (
+    DEAD_LETTERS,
+    encode_value,
     input_topic,
-    iso,
+    record_key,
+    timestamp_ms,
+)
+from streams.contract import (
+    dead_letter as dead_letter_value,
+)
+from streams.engine.events import (
+    BAD_TYPE,
+    INTERNAL_ERROR,
+    TIME_OUT_OF_RANGE,
+    TOO_DEEP,
+    TOO_LARGE,
+    EventError,
     parse_event,
     parse_time,
 )
@@ -46,6 +59,8 @@ BATCH_PATHS = frozenset({"batch", "import", "b"})
 GZIP_MAGIC = b"\x1f\x8b"
 #: Headroom for the fields the collector adds, before re-measuring an event as sent.
 _ENRICH_SLACK = 256
+
+log = logging.getLogger(__name__)
 
 
 class PayloadError(Exception):
@@ -74,7 +89,8 @@ class Rejected:
     """An event refused on its own: it goes to the dead-letter topic with the reason."""
 
     raw: Any
-    reason: str
+    reason: str  # what is wrong, for a human (the dead letter's message)
+    code: str = BAD_TYPE  # the dead letter's reason (streams.engine.events.REASONS)
 
 
 @dataclass(slots=True)
@@ -158,16 +174,14 @@ class Received:
         self._sent_cache: tuple[Any, float | None] = (None, None)
 
     def sent_at(self, value: Any) -> float | None:
-        """Parse a sentAt value (None when absent or not ISO-8601: no skew correction)."""
-        if not value:
+        """Parse a sentAt value: None when absent, EventError when it is not a time the engine
+        accepts (the engine's parse_time decides)."""
+        if value is None or value == "":
             return None
         cached_value, cached = self._sent_cache
-        if value == cached_value:
+        if type(value) is str and value == cached_value:
             return cached
-        try:
-            parsed: float | None = parse_time(value, "sentAt")
-        except EventError:
-            parsed = None
+        parsed = parse_time(value, "sentAt")
         self._sent_cache = (value, parsed)
         return parsed
 
@@ -186,7 +200,8 @@ def enrich(
     `received` is the server time (epoch seconds, or a Received shared by a request's events);
     `kind` is the type given by the path (set when missing); `sent_at` is the batch's sentAt,
     used when the event has none; `defaults` are batch-level `context` / `integrations` that the
-    event's own keys override. Raises EventError when `timestamp` is not ISO-8601.
+    event's own keys override. Raises EventError when `timestamp` or `sentAt` is not a time the
+    engine accepts, or when the skew correction leads out of the calendar.
     """
     clock = received if isinstance(received, Received) else Received(received)
     out = dict(event)
@@ -200,7 +215,7 @@ def enrich(
                 out[name] = value
             elif isinstance(mine, dict) and isinstance(value, dict):
                 out[name] = {**value, **mine}
-    if sent_at is not None and not out.get("sentAt"):
+    if sent_at is not None and out.get("sentAt") in (None, ""):
         out["sentAt"] = sent_at
     out["receivedAt"] = clock.iso
     client_stamp = out.get("timestamp") or out.get("originalTimestamp")
@@ -210,7 +225,7 @@ def enrich(
         client_ts = parse_time(client_stamp)
         sent = clock.sent_at(out.get("sentAt"))
         if sent is not None:
-            out["timestamp"] = fast_iso(clock.at - (sent - client_ts))
+            out["timestamp"] = corrected_iso(clock.at - (sent - client_ts))
             out.setdefault("originalTimestamp", client_stamp)
         elif not out.get("timestamp"):
             out["timestamp"] = client_stamp
@@ -220,31 +235,65 @@ def enrich(
     return out
 
 
+def corrected_iso(ts: float) -> str:
+    """`fast_iso` of a skew-corrected time; EventError when it falls outside the calendar."""
+    try:
+        if not math.isfinite(ts):
+            raise ValueError("not finite")
+        return fast_iso(ts)
+    except (ValueError, OverflowError, OSError):
+        raise EventError(
+            "timestamp corrected for clock skew is out of range", TIME_OUT_OF_RANGE
+        ) from None
+
+
 def to_record(event: Any, received: float | Received, limits: Limits, **enrich_args: Any) -> Record:
-    """Validate, enrich and encode one event; EventError with the reason when it is refused."""
+    """Validate, enrich and encode one event; EventError with the reason when it is refused.
+
+    The event must be one the engine accepts (its own parse_event, time range included) and no
+    more than `limits.max_clock_skew` seconds ahead of the server clock, as the engine would
+    refuse it against a stream clock that follows the wall clock.
+    """
     if not isinstance(event, dict):
         raise EventError(f"event must be a JSON object, got {type(event).__name__}")
-    enriched = enrich(event, received, **enrich_args)
+    clock = received if isinstance(received, Received) else Received(received)
+    enriched = enrich(event, clock, **enrich_args)
     parsed = parse_event(enriched)
-    value = orjson.dumps(enriched)
+    if parsed.timestamp > clock.at + limits.max_clock_skew:
+        raise EventError(
+            f"timestamp {enriched.get('timestamp')!r} is more than "
+            f"{limits.max_clock_skew:g}s ahead of the server clock",
+            TIME_OUT_OF_RANGE,
+        )
+    try:
+        value = orjson.dumps(enriched)
+    except orjson.JSONEncodeError as exc:  # nesting past orjson's bound, lone surrogates
+        code = TOO_DEEP if "ecursion" in str(exc) else BAD_TYPE
+        raise EventError(f"event cannot be encoded as JSON: {exc}", code) from None
     limit = limits.max_event_bytes
     if len(value) > limit - _ENRICH_SLACK and len(orjson.dumps(event)) > limit:
-        raise EventError(f"event larger than {limit} bytes")
-    key = consumer_key(enriched)
+        raise EventError(f"event larger than {limit} bytes", TOO_LARGE)
     return Record(
-        input_topic(enriched),
-        key.encode() if key is not None else None,
-        value,
-        max(0, round(parsed.timestamp * 1000)),
+        input_topic(enriched), record_key(enriched), value, timestamp_ms(parsed.timestamp)
     )
+
+
+def _refusal(obj: Any, exc: Exception) -> Rejected:
+    """The refusal of an event whose validation raised `exc`: its reason code and message."""
+    if isinstance(exc, EventError):
+        return Rejected(obj, exc.message, exc.code)
+    # last line of defence: a bug (or a case the validator misses) refuses one event, it does
+    # not fail the request
+    log.warning("unexpected error validating an event: %r", exc)
+    return Rejected(obj, f"{type(exc).__name__}: {str(exc)[:200]}", INTERNAL_ERROR)
 
 
 def plan_single(obj: Any, kind: str, received_at: float, limits: Limits) -> Plan:
     """One event sent to /v1/track, /v1/t, ... (`kind` is the type the path gives)."""
     try:
         return Plan([to_record(obj, Received(received_at), limits, kind=kind)], [])
-    except EventError as exc:
-        return Plan([], [Rejected(obj, str(exc))])
+    except Exception as exc:
+        return Plan([], [_refusal(obj, exc)])
 
 
 def plan_batch(obj: Any, received_at: float, limits: Limits) -> Plan:
@@ -266,26 +315,27 @@ def plan_batch(obj: Any, received_at: float, limits: Limits) -> Plan:
     sent_at = obj.get("sentAt")
     plan = Plan([], [])
     clock = Received(received_at)
+    try:
+        clock.sent_at(sent_at)
+    except EventError as exc:
+        raise PayloadError(400, "invalid_batch", str(exc)) from None
     for event in events:
         try:
             plan.records.append(to_record(event, clock, limits, sent_at=sent_at, defaults=defaults))
-        except EventError as exc:
-            plan.rejected.append(Rejected(event, str(exc)))
+        except Exception as exc:
+            plan.rejected.append(_refusal(event, exc))
     return plan
 
 
 def dead_letter(rejected: Rejected, at: float | None = None) -> Record:
-    """The dead-letter record of a refused event (`raw` is the event as sent, as JSON text)."""
+    """The dead-letter record of a refused event (`raw` is the event as sent, as JSON text),
+    encoded like the worker's dead letters (JSON, or Avro with a Schema Registry)."""
     raw = rejected.raw
     if isinstance(raw, dict):
         raw = {k: v for k, v in raw.items() if k != "writeKey"}
-    text = orjson.dumps(raw, option=orjson.OPT_NON_STR_KEYS).decode()
-    value = {
-        "source": "collector",
-        "offset": None,
-        "raw": text,
-        "reason": rejected.reason,
-        "at": iso(time.time() if at is None else at),
-    }
-    key = consumer_key(raw) if isinstance(raw, dict) else None
-    return Record(DEAD_LETTERS, key.encode() if key is not None else None, orjson.dumps(value))
+    value = dead_letter_value(
+        "collector", None, raw, rejected.code, time.time() if at is None else at,
+        message=rejected.reason,
+    )
+    key = record_key(raw) if isinstance(raw, dict) else None
+    return Record(DEAD_LETTERS, key, encode_value(DEAD_LETTERS, value))

@@ -5,7 +5,9 @@ paths `/v1/{t,i,p,s,a,b}` (any Content-Type, JSON body, optionally gzip), `GET /
 `GET /metrics`. A request is answered `200 {"success": true}` only once the broker acknowledged
 all its events; within `ack_timeout` seconds, else 503 so that the client retries (delivery is
 at least once; downstream dedupes by messageId). A full producer queue answers 429 with
-Retry-After. Oversized bodies answer 400, as Segment does.
+Retry-After. Oversized bodies answer 400, as Segment does; anything malformed answers 4xx
+`{code, message}`, never 500. A connection has `read_timeout` seconds to send a request's
+headers and as long again for its body (408), and at most `max_connections` are open at once.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import asyncio
 import contextlib
 import logging
 import signal
+import sys
 import time
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -26,7 +29,8 @@ from aiohttp import hdrs, web
 
 from connectors.broker import BrokerError, broker_or_embedded, ensure_topics
 from connectors.collector.auth import authorized, basic_auth_user, body_write_key
-from connectors.collector.config import CollectorConfig
+from connectors.collector.config import CollectorConfig, Limits
+from connectors.collector.connections import BoundedTCPSite, ConnectionCount
 from connectors.collector.metrics import CONTENT_TYPE_LATEST, CollectorMetrics
 from connectors.collector.payload import (
     BATCH_PATHS,
@@ -47,7 +51,8 @@ from connectors.collector.producer import (
     DeliveryTimeout,
     Overloaded,
 )
-from connectors.topics import DEAD_LETTERS, INPUT_TOPICS
+from streams.contract import ALL_TOPICS, DEAD_LETTERS, INPUT_TOPICS, topic_name
+from streams.engine.rules.durations import DurationError, parse_duration
 
 log = logging.getLogger(__name__)
 
@@ -68,6 +73,7 @@ class _State:
     config: CollectorConfig
     metrics: CollectorMetrics
     producer: AsyncProducer | None = None
+    connections: ConnectionCount | None = None
 
 
 STATE = web.AppKey("collector_state", _State)
@@ -86,15 +92,21 @@ def _error(status: int, code: str, message: str, **headers: str) -> web.Response
 _SUCCESS = orjson.dumps({"success": True})
 
 
-async def read_body(request: web.BaseRequest, cap: int, limit: int) -> bytes:
-    """The raw request body; PayloadError (too large) past `cap` bytes."""
+async def read_body(request: web.BaseRequest, cap: int, limit: int, timeout: float) -> bytes:
+    """The raw request body; PayloadError past `cap` bytes (400) or `timeout` seconds (408)."""
     if request.content_length is not None and request.content_length > cap:
         raise too_large(limit)
     buf = bytearray()
-    while chunk := await request.content.readany():
-        buf += chunk
-        if len(buf) > cap:
-            raise too_large(limit)
+    try:
+        async with asyncio.timeout(timeout):
+            while chunk := await request.content.readany():
+                buf += chunk
+                if len(buf) > cap:
+                    raise too_large(limit)
+    except TimeoutError:
+        raise PayloadError(
+            408, "timeout", f"request body not received within {timeout:g}s"
+        ) from None
     return bytes(buf)
 
 
@@ -140,14 +152,17 @@ async def _ingest(request: web.Request, kind: str) -> web.Response:
     ok = authorized(keys, basic_auth_user(request.headers.get(hdrs.AUTHORIZATION)))
     limit = body_limit(kind, cfg.limits)
     try:
-        raw = await read_body(request, limit + _WIRE_SLACK, limit)
+        raw = await read_body(request, limit + _WIRE_SLACK, limit, cfg.read_timeout)
         data = decompress(raw, request.headers.get(hdrs.CONTENT_ENCODING), limit)
         obj = parse_json(data)
     except PayloadError as exc:
-        if not ok:  # say nothing about the body to whoever has no key
+        if not ok and exc.status != 408:  # say nothing about the body to whoever has no key
             return _unauthorized(metrics)
         metrics.rejects.labels(reason=exc.code).inc()
-        return _error(exc.status, exc.code, exc.message)
+        response = _error(exc.status, exc.code, exc.message)
+        if exc.status == 408:
+            response.force_close()  # the rest of a slow body is not waited for
+        return response
     if not ok and not authorized(keys, body_write_key(obj)):
         return _unauthorized(metrics)
     received_at = time.time()
@@ -161,6 +176,8 @@ async def _ingest(request: web.Request, kind: str) -> web.Response:
         metrics.rejects.labels(reason=exc.code).inc()
         return _error(exc.status, exc.code, exc.message)
     records = plan.records + [dead_letter(r, received_at) for r in plan.rejected]
+    if cfg.prefix:
+        records = [r._replace(topic=cfg.prefix + r.topic) for r in records]
     if plan.rejected:
         metrics.rejects.labels(reason="invalid_event").inc(len(plan.rejected))
     started = time.perf_counter()
@@ -206,7 +223,8 @@ async def _health(request: web.Request) -> web.Response:
     info = await asyncio.to_thread(state.producer.check_broker, cfg.health_timeout)
     topics = set(info.pop("topics", ()))
     if info["reachable"]:
-        info["missing_topics"] = [t for t in (*INPUT_TOPICS, DEAD_LETTERS) if t not in topics]
+        wanted = [topic_name(t, cfg.prefix) for t in (*INPUT_TOPICS, DEAD_LETTERS)]
+        info["missing_topics"] = [t for t in wanted if t not in topics]
     body = {
         "status": "ok" if info["reachable"] else "unavailable",
         "broker": {"bootstrap": cfg.bootstrap, **info},
@@ -220,6 +238,9 @@ async def _metrics(request: web.Request) -> web.Response:
     state = request.app[STATE]
     if state.producer is not None:
         state.metrics.producer_queue.set(len(state.producer))
+    if state.connections is not None:
+        state.metrics.connections.set(state.connections.open)
+        state.metrics.refused_connections.set(state.connections.refused)
     return web.Response(body=state.metrics.render(), headers={"Content-Type": CONTENT_TYPE_LATEST})
 
 
@@ -253,14 +274,32 @@ def create_app(config: CollectorConfig) -> web.Application:
 
 
 def make_runner(app: web.Application, config: CollectorConfig) -> web.AppRunner:
-    """An AppRunner for `app` as the collector wants it (own gzip handling, no access log)."""
+    """An AppRunner for `app` as the collector wants it (own gzip handling, no access log).
+
+    aiohttp's keep-alive timer is what closes a connection that is waiting for a request's
+    headers (from its start or its previous response): set to `read_timeout`, it is the header
+    timeout. Lingering after an early answer (too large, too slow) is kept short.
+    """
     access_log = logging.getLogger("aiohttp.access") if log.isEnabledFor(logging.DEBUG) else None
     return web.AppRunner(
         app,
         auto_decompress=False,
         access_log=access_log,
         shutdown_timeout=config.ack_timeout + 1.0,
+        keepalive_timeout=config.read_timeout,
+        lingering_time=min(2.0, config.read_timeout),
     )
+
+
+async def start_site(
+    runner: web.AppRunner, config: CollectorConfig, host: str, port: int
+) -> BoundedTCPSite:
+    """Listen on host:port with the connection bound of `config`."""
+    site = BoundedTCPSite(runner, host, port, max_connections=config.max_connections, backlog=1024)
+    await site.start()
+    app = runner.app
+    app[STATE].connections = site.connections
+    return site
 
 
 async def serve(
@@ -278,9 +317,8 @@ async def serve(
     loop = asyncio.get_running_loop()
     handled: list[signal.Signals] = []
     try:
-        site = web.TCPSite(runner, host, port, backlog=1024)
-        await site.start()
-        bound = runner.addresses[0][1] if runner.addresses else port
+        site = await start_site(runner, config, host, port)
+        bound = site.port
         url = f"http://{host}:{bound}"
         for sig in (signal.SIGINT, signal.SIGTERM):
             with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
@@ -307,29 +345,73 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=10.0,
         help="seconds a request waits for the broker's acknowledgement before 503 (default 10)",
     )
+    parser.add_argument(
+        "--read-timeout",
+        type=float,
+        default=30.0,
+        help="seconds to receive a request's headers, and again its body, before closing "
+        "or 408 (default 30)",
+    )
+    parser.add_argument(
+        "--max-connections",
+        type=int,
+        default=1000,
+        help="open connections at most; more are answered 503 and closed (default 1000)",
+    )
+    parser.add_argument(
+        "--max-clock-skew",
+        default="1d",
+        help="refuse events stamped more than this ahead of the server clock, as the engine "
+        "does with settings.max_clock_skew (default 1d)",
+    )
 
 
 def _ensure_topics(bootstrap: str, embedded: bool) -> None:
     if embedded:
-        ensure_topics(bootstrap)
+        ensure_topics(bootstrap, [topic_name(t) for t in ALL_TOPICS])
         return
     try:
-        ensure_topics(bootstrap, (*INPUT_TOPICS, DEAD_LETTERS))
+        ensure_topics(bootstrap, [topic_name(t) for t in (*INPUT_TOPICS, DEAD_LETTERS)])
     except Exception as exc:  # an external cluster may forbid topic creation
         log.warning("could not ensure topics on %s: %s", bootstrap, exc)
+
+
+class CollectorUsageError(ValueError):
+    """A bad command-line option: reported in one line, exit code 2."""
+
+
+def _options(args: argparse.Namespace) -> dict[str, Any]:
+    """CollectorConfig fields from the command line (CollectorUsageError when one is wrong)."""
+    read_timeout = float(getattr(args, "read_timeout", None) or 30.0)
+    max_connections = int(getattr(args, "max_connections", None) or 1000)
+    if read_timeout <= 0 or max_connections < 1:
+        raise CollectorUsageError("--read-timeout and --max-connections must be positive")
+    try:
+        skew = parse_duration(getattr(args, "max_clock_skew", None) or "1d")
+    except DurationError as exc:
+        raise CollectorUsageError(f"--max-clock-skew: {exc}") from None
+    return {
+        "limits": Limits(max_clock_skew=skew),
+        "write_keys": frozenset(k for k in (args.write_keys or ()) if k),
+        "ack_timeout": float(getattr(args, "ack_timeout", None) or 10.0),
+        "read_timeout": read_timeout,
+        "max_connections": max_connections,
+    }
 
 
 def run(args: argparse.Namespace) -> int:
     """`micromarketing collector`: serve until interrupted; the exit code."""
     try:
+        options = _options(args)
+    except CollectorUsageError as exc:
+        print(f"micromarketing collector: {exc}", file=sys.stderr)
+        return 2
+    try:
         with broker_or_embedded(args.broker) as bootstrap:
             _ensure_topics(bootstrap, embedded=not args.broker)
-            config = CollectorConfig(
-                bootstrap=bootstrap,
-                write_keys=frozenset(k for k in (args.write_keys or ()) if k),
-                ack_timeout=float(getattr(args, "ack_timeout", None) or 10.0),
+            asyncio.run(
+                serve(CollectorConfig(bootstrap=bootstrap, **options), args.host, args.port)
             )
-            asyncio.run(serve(config, args.host, args.port))
     except (BrokerError, OSError) as exc:
         log.error("collector: %s", exc)
         return 1

@@ -1,7 +1,8 @@
 """Decoding of the records the deliverer reads (triggers, profiles).
 
-Everything goes through `decode_record`, so a schema-registry / Avro codec can replace it by
-passing another `Decoder` to the `Deliverer`.
+Everything goes through `decode_record`, which reads what the worker writes: JSON, or Confluent
+Avro when a Schema Registry is configured (the codec of `streams.contract`). Another `Decoder`
+can be passed to the `Deliverer`.
 """
 
 from __future__ import annotations
@@ -11,10 +12,10 @@ from typing import Any
 
 import orjson
 
+from streams.contract import CodecError, decode_value
+
 Record = dict[str, Any]
 Decoder = Callable[[str, bytes], Record]
-
-_CONFLUENT_MAGIC = 0
 
 
 class DecodeError(ValueError):
@@ -22,16 +23,11 @@ class DecodeError(ValueError):
 
 
 def decode_record(topic: str, value: bytes) -> Record:
-    """Decode the value of a record read from `topic` (plain JSON object today)."""
-    if value[:1] == bytes([_CONFLUENT_MAGIC]):
-        raise DecodeError(f"{topic}: record is in the Confluent wire format (Avro?); no codec set")
+    """Decode the value of a record read from `topic` (JSON object or Confluent Avro record)."""
     try:
-        obj = orjson.loads(value)
-    except orjson.JSONDecodeError as exc:
-        raise DecodeError(f"{topic}: invalid JSON: {exc}") from exc
-    if not isinstance(obj, dict):
-        raise DecodeError(f"{topic}: expected a JSON object, got {type(obj).__name__}")
-    return obj
+        return decode_value(topic, value)
+    except CodecError as exc:
+        raise DecodeError(f"{topic}: {exc}") from None
 
 
 def encode_record(record: Record) -> bytes:

@@ -19,6 +19,7 @@ from contextlib import contextmanager
 from types import FrameType
 
 from connectors.broker import BrokerError, broker_or_embedded, ensure_topics, wait_for_bootstrap
+from connectors.deliver.dedupe import DedupeError
 from connectors.deliver.loop import Deliverer, DeliverTopics
 from connectors.deliver.metrics import DeliverMetrics
 from connectors.deliver.retry import RetryPolicy
@@ -26,6 +27,7 @@ from connectors.deliver.sender import Sender
 from connectors.deliver.smtp import SmtpSender, parse_hostport
 from connectors.deliver.templates import TemplateRenderer
 from connectors.deliver.webhook import WebhookSender
+from streams.engine.rules.durations import DurationError, parse_duration
 
 log = logging.getLogger(__name__)
 
@@ -112,6 +114,18 @@ def stop_on_signals(stop: threading.Event) -> Iterator[None]:
             signal.signal(sig, old)
 
 
+def dedupe_window(args: argparse.Namespace) -> float:
+    """Seconds a delivered trigger id is remembered (`--dedupe-window`, default 7d)."""
+    text = getattr(args, "dedupe_window", None) or "7d"
+    try:
+        seconds = parse_duration(text)
+    except DurationError as exc:
+        raise UsageError(f"--dedupe-window: {exc}") from None
+    if seconds <= 0:
+        raise UsageError("--dedupe-window must be positive")
+    return seconds
+
+
 def group_of(args: argparse.Namespace, kind: str) -> str:
     """The consumer group: `--group`, else one per kind of delivery, so that a webhook deliverer
     and an email deliverer each get every trigger (more deliverers of one kind share them)."""
@@ -123,6 +137,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         sender = build_sender(args)
         retry = build_retry(args)
+        window = dedupe_window(args)
     except UsageError as exc:
         print(f"micromarketing deliver: {exc}", file=sys.stderr)
         return 2
@@ -132,11 +147,13 @@ def run(args: argparse.Namespace) -> int:
         except BrokerError as exc:
             print(f"micromarketing deliver: {exc}", file=sys.stderr)
             return 2
-    topics = DeliverTopics()
+    topics = DeliverTopics.prefixed()
     metrics = DeliverMetrics(sender.name)
     stop = threading.Event()
     with stop_on_signals(stop), broker_or_embedded(args.broker) as bootstrap:
-        ensure_topics(bootstrap, [*topics.triggers, topics.profiles, topics.failures])
+        ensure_topics(
+            bootstrap, [*topics.triggers, topics.profiles, topics.failures, topics.deliveries]
+        )
         deliverer = Deliverer(
             bootstrap,
             sender,
@@ -144,10 +161,14 @@ def run(args: argparse.Namespace) -> int:
             topics=topics,
             retry=retry,
             metrics=metrics,
+            dedupe_window=window,
         )
         log.info("delivering triggers from %s by %s", bootstrap, sender.name)
         try:
             deliverer.run_until(stop)
+        except DedupeError as exc:
+            print(f"micromarketing deliver: {exc}", file=sys.stderr)
+            return 1
         finally:
             print(metrics.summary(), file=sys.stderr)
     return 0

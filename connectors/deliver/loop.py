@@ -1,7 +1,9 @@
 """The delivery loop: trigger topics in, one `Sender` call per trigger, offsets committed after.
 
-At least once: an offset is committed only once its trigger was delivered, skipped on purpose
-(holdout, consent, no email, malformed) or given up (then it is on `delivery-failures` first).
+An offset is committed only once its trigger was delivered (and recorded on `deliveries`),
+skipped on purpose (holdout, consent, no email, malformed, already delivered) or given up (then
+it is on `delivery-failures` first). A trigger id already recorded as delivered by this group
+is not delivered again (connectors/deliver/dedupe.py).
 """
 
 from __future__ import annotations
@@ -20,11 +22,12 @@ from typing import Any, Protocol
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
 
 from connectors.deliver.codec import DecodeError, Decoder, Record, decode_record, encode_record
+from connectors.deliver.dedupe import DEFAULT_WINDOW, DedupeError, KafkaDedupe, TriggerDedupe
 from connectors.deliver.metrics import DeliverMetrics
 from connectors.deliver.profiles import ProfileReader, ProfileView
 from connectors.deliver.retry import RetryPolicy
 from connectors.deliver.sender import DeliveryError, Sender, Trigger
-from connectors.topics import DELIVERY_FAILURES, PROFILES, TRIGGER_TOPICS
+from streams.contract import DELIVERIES, DELIVERY_FAILURES, PROFILES, TRIGGER_TOPICS, topic_name
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +48,17 @@ class DeliverTopics:
     triggers: tuple[str, ...] = TRIGGER_TOPICS
     profiles: str = PROFILES
     failures: str = DELIVERY_FAILURES
+    deliveries: str = DELIVERIES
+
+    @classmethod
+    def prefixed(cls, prefix: str | None = None) -> DeliverTopics:
+        """The topics under `prefix` (default `$MICROMARKETING_TOPIC_PREFIX`)."""
+        return cls(
+            tuple(topic_name(t, prefix) for t in TRIGGER_TOPICS),
+            topic_name(PROFILES, prefix),
+            topic_name(DELIVERY_FAILURES, prefix),
+            topic_name(DELIVERIES, prefix),
+        )
 
 
 class FailureSink(Protocol):
@@ -96,8 +110,9 @@ def failure_record(trigger: Trigger, error: str, tries: int, failed_at: str) -> 
 class Deliverer:
     """Consumes triggers and delivers each through `sender`, with retries and consent checks.
 
-    `deliver()` works without Kafka (profiles and the failure sink are injectable);
-    `run_until()` runs the consumer loop.
+    `deliver()` and `handle()` work without Kafka (profiles, the failure sink and the dedupe
+    store are injectable); `run_until()` runs the consumer loop, with a KafkaDedupe on
+    `topics.deliveries` over `dedupe_window` seconds unless `dedupe` was given.
     """
 
     def __init__(
@@ -112,6 +127,8 @@ class Deliverer:
         decode: Decoder = decode_record,
         profiles: ProfileView | None = None,
         failures: FailureSink | None = None,
+        dedupe: TriggerDedupe | None = None,
+        dedupe_window: float = DEFAULT_WINDOW,
         consumer_config: dict[str, Any] | None = None,
         poll_timeout: float = 0.5,
         catch_up_timeout: float = 10.0,
@@ -126,6 +143,8 @@ class Deliverer:
         self.profiles = profiles if profiles is not None else ProfileView()
         self._decode = decode
         self._failures = failures
+        self.dedupe = dedupe
+        self._dedupe_window = dedupe_window
         self._consumer_config = consumer_config or {}
         self._poll_timeout = poll_timeout
         self._catch_up_timeout = catch_up_timeout
@@ -133,6 +152,8 @@ class Deliverer:
         self._stop = threading.Event()
         self._refresh: Callable[[], object] = lambda: None
         self._assigned_at: float | None = None
+        #: (topic, partition) of the latest assignment (empty before the first)
+        self.assigned: list[tuple[str, int]] = []
 
     # -- one trigger -------------------------------------------------------------------------
 
@@ -204,8 +225,11 @@ class Deliverer:
         self.metrics.failed()
         log.warning("gave up on trigger %s after %d tries: %s", trigger["trigger_id"], tries, exc)
 
-    def handle(self, topic: str, key: bytes | None, value: bytes | None) -> Outcome:
-        """Decode and deliver one trigger record (malformed ones are skipped and counted)."""
+    def handle(
+        self, topic: str, key: bytes | None, value: bytes | None, partition: int = 0
+    ) -> Outcome:
+        """Decode and deliver one trigger record of `partition` (malformed ones and ids already
+        delivered are skipped and counted); a delivery is recorded before this returns."""
         try:
             if value is None:
                 raise DecodeError(f"{topic}: empty record")
@@ -219,7 +243,13 @@ class Deliverer:
             log.warning("skipping malformed trigger: %s", exc)
             self.metrics.skipped("malformed")
             return Outcome.SKIPPED
-        return self.deliver(trigger)
+        trigger_id = trigger["trigger_id"]
+        if self.dedupe is not None and self.dedupe.delivered(partition, trigger_id):
+            return self._skip(trigger, "duplicate")
+        outcome = self.deliver(trigger)
+        if outcome is Outcome.DELIVERED and self.dedupe is not None:
+            self.dedupe.record(partition, key, trigger_id)
+        return outcome
 
     # -- the loop ----------------------------------------------------------------------------
 
@@ -239,8 +269,11 @@ class Deliverer:
         return Consumer(config)
 
     def _on_assign(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
-        self._assigned_at = time.monotonic()
         log.info("deliver: assigned %d partitions", len(partitions))
+        if self.dedupe is not None:  # before any trigger of them is handled
+            self.dedupe.assign(tp.partition for tp in partitions)
+        self.assigned = [(tp.topic, tp.partition) for tp in partitions]
+        self._assigned_at = time.monotonic()
 
     @staticmethod
     def _commit(consumer: Consumer, msg: Message) -> None:
@@ -276,6 +309,10 @@ class Deliverer:
                 sink = KafkaFailureSink(self.bootstrap, self.topics.failures)
                 self._failures = sink
                 stack.callback(self._drop_failures, sink)
+            if self.dedupe is None:
+                dedupe = self._kafka_dedupe()
+                self.dedupe = dedupe
+                stack.callback(self._drop_dedupe, dedupe)
             consumer = self._consumer()
             stack.callback(consumer.close)
             self._refresh = reader.poll
@@ -308,7 +345,7 @@ class Deliverer:
                     raise KafkaException(err)
                 log.warning("trigger consumer: %s", err)
                 continue
-            outcome = self.handle(msg.topic() or "", msg.key(), msg.value())
+            outcome = self.handle(msg.topic() or "", msg.key(), msg.value(), msg.partition() or 0)
             if outcome is Outcome.ABORTED:
                 break
             self._commit(consumer, msg)
@@ -317,6 +354,28 @@ class Deliverer:
             if max_messages is not None and handled >= max_messages:
                 break
         return handled
+
+    def _kafka_dedupe(self) -> KafkaDedupe:
+        dedupe = KafkaDedupe(
+            self.bootstrap,
+            self.topics.deliveries,
+            self.group,
+            sink=self.sender.name,
+            window=self._dedupe_window,
+        )
+        needed = max(dedupe.partition_count(t) for t in self.topics.triggers)
+        have = dedupe.partition_count()
+        if have < needed:
+            dedupe.close()
+            raise DedupeError(
+                f"topic {self.topics.deliveries} has {have} partitions; the trigger topics "
+                f"have up to {needed}: create it with as many"
+            )
+        return dedupe
+
+    def _drop_dedupe(self, dedupe: KafkaDedupe) -> None:
+        dedupe.close()
+        self.dedupe = None
 
     def _no_refresh(self) -> None:
         self._refresh = lambda: None

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter
 
-SKIP_REASONS = ("holdout", "consent", "no_email", "malformed")
+SKIP_REASONS = ("holdout", "consent", "no_email", "malformed", "duplicate")
 
 
 class DeliverMetrics:

@@ -1,11 +1,16 @@
-"""`micromarketing replay --from-topics`: the file replay's engine over a time range of the topics.
+"""A time range of the input topics, read as one stream in event-time order.
+
+This is a reader and nothing else: `streams.replay_topics` (`micromarketing replay
+--from-topics`) feeds what it yields to the same replay loop as the file replay.
 
 What is read
-    Every partition of the input topics (`clickstream`, `purchases`, `identities`, each name
-    prefixed with `MICROMARKETING_TOPIC_PREFIX`, the variable the live worker reads too), from
-    the first record stamped at or after `--since` up to `--until` (exclusive). The range is
+    Every partition of the input topics (`clickstream`, `purchases`, `identities`, named by
+    `streams.contract`, under `MICROMARKETING_TOPIC_PREFIX` as the live worker reads them), from
+    the first record stamped at or after `since` up to `until` (exclusive). The range is
     about the **Kafka record timestamp** (CreateTime as the producer set it, or LogAppendTime if
-    the topic says so), because that is what the broker's time index, `offsets_for_times`, knows.
+    the topic says so), because that is what the broker's time index, `offsets_for_times`, knows;
+    the contract's producers stamp a record with its event time rounded up to the millisecond,
+    so the range holds exactly the events whose time is in it.
     A partition's start offset comes from `Consumer.offsets_for_times`; its records are then read
     with `assign()` (no consumer group, no commits, so running workers are never disturbed).
     Records stamped before `since` are skipped (out-of-order records, or a start offset that is
@@ -24,40 +29,32 @@ Finding the end of a partition
     `idle_timeout` seconds while the merge waits on it is considered finished, with a warning.
 
 Order
-    Events are applied in **event time**: all partitions of the three topics are merged on the
-    event's own time (`timestamp`, else `originalTimestamp`, else `receivedAt`, as the engine
-    reads it); a record whose value does not decode or carries no valid time sorts by its Kafka
-    timestamp. Ties are broken by (Kafka timestamp, topic, partition, offset), so the order is
-    deterministic. The merge is a k-way merge (`heapq.merge`) over one iterator per partition,
-    so memory stays bounded: at most `buffer_high` decoded records are buffered per partition
-    (the partition is paused above it). Within a partition records keep their offset order,
-    exactly as a live worker sees them: a late event in a partition is applied at its place in
-    the log, just as the file replay applies an unsorted file in file order.
+    Records come in **event time**: all partitions of the three topics are merged on the
+    event's own time (`streams.contract.event_time`); a record whose value does not decode or
+    carries no valid time sorts by its Kafka timestamp. Ties are broken by (Kafka timestamp,
+    topic, partition, offset), so the order is deterministic. The merge is a k-way merge
+    (`heapq.merge`) over one iterator per partition, so memory stays bounded: at most
+    `buffer_high` decoded records are buffered per partition (the partition is paused above
+    it). Within a partition records keep their offset order, exactly as a live worker sees
+    them: a late event in a partition is applied at its place in the log, just as the file
+    replay applies an unsorted file in file order.
 
 Values
-    Plain JSON and Confluent-framed Avro (`streams.codec.decode_input`; Avro needs
-    `MICROMARKETING_SCHEMA_REGISTRY`). A value that does not decode is handed to the engine as
-    its raw bytes, and the engine writes it as a dead letter with its reason; it is never fatal.
-
-Outputs are the file replay's: the same JSON-lines files and report, with `since`, `until` and
-`topics` added to the report. Dead letters name their origin as source `topic` and offset
-`"{topic}:{partition}:{offset}"` (base topic name, as the live worker writes it).
+    Plain JSON and Confluent-framed Avro (the contract's codec; Avro needs
+    `MICROMARKETING_SCHEMA_REGISTRY`). A JSON value that is not a valid event is yielded as its
+    raw bytes (the engine says what is wrong, as live); an Avro value that does not decode is
+    yielded with its `error` (its dead letter is `streams.contract.undecodable`, as live).
 """
 
 from __future__ import annotations
 
-import argparse
 import heapq
 import logging
-import math
-import os
-import sys
 import time
 import uuid
 from collections import deque
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, NamedTuple
 
 from confluent_kafka import (
@@ -70,17 +67,19 @@ from confluent_kafka import (
 )
 
 from connectors.broker import BrokerError, wait_for_bootstrap
-from connectors.topics import INPUT_TOPICS
-from streams.codec import CodecError, decode_input
-from streams.engine.events import EventError, iso, parse_time
-from streams.engine.rules import RuleSet
-from streams.replay import OutputFiles, replay, write_report
-from streams.router import DEFAULT_PARTITIONS, Router
+from streams.contract import (
+    CodecError,
+    codec,
+    event_time,
+    input_topic_names,
+    is_confluent_avro,
+    to_ms_ceil,
+    where,
+)
+from streams.engine.events import iso
 
 log = logging.getLogger(__name__)
 
-#: Prefix put before every input topic name (the live worker reads the same variable).
-PREFIX_ENV = "MICROMARKETING_TOPIC_PREFIX"
 #: Seconds without a record or EOF from a partition the merge waits on before giving up on it.
 IDLE_TIMEOUT = 10.0
 #: Decoded records buffered per partition before it is paused, and the level it resumes at.
@@ -95,7 +94,7 @@ PartitionKey = tuple[str, int]
 
 
 class TopicReplayError(RuntimeError):
-    """The topics cannot be replayed (bad range, no broker, no topic); the message says why."""
+    """The topics cannot be read (no broker, no topic); the message says why."""
 
 
 class SortKey(NamedTuple):
@@ -114,35 +113,13 @@ class TopicRecord(NamedTuple):
     key: SortKey
     base_topic: str
     value: bytes | dict[str, Any]
+    #: why an Avro value does not decode (then `value` is its raw bytes), else None
+    error: CodecError | None = None
 
     @property
     def where(self) -> str:
         """`topic:partition:offset`, with the base topic name (as the live worker writes it)."""
-        return f"{self.base_topic}:{self.key.partition}:{self.key.offset}"
-
-
-def topic_names(prefix: str | None = None) -> dict[str, str]:
-    """Real input topic name -> base name; `prefix` defaults to `$MICROMARKETING_TOPIC_PREFIX`."""
-    pre = os.environ.get(PREFIX_ENV, "") if prefix is None else prefix
-    return {pre + base: base for base in INPUT_TOPICS}
-
-
-def event_time(obj: dict[str, Any]) -> float | None:
-    """The event's time as the engine reads it (epoch seconds), or None when it has none valid."""
-    stamp = obj.get("timestamp") or obj.get("originalTimestamp") or obj.get("receivedAt")
-    if stamp is None:
-        return None
-    try:
-        t = parse_time(stamp)
-    except (EventError, OverflowError, OSError, ValueError):
-        return None
-    return t if math.isfinite(t) else None
-
-
-def to_ms_ceil(t: float) -> int:
-    """Epoch seconds -> the smallest whole millisecond at or after it (microsecond precision)."""
-    us = round(t * 1_000_000)
-    return -(-us // 1000)
+        return where(self.base_topic, self.key.partition, self.key.offset)
 
 
 def decode_record(
@@ -150,16 +127,19 @@ def decode_record(
 ) -> TopicRecord:
     """Decode one value and give it its place in the merge (raw bytes if it does not decode)."""
     raw = data or b""
-    value: bytes | dict[str, Any]
+    value: bytes | dict[str, Any] = raw
+    error: CodecError | None = None
     t: float | None = None
     try:
-        value = decode_input(raw)
-    except CodecError:
-        value = raw
+        decoded = codec().decode_input(raw)
+    except CodecError as exc:
+        if is_confluent_avro(raw):
+            error = exc
     else:
-        t = event_time(value)
+        value = decoded
+        t = event_time(decoded)
     key = SortKey(kafka_ms / 1000.0 if t is None else t, kafka_ms, topic, partition, offset)
-    return TopicRecord(key, base, value)
+    return TopicRecord(key, base, value, error)
 
 
 @dataclass
@@ -371,7 +351,7 @@ def read_range(
     Returns the iterator (it closes its consumer when exhausted or closed) and the partition
     count of each topic found. Raises TopicReplayError when none of the topics exists.
     """
-    topics = topic_names() if topics is None else topics
+    topics = input_topic_names() if topics is None else topics
     since_ms, until_ms = to_ms_ceil(since), to_ms_ceil(until)
     check_reachable(bootstrap)
     consumer = Consumer(consumer_config(bootstrap, verbose))
@@ -401,105 +381,12 @@ def read_range(
     return records(), counts
 
 
-def _time_range(args: argparse.Namespace) -> tuple[float, float]:
-    since_text, until_text = getattr(args, "since", None), getattr(args, "until", None)
-    if not since_text or not until_text:
-        raise TopicReplayError("replay --from-topics needs both --since and --until (ISO-8601)")
-    try:
-        since = parse_time(since_text, "--since")
-        until = parse_time(until_text, "--until")
-    except EventError as exc:
-        raise TopicReplayError(str(exc)) from None
-    if since >= until:
-        raise TopicReplayError(
-            f"--since ({iso(since)}) must be before --until ({iso(until)})"
-        )
-    return since, until
-
-
-def _counted(records: Iterable[TopicRecord], progress: Any) -> Iterator[tuple[str, Any]]:
-    for rec in records:
-        if progress is not None:
-            progress.update(1)
-        yield rec.where, rec.value
-
-
-def _router_partitions(args: argparse.Namespace, counts: dict[str, int]) -> int:
-    """`--partitions`, else the input topics' partition count, else the default."""
-    if args.partitions:
-        return int(args.partitions)
-    distinct = set(counts.values())
-    if len(distinct) == 1:
-        return distinct.pop()
-    if distinct:
-        log.warning(
-            "input topics are not co-partitioned (%s); using %d engine partitions",
-            counts, DEFAULT_PARTITIONS,
-        )
-    return DEFAULT_PARTITIONS
-
-
-def replay_topics(
-    args: argparse.Namespace, rules: RuleSet, out_dir: Path, close_at: float | None
-) -> int:
-    """Run the engine over [--since, --until) of the input topics; return the exit code."""
-    try:
-        if getattr(args, "events", None):
-            raise TopicReplayError("replay takes EVENTS.jsonl or --from-topics, not both")
-        since, until = _time_range(args)
-        if not getattr(args, "broker", None):
-            raise TopicReplayError(
-                "replay --from-topics needs --broker HOST:PORT (an embedded broker would be "
-                "empty)"
-            )
-        topics = topic_names()
-        records, counts = read_range(
-            args.broker, since, until, topics, verbose=bool(getattr(args, "verbose", False))
-        )
-    except TopicReplayError as exc:
-        print(f"micromarketing replay: {exc}", file=sys.stderr)
-        return 2
-    except KafkaException as exc:
-        print(f"micromarketing replay: broker {args.broker}: {exc}", file=sys.stderr)
-        return 2
-    router = Router(rules, _router_partitions(args, counts))
-    progress = None
-    if not args.no_progress and sys.stderr.isatty():
-        from tqdm import tqdm
-
-        progress = tqdm(unit="ev", desc="replay", file=sys.stderr)
-    try:
-        with OutputFiles(out_dir) as files:
-            report = replay(_counted(records, progress), router, files, "topic", close_at)
-    except KafkaException as exc:
-        print(f"micromarketing replay: reading the topics failed: {exc}", file=sys.stderr)
-        return 1
-    finally:
-        if progress is not None:
-            progress.close()
-    report["since"] = iso(since)
-    report["until"] = iso(until)
-    report["topics"] = list(topics)
-    write_report(out_dir, report)
-    t = report["timing"]
-    print(
-        f"replayed {report['input_lines']} records of {', '.join(topics)} from {iso(since)} to "
-        f"{iso(until)} in {t['seconds']}s: {sum(report['triggers'].values())} triggers, "
-        f"{sum(report['suppressed'].values())} suppressed, {report['dead_letters']} dead "
-        f"letters -> {out_dir}",
-        file=sys.stderr,
-    )
-    return 0
-
-
 __all__ = [
     "IDLE_TIMEOUT",
-    "PREFIX_ENV",
     "RangeReader",
     "SortKey",
     "TopicRecord",
     "TopicReplayError",
+    "decode_record",
     "read_range",
-    "replay_topics",
-    "topic_names",
 ]

@@ -4,6 +4,9 @@ Deterministic and free of I/O: the replay command and the Faust workers are two 
 it. Consumers live in a `Store` (str -> bytes) behind a write-back cache; `flush()` writes each
 dirty key once. Work that concerns a key of another partition (identity merges, events of an
 id that was merged away, erasure of aliases) leaves as a `Forward` for the shell to route.
+
+Time moves trigger timers and segments alike: both wait in one due-time index (timers.py),
+kept in the store in due order, and fire in due order when the watermark passes them.
 """
 
 from __future__ import annotations
@@ -31,11 +34,13 @@ from streams.engine.events import (
 from streams.engine.features import apply_context, apply_track, merge_states
 from streams.engine.outputs import Forward, Outputs
 from streams.engine.population import Population
+from streams.engine.registry import TRACK_CHANGES
 from streams.engine.rules import RuleSet, Trigger
 from streams.engine.segments import KIND_BITS, SegmentPlan, evaluate, mask_of, ordered
 from streams.engine.state import MAX_SEEN_IDS, ConsumerState
 from streams.engine.store import Store
-from streams.engine.timers import TimerIndex
+from streams.engine.timeplan import INF
+from streams.engine.timers import RECHECK, TimerIndex, entry_key, entry_value
 from streams.engine.triggers import (
     arm,
     choose_offer,
@@ -47,17 +52,7 @@ from streams.engine.triggers import (
 from streams.engine.view import View
 
 ORDER_EVENTS = frozenset({"Order Completed", "Order Refunded", "Order Cancelled"})
-# kinds of feature change (see segments.FEATURE_KINDS) each track event may cause
-TRACK_CHANGES: dict[str, tuple[str, ...]] = {
-    "Product Viewed": ("views", "price", "affinity"),
-    "Product Clicked": ("views", "price", "affinity"),
-    "Product List Viewed": ("affinity",),
-    "Product Added": ("cart",),
-    "Product Removed": ("cart",),
-    "Order Completed": ("orders", "price", "affinity", "cart"),
-    "Order Refunded": ("orders",),
-    "Order Cancelled": ("orders",),
-}
+# the kinds of change (registry.KINDS) each track event causes, as masks
 TRACK_MASKS: dict[str, int] = {name: mask_of(kinds) for name, kinds in TRACK_CHANGES.items()}
 _EVENTS: Final = KIND_BITS["events"]
 _CONSENT: Final = KIND_BITS["consent"]
@@ -67,6 +62,9 @@ _TIME = 0  # no feature changed: only segments reading time, the population or i
 POPULATION_KEY = "~pop"
 MAX_DEAD_LETTER_RAW = 16_384  # characters of the input kept in a dead letter
 META_KEY = "~meta"
+#: the store's `t/` due-time index is kept (absent from stores of the previous release)
+INDEX_VERSION = 1
+CLOSE_PAGE = 10_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,16 +107,46 @@ class Engine:
         raw_pop = store.get(POPULATION_KEY)
         self.population = Population.from_bytes(raw_pop) if raw_pop else Population()
         raw_meta = store.get(META_KEY)
-        self.watermark: float = orjson.loads(raw_meta)["watermark"] if raw_meta else 0.0
+        meta = orjson.loads(raw_meta) if raw_meta else {}
+        self.watermark: float = meta.get("watermark", 0.0)
         self._flushed_watermark = self.watermark
         self._iso_last: tuple[float, str] = (math.nan, "")  # see _iso (nan equals no t)
-        self.timers = TimerIndex()
-        for key, value in store.items():
-            if key.startswith("c/"):
-                state = ConsumerState.from_bytes(value)
-                for name, timer in state.timers.items():
-                    self.timers.push(timer.due, state.id, name)
+        #: index entries (due, name) in the store of the cached consumers that have some
+        self._indexed: dict[str, tuple[tuple[float, str], ...]] = {}
+        indexed = meta.get("index") == INDEX_VERSION
+        self._meta_dirty = not indexed
+        self.timers = TimerIndex(store if indexed else None)
         self.set_rules(rules)
+        if not indexed and store.scan("c/", "c0", 1):
+            self._rebuild_index()
+
+    def _rebuild_index(self) -> None:
+        """A store of the previous release: decode every consumer once, index its timers (and
+        schedule the re-checks of the rules' time-driven segments), write the index."""
+        store = self.store
+        plan = self._plan
+        view: View | None = None
+        for key, value in list(store.items()):
+            if not key.startswith("c/"):
+                continue
+            state = ConsumerState.from_bytes(value)
+            if plan.timed and not state.recheck:
+                if view is None:
+                    view = View(state, self.watermark, self.population, self._models, set())
+                else:
+                    view.reset(state, self.watermark, set())
+                due = plan.next_recheck(view)
+                if due < INF:
+                    state.recheck = due
+                    store.put(key, state.to_bytes())
+            for due, name in _entries(state):
+                self.timers.push(due, state.id, name)
+                store.put(entry_key(due, state.id, name), entry_value(due, state.id, name))
+        store.put(META_KEY, self._meta())
+        self._meta_dirty = False
+
+    def _meta(self) -> bytes:
+        return orjson.dumps({"watermark": self.watermark, "index": INDEX_VERSION})
 
     # rules
     def set_rules(self, rules: RuleSet) -> None:
@@ -140,7 +168,7 @@ class Engine:
         self._skew = s.max_clock_skew
         self._window = s.dedupe_window
         self._half_life = s.affinity_half_life
-        self._bgnbd = s.bgnbd
+        self._models = s.models
         self._view: View | None = None  # made by the next evaluation, with these settings
 
     @property
@@ -164,9 +192,14 @@ class Engine:
         if len(self._cache) >= self.config.max_cached:
             self.flush()
             self._cache.clear()
+            self._indexed.clear()
             self._aliases.clear()
         raw = self.store.get("c/" + cid)
-        state = ConsumerState.from_bytes(raw) if raw is not None else None
+        state = None
+        if raw is not None:
+            state = ConsumerState.from_bytes(raw)
+            if state.timers or state.recheck:
+                self._indexed[cid] = _entries(state)
         self._cache[cid] = state
         return state
 
@@ -185,14 +218,23 @@ class Engine:
         self._dirty.add(cid)
 
     def flush(self) -> None:
-        """Write every changed key to the store, once each."""
+        """Write every changed key to the store, once each (and the index entries of the
+        consumers whose timers or re-check changed)."""
         store = self.store
+        indexed = self._indexed
         for cid in self._dirty:
             state = self._cache.get(cid)
             if state is None:
                 store.delete("c/" + cid)
+                new: tuple[tuple[float, str], ...] = ()
             else:
                 store.put("c/" + cid, state.to_bytes())
+                new = _entries(state) if state.timers or state.recheck else ()
+            old = indexed.pop(cid, ())
+            if new:
+                indexed[cid] = new
+            if old != new:
+                self._write_index(cid, old, new)
         self._dirty.clear()
         for cid in self._dirty_aliases:
             target = self._aliases.get(cid)
@@ -204,9 +246,23 @@ class Engine:
         if self.population.dirty:
             store.put(POPULATION_KEY, self.population.to_bytes())
             self.population.dirty = False
-        if self.watermark != self._flushed_watermark:
-            store.put(META_KEY, orjson.dumps({"watermark": self.watermark}))
+        if self.watermark != self._flushed_watermark or self._meta_dirty:
+            store.put(META_KEY, self._meta())
             self._flushed_watermark = self.watermark
+            self._meta_dirty = False
+
+    def _write_index(
+        self, cid: str, old: tuple[tuple[float, str], ...], new: tuple[tuple[float, str], ...]
+    ) -> None:
+        store = self.store
+        keep = set(new)
+        for due, name in old:
+            if (due, name) not in keep:
+                store.delete(entry_key(due, cid, name))
+        was = set(old)
+        for due, name in new:
+            if (due, name) not in was:
+                store.put(entry_key(due, cid, name), entry_value(due, cid, name))
 
     def consumer(self, cid: str) -> ConsumerState | None:
         """The state of a consumer of this partition (read-only use)."""
@@ -407,7 +463,7 @@ class Engine:
         valid until the next evaluation of this engine (there is one view, re-initialized)."""
         view = self._view
         if view is None:
-            view = self._view = View(state, now, self.population, self._bgnbd, set(state.segments))
+            view = self._view = View(state, now, self.population, self._models, set(state.segments))
         else:
             view.reset(state, now, set(state.segments))
         plan = self._plan
@@ -415,6 +471,8 @@ class Engine:
             state.plan = plan.signature
             changed = None
         entered, exited = evaluate(plan, view, changed)
+        if plan.timed:
+            self._schedule(state, plan.next_recheck(view))
         if entered or exited:
             state.segments = ordered(self._plan, view.members)
             at = self._iso(now)
@@ -427,12 +485,52 @@ class Engine:
                 self._stats["entered:" + seg] += 1
         return view
 
+    def _schedule(self, state: ConsumerState, due: float) -> None:
+        """Make `due` the consumer's next segment re-check (inf: none)."""
+        current = state.recheck
+        if due == current or (due == INF and current == 0.0):
+            return
+        self._dirty.add(state.id)
+        if due == INF:
+            state.recheck = 0.0
+            return
+        state.recheck = due
+        if current == 0.0 or due < current:
+            self.timers.push(due, state.id, RECHECK)
+        # (later: the entry at `current` pushes itself on when it pops)
+
     # time
     def advance(self, now: float) -> Outputs:
-        """Fire every timer due at or before `now` (wall clock in live mode)."""
+        """Move the watermark to `now` if later, and fire every timer and segment re-check due at
+        or before it, in due order (wall clock in live mode, the stream clock in replay)."""
         out = Outputs()
+        if now > self.watermark:
+            self.watermark = now
         self._fire_due(now, out)
         return out
+
+    def next_due(self) -> float | None:
+        """The earliest due time of a pending timer or re-check (None: nothing pending)."""
+        return self.timers.next_due()
+
+    def close(self, at: float) -> Outputs:
+        """The end of a replay: advance to `at`, then re-evaluate at `at` every consumer's
+        segments that time can move (a scan of the consumers: only here)."""
+        out = self.advance(at)
+        if not self._plan.timed:
+            return out  # nothing time can move
+        self.flush()
+        start = "c/"
+        while True:
+            rows = self.store.scan(start, "c0", CLOSE_PAGE)
+            for key, _ in rows:
+                state = self._get(key[2:])
+                if state is not None:
+                    self._segments(state, at, out, _TIME)
+                    self._dirty.add(state.id)
+            if len(rows) < CLOSE_PAGE:
+                return out
+            start = rows[-1][0] + "\0"
 
     def _advance(self, watermark: float, out: Outputs) -> bool:
         """Move the watermark forward; True when timers came due."""
@@ -449,6 +547,9 @@ class Engine:
             state = self._get(cid)
             if state is None:
                 continue
+            if name == RECHECK:
+                self._recheck(state, due, out)
+                continue
             timer = state.timers.get(name)
             if timer is None:
                 continue  # disarmed, fired or dropped since
@@ -462,6 +563,19 @@ class Engine:
             if trig is not None:
                 self._fire(state, trig, timer, due, out)
         return True
+
+    def _recheck(self, state: ConsumerState, due: float, out: Outputs) -> None:
+        """Re-evaluate, at `due`, the segments of a consumer that time may have changed (not an
+        event: no counter, no last_seen)."""
+        current = state.recheck
+        if current != due:
+            if current > due:  # moved later since: its entry moves on
+                self.timers.push(current, state.id, RECHECK)
+            return
+        state.recheck = 0.0
+        self._dirty.add(state.id)
+        self._stats["rechecks"] += 1
+        self._segments(state, due, out, _TIME)
 
     def _fire(self, state: ConsumerState, trig: Trigger, timer: Any, due: float,
               out: Outputs) -> None:
@@ -597,6 +711,14 @@ class Engine:
         self._drop(consumer_id)
         self._stats["forgotten"] += 1
         return out
+
+
+def _entries(state: ConsumerState) -> tuple[tuple[float, str], ...]:
+    """The due-time index entries (due, name) a consumer's state calls for."""
+    entries = [(timer.due, name) for name, timer in state.timers.items()]
+    if state.recheck:
+        entries.append((state.recheck, RECHECK))
+    return tuple(entries)
 
 
 def _change(cid: str, segment: str, change: str, at: str, version: str) -> dict[str, Any]:

@@ -17,7 +17,7 @@ MAX_DEPTH: Final = 32  # nesting of what is stored (traits)
 MAX_PRODUCTS: Final = 1000  # items of one event's products[]
 MAX_AMOUNT: Final = 1e12  # prices, quantities, revenue, discount (_plain_amount says it again)
 MAX_TIME_TEXT: Final = 64
-MIN_TIME: Final = 946_684_800.0  # 2000-01-01T00:00:00Z
+MIN_TIME: Final = 631_152_000.0  # 1990-01-01T00:00:00Z (CDNOW, the classic purchase data, is 1997)
 MAX_TIME: Final = 4_102_444_800.0  # 2100-01-01T00:00:00Z
 
 # Why an input is refused: the `reason` of its dead letter (a duplicate is not a dead letter).
@@ -607,32 +607,18 @@ def decode_event(data: bytes | str) -> Event:
 
 
 def consumer_key(obj: dict[str, Any]) -> str | None:
-    """The partitioning key of a raw Segment object: userId, else anonymousId."""
-    # the common cases first: a non-empty string id (str() of a str is itself)
+    """The consumer id of a raw Segment object by the rules `parse_event` applies: userId, else
+    anonymousId, an integer id as its digits. None when it has no valid one (`parse_event`
+    refuses such an event: it becomes a dead letter). `streams.contract` makes it the Kafka key."""
+    # the common cases first: a non-empty string id
     user_id = obj.get("userId")
-    if type(user_id) is str and user_id:
+    if type(user_id) is str and 0 < len(user_id) <= MAX_ID_LENGTH:
         return user_id
     if user_id is None:
         anonymous_id = obj.get("anonymousId")
-        if type(anonymous_id) is str and anonymous_id:
+        if type(anonymous_id) is str and 0 < len(anonymous_id) <= MAX_ID_LENGTH:
             return anonymous_id
-    for key in ("userId", "anonymousId"):
-        value = obj.get(key)
-        if value not in (None, ""):
-            return str(value)
-    return None
-
-
-def input_topic(obj: dict[str, Any]) -> str:
-    """Which input topic an event travels on: identities, purchases or clickstream."""
-    etype = obj.get("type")
-    if etype in ("identify", "alias", "group"):
-        return "identities"
-    if etype == "track" and obj.get("event") in PURCHASE_EVENTS:
-        return "purchases"
-    return "clickstream"
-
-
-PURCHASE_EVENTS = frozenset(
-    {"Checkout Started", "Order Completed", "Order Refunded", "Order Cancelled", "Order Updated"}
-)
+    try:
+        return _check_id(user_id, "userId") or _check_id(obj.get("anonymousId"), "anonymousId")
+    except EventError:
+        return None

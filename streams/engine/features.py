@@ -9,6 +9,7 @@ from __future__ import annotations
 from math import asin, cos, isfinite, radians, sin, sqrt
 from typing import Any
 
+from streams.engine.bgnbd import order_day
 from streams.engine.events import Event
 from streams.engine.sketches import price_add, price_merge
 from streams.engine.state import MAX_CART_ITEMS, MAX_RECENT_ORDERS, ConsumerState
@@ -144,22 +145,18 @@ def _order_completed(state: ConsumerState, ev: Event, half_life: float) -> bool:
     if order_id in state.recent_orders:
         return False  # the same order reported twice
     products = _products(props)
-    revenue = _num(props.get("revenue"))
-    if revenue is None:
-        revenue = _num(props.get("total"))
-    if revenue is None:
-        revenue = sum(
-            (_num(p.get("price")) or 0.0) * (_num(p.get("quantity")) or 1.0) for p in products
-        )
+    revenue = order_value(props, products)
     discount = _num(props.get("discount")) or 0.0
     discounted = 1 if discount > 0 or _str(props.get("coupon")) else 0
+    _order_day_added(state, ev.timestamp, revenue)
     state.orders += 1
     state.revenue += revenue
     state.discounted_orders += discounted
     if state.first_order is None:
         state.first_order = ev.timestamp
+    state.first_order = min(state.first_order, ev.timestamp)
     state.last_order = max(state.last_order or ev.timestamp, ev.timestamp)
-    state.recent_orders[order_id] = [revenue, discounted]
+    state.recent_orders[order_id] = [revenue, discounted, ev.timestamp]
     if len(state.recent_orders) > MAX_RECENT_ORDERS:
         del state.recent_orders[next(iter(state.recent_orders))]
     for p in products:
@@ -173,15 +170,96 @@ def _order_completed(state: ConsumerState, ev: Event, half_life: float) -> bool:
     return True
 
 
+def order_value(props: dict[str, Any], products: list[dict[str, Any]] | None = None) -> float:
+    """An order's value: `revenue`, else `total`, else the sum of its products' price x quantity."""
+    revenue = _num(props.get("revenue"))
+    if revenue is None:
+        revenue = _num(props.get("total"))
+    if revenue is None:
+        items = _products(props) if products is None else products
+        revenue = sum(
+            (_num(p.get("price")) or 0.0) * (_num(p.get("quantity")) or 1.0) for p in items
+        )
+    return revenue
+
+
 def _order_reversed(state: ConsumerState, props: dict[str, Any]) -> bool:
     order_id = _str(props.get("order_id"))
     if order_id is None or order_id not in state.recent_orders:
         return False  # unknown or too old to reverse
-    revenue, discounted = state.recent_orders.pop(order_id)
+    record = state.recent_orders.pop(order_id)
+    revenue, discounted = record[0], record[1]
     state.orders = max(0, state.orders - 1)
     state.revenue = max(0.0, state.revenue - revenue)
     state.discounted_orders = max(0, state.discounted_orders - discounted)
+    if not _recount_order_days(state) and len(record) > 2:
+        _order_day_removed(state, record[2], revenue)
     return True
+
+
+# Orders per UTC day (state.order_days = [days, first day's revenue]) and the first and last
+# order times follow every order and reversal exactly while all of a consumer's orders are among
+# recent_orders (MAX_RECENT_ORDERS); beyond that, from what recent_orders still shows.
+
+
+def _known_days(state: ConsumerState) -> set[int]:
+    days = {order_day(rec[2]) for rec in state.recent_orders.values() if len(rec) > 2}
+    if state.first_order is not None:
+        days.add(order_day(state.first_order))
+    if state.last_order is not None:
+        days.add(order_day(state.last_order))
+    return days
+
+
+def _order_day_added(state: ConsumerState, t: float, revenue: float) -> None:
+    """Count the order at `t` into state.order_days (before first/last_order include it)."""
+    counts = state.order_days
+    day = order_day(t)
+    if state.first_order is None:
+        counts[0], counts[1] = 1.0, revenue
+        return
+    if day not in _known_days(state):
+        counts[0] += 1.0
+    first = order_day(state.first_order)
+    if day < first:
+        counts[1] = revenue
+    elif day == first:
+        counts[1] += revenue
+
+
+def _recount_order_days(state: ConsumerState) -> bool:
+    """Recompute the per-day counts and first/last order from recent_orders when it holds every
+    order of the consumer; False when it does not."""
+    records = list(state.recent_orders.values())
+    if len(records) != state.orders or any(len(rec) < 3 for rec in records):
+        return False
+    if not records:
+        state.first_order = state.last_order = None
+        state.order_days = [0.0, 0.0]
+        return True
+    first = min(rec[2] for rec in records)
+    state.first_order = first
+    state.last_order = max(rec[2] for rec in records)
+    day = order_day(first)
+    state.order_days = [
+        float(len({order_day(rec[2]) for rec in records})),
+        sum(rec[0] for rec in records if order_day(rec[2]) == day),
+    ]
+    return True
+
+
+def _order_day_removed(state: ConsumerState, t: float, revenue: float) -> None:
+    """Take a reversed order at `t` out of the counts when older orders are no longer known."""
+    counts = state.order_days
+    day = order_day(t)
+    remaining = [rec[2] for rec in state.recent_orders.values() if len(rec) > 2]
+    first = order_day(state.first_order) if state.first_order is not None else day
+    if day == first:
+        counts[1] = max(0.0, counts[1] - revenue)
+    elif day not in {order_day(r) for r in remaining}:
+        counts[0] = max(1.0, counts[0] - 1.0)
+    if state.last_order == t and remaining:
+        state.last_order = max(remaining)
 
 
 _UNCHANGED = (False, False)
@@ -267,6 +345,7 @@ def merge_states(into: ConsumerState, other: ConsumerState, half_life: float) ->
     into.orders += other.orders
     into.revenue += other.revenue
     into.discounted_orders += other.discounted_orders
+    _merge_order_days(into, other)
     firsts = [t for t in (into.first_order, other.first_order) if t is not None]
     lasts = [t for t in (into.last_order, other.last_order) if t is not None]
     into.first_order = min(firsts) if firsts else None
@@ -275,6 +354,7 @@ def merge_states(into: ConsumerState, other: ConsumerState, half_life: float) ->
         into.recent_orders.setdefault(oid, rec)
     while len(into.recent_orders) > MAX_RECENT_ORDERS:
         del into.recent_orders[next(iter(into.recent_orders))]
+    _recount_order_days(into)
     price_merge(into.price, other.price)
     ref = max(into.aff_ts, other.aff_ts)
     decay(into, ref, half_life)
@@ -302,6 +382,24 @@ def merge_states(into: ConsumerState, other: ConsumerState, half_life: float) ->
     into.fired = sorted(into.fired + other.fired)
     into.seen.update(other.seen)
     into.aliases = sorted({*into.aliases, other.id, *other.aliases} - {into.id})
+
+
+def _merge_order_days(into: ConsumerState, other: ConsumerState) -> None:
+    """The per-day counts of two profiles merged (before their first/last orders are): days both
+    had orders on count once."""
+    if other.first_order is None:
+        return
+    if into.first_order is None:
+        into.order_days = list(other.order_days)
+        return
+    shared = _known_days(into) & _known_days(other)
+    days = into.order_days[0] + other.order_days[0] - len(shared)
+    mine, theirs = order_day(into.first_order), order_day(other.first_order)
+    if mine == theirs:
+        first_revenue = into.order_days[1] + other.order_days[1]
+    else:
+        first_revenue = into.order_days[1] if mine < theirs else other.order_days[1]
+    into.order_days = [days, first_revenue]
 
 
 def haversine_km(lat1: float, lon1: float, lat2: float, lon2: float) -> float:

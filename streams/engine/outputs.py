@@ -6,7 +6,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from connectors.topics import (
+from streams.engine.topics import (
     DEAD_LETTERS,
     PROFILES,
     SEGMENT_CHANGES,

@@ -2,66 +2,51 @@
 
 Every segment is (re-)evaluated on every event of the consumer, in effect. As an optimization
 that cannot change a result, a segment whose inputs the event could not have changed keeps its
-membership without running: each segment's inputs are read off its expression, and each event
-names the kinds of features it touches. Segments reading time- or population-relative features
-(days_since_*, rfm.*, p_alive, ...) or in_segment() always run.
+membership without running: each segment's inputs are what its compiled expression reads, each
+feature declares the kinds of change that move it (`registry`), and each event names the kinds
+of change it causes. Segments reading time- or population-relative features (days_since_*,
+rfm.*, p_alive, ...) or in_segment() always run.
+
+Segments that time alone can change also carry a time plan (streams.engine.timeplan): after an
+evaluation, `SegmentPlan.next_recheck(view)` says when the consumer needs a re-check.
 """
 
 from __future__ import annotations
 
 import logging
-import re
 import zlib
 from collections.abc import Collection
 from dataclasses import dataclass, field
 
-from streams.engine.namespace import FEATURES, FUNCTIONS
+from streams.engine.registry import FEATURES, FUNCTIONS, KINDS, TRAITS_KINDS, always, moved_by
 from streams.engine.rules import RuleSet
+from streams.engine.rules.model import Expr
 from streams.engine.rules.nodes import Node
+from streams.engine.timeplan import INF, TimePlan, plan_of
 from streams.engine.view import View
 
 log = logging.getLogger(__name__)
 
 ALWAYS = "always"
-# what each feature or function depends on, as kinds of change an event may cause
+#: what each feature or function depends on, as kinds of change (ALWAYS: time, the population
+#: or other segments may change it without an event of the consumer)
 FEATURE_KINDS: dict[str, frozenset[str]] = {
-    "views": frozenset({"views"}),
-    "cart_adds": frozenset({"cart"}),
-    "cart_value": frozenset({"cart"}),
-    "orders": frozenset({"orders"}),
-    "revenue": frozenset({"orders"}),
-    "avg_order_value": frozenset({"orders"}),
-    "discount_share": frozenset({"orders"}),
-    "price_band": frozenset({"price"}),
-    "top_category": frozenset({"affinity"}),
-    "affinity": frozenset({"affinity"}),
-    "brand_affinity": frozenset({"affinity"}),
-    "country": frozenset({"location", "traits"}),
-    "city": frozenset({"location", "traits"}),
-    "distance_km": frozenset({"location"}),
-    "consented": frozenset({"consent"}),
-    "events": frozenset({"events"}),
+    name: frozenset({ALWAYS}) if always(name) else moved_by(name)
+    for name in (*FEATURES, *FUNCTIONS)
 }
-_STRING = re.compile(r'"(?:\\.|[^"\\])*"|\'(?:\\.|[^\'\\])*\'')
-_WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_.]*")
 
 
-def expression_kinds(source: str) -> frozenset[str]:
-    """Kinds of change that can alter the value of an (already validated) expression."""
+def expression_kinds(expr: Expr) -> frozenset[str]:
+    """Kinds of change that can alter the value of a compiled expression (ALWAYS among them:
+    it may change with no event of the consumer)."""
     kinds: set[str] = set()
-    for word in _WORD.findall(_STRING.sub(" ", source)):
-        if word.startswith("traits."):
-            kinds.add("traits")
-        elif word in FEATURE_KINDS:
-            kinds |= FEATURE_KINDS[word]
-        elif word in FEATURES or word in FUNCTIONS:
-            kinds.add(ALWAYS)  # time, population or other segments: no shortcut
+    for name in expr.reads:
+        kinds |= TRAITS_KINDS if name == "traits" else FEATURE_KINDS[name]
     return frozenset(kinds)
 
 
 #: every kind of change, one bit each: an event's changes are an int mask of these
-KINDS = ("views", "cart", "orders", "price", "affinity", "location", "traits", "consent", "events")
-KIND_BITS: dict[str, int] = {kind: 1 << i for i, kind in enumerate(KINDS)}
+KIND_BITS: dict[str, int] = {kind.name: 1 << i for i, kind in enumerate(KINDS)}
 EVERYTHING = -1  # all bits: the mask of a segment that always runs
 
 
@@ -95,19 +80,34 @@ class SegmentPlan:
     #: a checksum of the segments' names and expressions: a consumer whose state carries
     #: another one was last evaluated under other rules, and gets a full evaluation
     signature: int
+    #: time plans of the segments that time alone can change (empty: the rules are event-driven)
+    timed: tuple[TimePlan, ...] = ()
     _by_mask: dict[int, tuple[Step, ...]] = field(default_factory=dict, compare=False)
 
     @classmethod
     def of(cls, rules: RuleSet) -> SegmentPlan:
         steps = []
         for seg in rules.segments:
-            kinds = expression_kinds(seg.when.source)
+            kinds = expression_kinds(seg.when)
             mask = EVERYTHING if ALWAYS in kinds else mask_of(kinds)
             steps.append(Step(seg.name, seg.when.fn, mask))
         names = tuple(s.name for s in rules.segments)
         text = "\n".join(f"{s.name}\0{s.when.source}" for s in rules.segments)
         signature = zlib.crc32(text.encode()) or 1
-        return cls(tuple(steps), names, frozenset(names), signature)
+        every = rules.settings.reevaluate_every
+        timed = tuple(
+            p for seg in rules.segments if (p := plan_of(seg.when.fn, every)) is not None
+        )
+        return cls(tuple(steps), names, frozenset(names), signature, timed)
+
+    def next_recheck(self, view: View) -> float:
+        """When the consumer of `view`, just evaluated, needs its next re-check (inf: never)."""
+        best = INF
+        for p in self.timed:
+            t = p.next(view)
+            if t < best:
+                best = t
+        return best
 
     def steps_for(self, changed: int) -> tuple[Step, ...]:
         """The segments an event with these changes may alter, in file order."""

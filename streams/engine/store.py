@@ -6,6 +6,7 @@ interface, so every test of the engine also exercises the serialized form.
 
 from __future__ import annotations
 
+import heapq
 from collections.abc import Iterator
 from typing import Protocol
 
@@ -17,6 +18,10 @@ class Store(Protocol):
     def put(self, key: str, value: bytes) -> None: ...
     def delete(self, key: str) -> None: ...
     def items(self) -> Iterator[tuple[str, bytes]]: ...
+    def scan(self, start: str, stop: str, limit: int) -> list[tuple[str, bytes]]:
+        """The first `limit` items with start <= key < stop, in key order (the order of the
+        keys' UTF-8 bytes, which is Python's order of str)."""
+        ...
 
 
 class MemoryStore:
@@ -36,6 +41,11 @@ class MemoryStore:
 
     def items(self) -> Iterator[tuple[str, bytes]]:
         return iter(list(self.data.items()))
+
+    def scan(self, start: str, stop: str, limit: int) -> list[tuple[str, bytes]]:
+        data = self.data
+        keys = heapq.nsmallest(limit, (k for k in data if start <= k < stop))
+        return [(k, data[k]) for k in keys]
 
     def __len__(self) -> int:
         return len(self.data)

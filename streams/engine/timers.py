@@ -1,38 +1,108 @@
-"""The due-time index: pending timers of all consumers of a partition, ordered by due time.
+"""The due-time index: pending trigger timers and segment re-checks of a partition, by due time.
 
-The consumer's state is the source of truth (`ConsumerState.timers`); the index is a heap
-rebuilt from the store at start. Every timer has an entry due at or before it: re-arming to a
-later due leaves the entry where it is, and the engine pushes it on to the timer's due when it
-pops; disarmed timers leave stale entries that are skipped when popped. Arming is O(log n) at
-most and nothing ever scans consumers.
+The consumer's state is the source of truth (`ConsumerState.timers` and `.recheck`); the index
+only says when to look. In memory it is a heap. Every pending timer or re-check has an entry due
+at or before it: moving one later leaves the entry where it is, and the engine pushes it on to
+the new due when it pops; entries of disarmed timers are skipped when popped, and identical
+entries pop together and count once. Nothing ever scans consumers.
+
+In the store the index is kept exactly, one key per pending timer or re-check, in due order:
+`t/<due>/<[consumer, name]>` where <due> is the 16 hex digits of the due's IEEE-754 bits
+(sign-flipped, so byte order is numeric order), written by the engine's flush. At start the
+index is paged in lazily: the entries up to the cursor are in the heap, and the next page is
+read when time reaches the cursor, so start-up does not grow with the number of consumers.
 """
 
 from __future__ import annotations
 
+import struct
 from collections.abc import Iterator
-from heapq import heappop, heappush
+from heapq import heapify, heappop, heappush
+
+import orjson
+
+from streams.engine.store import Store
+
+#: the name of a consumer's segment re-check in the index (trigger names are never empty)
+RECHECK = ""
+INDEX_PREFIX = "t/"
+INDEX_END = "t0"  # the first key after every "t/..." key
+PAGE = 4096
+
+Entry = tuple[float, str, str]
+
+
+def _ordered_hex(due: float) -> str:
+    bits: int = struct.unpack(">Q", struct.pack(">d", due))[0]
+    bits = bits ^ 0xFFFFFFFFFFFFFFFF if bits >> 63 else bits | (1 << 63)
+    return f"{bits:016x}"
+
+
+def entry_key(due: float, consumer_id: str, name: str) -> str:
+    """The store key of an index entry (lexicographic order = due order)."""
+    return INDEX_PREFIX + _ordered_hex(due) + "/" + orjson.dumps([consumer_id, name]).decode()
+
+
+def entry_value(due: float, consumer_id: str, name: str) -> bytes:
+    return orjson.dumps([due, consumer_id, name])
 
 
 class TimerIndex:
-    """A min-heap of (due, consumer_id, trigger_name); ties break by id then name."""
+    """A min-heap of (due, consumer_id, name) over a lazily read, due-ordered index in a store;
+    ties break by id then name (a re-check, name "", before the consumer's trigger timers)."""
 
-    __slots__ = ("heap",)
+    __slots__ = ("_after", "_cursor", "_store", "heap")
 
-    def __init__(self) -> None:
+    def __init__(self, store: Store | None = None) -> None:
         #: the heap itself; the engine peeks at `heap[0][0]` on its hot path
-        self.heap: list[tuple[float, str, str]] = []
+        self.heap: list[Entry] = []
+        self._store = store  # None: nothing (more) to read from the store
+        self._after = INDEX_PREFIX  # the next page starts at this key
+        self._cursor = 0.0  # due of the last entry read: every unread one is due at or after it
+        if store is not None:
+            self._page()
 
-    def push(self, due: float, consumer_id: str, trigger: str) -> None:
-        heappush(self.heap, (due, consumer_id, trigger))
+    def push(self, due: float, consumer_id: str, name: str) -> None:
+        heappush(self.heap, (due, consumer_id, name))
 
     def next_due(self) -> float | None:
+        # (while entries are unread, the last one read is still in the heap, not yet due)
         return self.heap[0][0] if self.heap else None
 
-    def pop_due(self, upto: float) -> Iterator[tuple[float, str, str]]:
+    def pop_due(self, upto: float) -> Iterator[Entry]:
         """Pop, in order, every entry due at or before `upto` (entries pushed meanwhile too)."""
+        while self._store is not None and self._cursor <= upto:
+            self._page()
         heap = self.heap
+        last: Entry | None = None
         while heap and heap[0][0] <= upto:
-            yield heappop(heap)
+            entry = heappop(heap)
+            if entry != last:
+                last = entry
+                yield entry
+
+    def _page(self) -> None:
+        store = self._store
+        assert store is not None
+        rows = store.scan(self._after, INDEX_END, PAGE)
+        entries = [_decode(value) for _, value in rows]
+        if len(rows) < PAGE:
+            self._store = None  # all read
+        else:
+            self._after = rows[-1][0] + "\0"
+            self._cursor = entries[-1][0]
+        self.heap.extend(entries)
+        heapify(self.heap)
+
+    @property
+    def loading(self) -> bool:
+        """Whether entries of the store are still unread."""
+        return self._store is not None
 
     def __len__(self) -> int:
         return len(self.heap)
+
+
+def _decode(value: bytes) -> Entry:
+    due, consumer_id, name = orjson.loads(value)
+    return float(due), str(consumer_id), str(name)

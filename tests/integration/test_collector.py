@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import gzip
 import json
+import socket
 import subprocess
 import sys
 import threading
@@ -24,8 +26,8 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 
 from connectors.broker import EmbeddedBroker, free_port
 from connectors.collector.config import CollectorConfig
-from connectors.collector.server import create_app, make_runner
-from connectors.topics import CLICKSTREAM, DEAD_LETTERS, IDENTITIES, PURCHASES
+from connectors.collector.server import create_app, make_runner, start_site
+from streams.contract import CLICKSTREAM, DEAD_LETTERS, IDENTITIES, PURCHASES
 from streams.engine.events import parse_time
 
 pytestmark = pytest.mark.integration
@@ -36,11 +38,11 @@ KEY = "test-write-key"
 class Collector:
     """A `micromarketing collector` subprocess on a free port."""
 
-    def __init__(self, bootstrap: str) -> None:
+    def __init__(self, bootstrap: str, *extra: str) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         cmd = [sys.executable, "-m", "micromarketing", "collector", "--port", str(self.port)]
-        cmd += ["--broker", bootstrap, "--write-key", KEY]
+        cmd += ["--broker", bootstrap, "--write-key", KEY, *extra]
         self.proc = subprocess.Popen(
             cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True
         )
@@ -336,7 +338,8 @@ def test_invalid_events_go_to_dead_letters(
         assert key == user.encode()
         assert letter["source"] == "collector"
         assert letter["offset"] is None
-        assert letter["reason"] == "track event without an event name"
+        assert letter["reason"] == "missing_field"
+        assert letter["message"] == "track event without an event name"
         assert letter["at"].endswith("Z")
     raws = sorted(orjson.loads(v["raw"])["messageId"] for _, _, v in dead)
     assert raws == [f"{unique}-bad", f"{unique}-single"]
@@ -408,3 +411,238 @@ def test_broker_silence_answers_503_after_the_ack_timeout() -> None:
     )
     assert (status, resp["code"]) == (503, "ack_timeout")
     assert time.monotonic() - started < 5
+
+
+# --- malformed input: always a 4xx {code, message}, never a 500 ----------------------------
+
+
+def _deep(levels: int) -> dict[str, Any]:
+    value: dict[str, Any] = {}
+    for _ in range(levels):
+        value = {"a": value}
+    return value
+
+
+MALFORMED_EVENTS: dict[str, dict[str, Any]] = {
+    "event-object": {"type": "track", "event": {"name": "Product Viewed"}},
+    "type-list": {"type": ["track"], "event": "Product Viewed"},
+    "deep-300": {"type": "track", "event": "x", "properties": _deep(300)},
+    "sent-at-year-1": {
+        "type": "page",
+        "timestamp": "2024-05-01T00:00:00Z",
+        "sentAt": "0001-01-01T00:00:00Z",
+    },
+    "sent-at-year-9999": {
+        "type": "page",
+        "timestamp": "2024-05-01T00:00:00Z",
+        "sentAt": "9999-12-31T23:59:59-14:00",
+    },
+    "sent-at-unparsable": {"type": "page", "timestamp": "2024-05-01T00:00:00Z", "sentAt": "x"},
+    "timestamp-year-9999": {"type": "page", "timestamp": "9999-12-31T23:59:59-14:00"},
+    "timestamp-unparsable": {"type": "page", "timestamp": "2026-13-45T99:00:00Z"},
+}
+
+
+@pytest.mark.parametrize("name", sorted(MALFORMED_EVENTS))
+def test_a_malformed_event_answers_400_alone_and_is_a_dead_letter_in_a_batch(
+    collector: Collector, broker: EmbeddedBroker, unique: str, name: str
+) -> None:
+    auth = {"Authorization": basic(KEY)}
+    user = f"bad-{name}-{unique}"
+    event = {**MALFORMED_EVENTS[name], "userId": user, "messageId": f"{unique}-{name}"}
+    status, resp, _ = post(f"{collector.url}/v1/track", event, auth)
+    assert (status, resp["code"]) == (400, "invalid_event")
+    assert resp["message"]
+    ok = {"type": "page", "userId": user, "messageId": f"{unique}-ok"}
+    status, resp, _ = post(f"{collector.url}/v1/batch", {"batch": [event, ok]}, auth)
+    assert (status, resp) == (200, {"success": True})
+    good = read_back(broker.bootstrap, [CLICKSTREAM], by_user(user), 1)
+    assert [v["messageId"] for _, _, v in good] == [f"{unique}-ok"]
+    dead = read_back(
+        broker.bootstrap, [DEAD_LETTERS], lambda v: f"{unique}-{name}" in v.get("raw", ""), 2
+    )
+    assert len(dead) == 2 and all(v["reason"] for _, _, v in dead)
+
+
+@pytest.mark.parametrize(
+    ("body", "headers", "status", "code"),
+    [
+        (b'{"userId": "u", "event": "\xff\xfe"}', {}, 400, "invalid_json"),
+        (b'{"userId": "u", "event": "x", "a": "\xc3"}', {}, 400, "invalid_json"),
+        (b'{"userId": "u", "event": "x", "n": 1e400}', {}, 400, "invalid_json"),
+        (b'{"userId": "u", "event": "x", "n": NaN}', {}, 400, "invalid_json"),
+        (b'{"userId": "u", "event": "x", "n": -Infinity}', {}, 400, "invalid_json"),
+        (b"[" * 2000 + b"]" * 2000, {}, 400, "invalid_json"),
+        (b"[" * 300 + b"]" * 300, {}, 400, "invalid_event"),
+        (
+            b"userId=u&event=x",
+            {"Content-Type": "application/x-www-form-urlencoded"},
+            400,
+            "invalid_json",
+        ),
+        (
+            b'--b\r\nContent-Disposition: form-data; name="e"\r\n\r\nx\r\n--b--\r\n',
+            {"Content-Type": "multipart/form-data; boundary=b"},
+            400,
+            "invalid_json",
+        ),
+        (b"\x00\x01\x02", {"Content-Type": "application/octet-stream"}, 400, "invalid_json"),
+        (b'{"userId": "u"}', {"Content-Encoding": "br"}, 415, "unsupported_encoding"),
+        (gzip.compress(b" " * 5_000_000), {"Content-Encoding": "gzip"}, 400, "too_large"),
+        (
+            gzip.compress(b'{"userId": "u", "event": "x"}')[:-12],
+            {"Content-Encoding": "gzip"},
+            400,
+            "invalid_body",
+        ),
+    ],
+)
+def test_a_malformed_body_answers_4xx_with_a_code(
+    collector: Collector, body: bytes, headers: dict[str, str], status: int, code: str
+) -> None:
+    got, resp, _ = post(f"{collector.url}/v1/track", body, {"Authorization": basic(KEY), **headers})
+    assert (got, resp["code"]) == (status, code)
+    assert resp["message"]
+
+
+@pytest.fixture(scope="module")
+def strict(broker: EmbeddedBroker) -> Iterator[Collector]:
+    """A collector with a 1 s read timeout, 20 connections at most and a 1 h clock skew."""
+    c = Collector(
+        broker.bootstrap,
+        *("--read-timeout", "1", "--max-connections", "20", "--max-clock-skew", "1h"),
+    )
+    yield c
+    assert c.stop() == 0
+
+
+def test_a_body_sent_at_one_byte_a_second_is_cut_off_with_408(strict: Collector) -> None:
+    started = time.monotonic()
+    with socket.create_connection(("127.0.0.1", strict.port), timeout=10) as sock:
+        head = (
+            "POST /v1/track HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            f"Authorization: {basic(KEY)}\r\nContent-Length: 100\r\n\r\n"
+        )
+        sock.sendall(head.encode())
+        answer = b""
+        with contextlib.suppress(OSError):
+            for byte in b'{"userId": "u", "event": "x"}':
+                sock.sendall(bytes([byte]))
+                answer += _recv_ready(sock, 1.0)
+                if answer:
+                    break
+        answer += _recv_until_closed(sock, 5.0)
+    elapsed = time.monotonic() - started
+    assert answer.startswith(b"HTTP/1.1 408"), answer[:200]
+    assert b'"code":"timeout"' in answer
+    assert elapsed < 5
+
+
+def test_the_command_bounds_connections_and_closes_unfinished_headers(strict: Collector) -> None:
+    socks = [socket.create_connection(("127.0.0.1", strict.port), timeout=5) for _ in range(40)]
+    try:
+        for sock in socks:
+            with contextlib.suppress(OSError):
+                sock.sendall(b"POST /v1/track HTTP/1.1\r\nHost: x\r\n")
+        started = time.monotonic()
+        answers = [_recv_until_closed(sock, 4.0) for sock in socks]
+        elapsed = time.monotonic() - started
+    finally:
+        for sock in socks:
+            sock.close()
+    refused = sum(1 for a in answers if a.startswith(b"HTTP/1.1 503"))
+    assert 20 <= refused < 40  # 20 held at most; the others told to come back
+    assert all(a == b"" or a.startswith(b"HTTP/1.1 503") for a in answers)
+    assert elapsed < 4.0  # every held connection was closed at the 1 s header timeout
+    status, _, _ = post(
+        f"{strict.url}/v1/page", {"anonymousId": "a"}, {"Authorization": basic(KEY)}
+    )
+    assert status == 200  # and the slots are free again
+
+
+def test_the_command_refuses_events_beyond_its_clock_skew(strict: Collector) -> None:
+    auth = {"Authorization": basic(KEY)}
+    ahead = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + 7200))
+    near = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + 600))
+    status, resp, _ = post(f"{strict.url}/v1/page", {"anonymousId": "a", "timestamp": ahead}, auth)
+    assert (status, resp["code"]) == (400, "invalid_event")
+    assert "ahead of the server clock" in resp["message"]
+    status, _, _ = post(f"{strict.url}/v1/page", {"anonymousId": "a", "timestamp": near}, auth)
+    assert status == 200
+
+
+def _recv_ready(sock: socket.socket, timeout: float) -> bytes:
+    """What the server sent within `timeout` seconds (b"" if nothing)."""
+    sock.settimeout(timeout)
+    try:
+        return sock.recv(65536)
+    except TimeoutError:
+        return b""
+
+
+def _recv_until_closed(sock: socket.socket, timeout: float) -> bytes:
+    """Everything until the server closes, or `timeout`."""
+    deadline = time.monotonic() + timeout
+    out = b""
+    with contextlib.suppress(OSError):
+        while (left := deadline - time.monotonic()) > 0:
+            sock.settimeout(left)
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            out += chunk
+    return out
+
+
+async def _slowloris(config: CollectorConfig, clients: int) -> dict[str, Any]:
+    """`clients` connections that never finish their headers, against an in-process collector;
+    what the server held and when each connection ended."""
+    runner = make_runner(create_app(config), config)
+    await runner.setup()
+    try:
+        site = await start_site(runner, config, "127.0.0.1", 0)
+        count = site.connections
+        peak = 0
+        started = time.monotonic()
+
+        async def client() -> tuple[float, bytes]:
+            reader, writer = await asyncio.open_connection("127.0.0.1", site.port)
+            writer.write(b"POST /v1/track HTTP/1.1\r\nHost: x\r\nContent-Typ")
+            try:
+                data = await asyncio.wait_for(reader.read(), timeout=10)
+            except (ConnectionError, TimeoutError):
+                data = b""
+            finally:
+                writer.close()
+            return time.monotonic() - started, data
+
+        async def watch() -> None:
+            nonlocal peak
+            while True:
+                peak = max(peak, count.open)
+                await asyncio.sleep(0.01)
+
+        watcher = asyncio.create_task(watch())
+        ended = await asyncio.gather(*(client() for _ in range(clients)))
+        watcher.cancel()
+        return {"peak": peak, "ended": ended, "open": count.open, "refused": count.refused}
+    finally:
+        await runner.cleanup()
+
+
+def test_connections_with_unfinished_headers_are_bounded_and_closed_at_the_read_timeout() -> None:
+    config = CollectorConfig(
+        bootstrap=f"127.0.0.1:{free_port()}",  # no broker needed: no request gets that far
+        read_timeout=1.0,
+        max_connections=50,
+        producer_options={"log_level": 0},
+    )
+    out = asyncio.run(_slowloris(config, 200))
+    assert out["peak"] <= 50
+    assert out["refused"] >= 150
+    refused = [t for t, data in out["ended"] if data.startswith(b"HTTP/1.1 503")]
+    timed_out = [t for t, data in out["ended"] if not data.startswith(b"HTTP/1.1 503")]
+    assert len(refused) == out["refused"] and len(timed_out) == 200 - out["refused"]
+    assert all(t < 1.0 for t in refused)  # at once
+    assert all(0.9 <= t < 3.0 for t in timed_out)  # at the header timeout, not later
+    assert out["open"] == 0

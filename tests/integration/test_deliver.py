@@ -20,6 +20,7 @@ from aiosmtpd.controller import Controller
 from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
 
 from connectors.broker import EmbeddedBroker, ensure_topics, free_port
+from connectors.deliver.dedupe import KafkaDedupe
 from connectors.deliver.loop import Deliverer, DeliverTopics
 from connectors.deliver.retry import RetryPolicy
 from connectors.deliver.sender import Sender
@@ -106,8 +107,9 @@ def topics(broker: EmbeddedBroker, unique: str) -> DeliverTopics:
         triggers=(f"triggers.retargeting.{unique}", f"triggers.winback.{unique}"),
         profiles=f"profiles.{unique}",
         failures=f"delivery-failures.{unique}",
+        deliveries=f"deliveries.{unique}",
     )
-    ensure_topics(broker.bootstrap, [*t.triggers, t.profiles, t.failures], PARTITIONS)
+    ensure_topics(broker.bootstrap, [*t.triggers, t.profiles, t.failures, t.deliveries], PARTITIONS)
     return t
 
 
@@ -299,3 +301,193 @@ def test_smtp_sends_rendered_email_to_profile_address(
     snap = d.metrics.snapshot()
     assert snap["delivered"] == 1
     assert snap["skipped_no_email"] == 2
+
+
+# --- one email per trigger id ----------------------------------------------------------------
+
+
+class CrashBeforeCommit(Deliverer):
+    """A deliverer that dies after recording each delivery but before committing its offset."""
+
+    @staticmethod
+    def _commit(consumer: Consumer, msg: Any) -> None:
+        pass
+
+
+def emails_by_trigger(inbox: Inbox) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for _, msg in inbox.messages:
+        counts[msg["X-Trigger-Id"]] = counts.get(msg["X-Trigger-Id"], 0) + 1
+    return counts
+
+
+def test_a_re_emitted_trigger_id_gets_one_email_across_deliver_restarts(
+    broker: EmbeddedBroker,
+    topics: DeliverTopics,
+    unique: str,
+    smtp_server: tuple[Inbox, int],
+) -> None:
+    inbox, port = smtp_server
+    ann, bob = f"c-ann-{unique}", f"c-bob-{unique}"
+    produce(
+        broker.bootstrap,
+        [
+            (
+                topics.profiles,
+                {"consumer_id": ann, "email": f"ann-{unique}@x.y", "consented": True},
+            ),
+            (
+                topics.profiles,
+                {"consumer_id": bob, "email": f"bob-{unique}@x.y", "consented": True},
+            ),
+        ],
+    )
+    t1, t2 = trigger(unique, 1, ann), trigger(unique, 2, bob, kind="winback")
+    retargeting, winback = topics.triggers
+    produce(broker.bootstrap, [(retargeting, t1), (winback, t2)])
+    group = f"deliver-smtp-{unique}"
+
+    def smtp() -> SmtpSender:
+        return SmtpSender("127.0.0.1", port, sender="offers@bikeshop.example")
+
+    first = deliverer(broker.bootstrap, smtp(), topics, group)
+    assert run(first, max_messages=2) == 2
+    assert emails_by_trigger(inbox) == {t1["trigger_id"]: 1, t2["trigger_id"]: 1}
+
+    # a worker restarted after a crash emits both again, with the same ids, then a new one
+    t3 = trigger(unique, 3, ann)
+    produce(broker.bootstrap, [(retargeting, t1), (winback, t2), (retargeting, t3)])
+    second = deliverer(broker.bootstrap, smtp(), topics, group)
+    assert run(second, idle_timeout=2.0) == 3
+    assert emails_by_trigger(inbox) == {
+        tid: 1 for tid in (t1["trigger_id"], t2["trigger_id"], t3["trigger_id"])
+    }
+    snap = second.metrics.snapshot()
+    assert (snap["delivered"], snap["skipped_duplicate"]) == (1, 2)
+
+
+def test_a_deliverer_dying_between_the_record_and_the_commit_sends_no_second_email(
+    broker: EmbeddedBroker,
+    topics: DeliverTopics,
+    unique: str,
+    smtp_server: tuple[Inbox, int],
+) -> None:
+    inbox, port = smtp_server
+    ann = f"c-ann-{unique}"
+    produce(
+        broker.bootstrap,
+        [(topics.profiles, {"consumer_id": ann, "email": f"ann-{unique}@x.y", "consented": True})],
+    )
+    triggers = [trigger(unique, n, ann) for n in range(3)]
+    produce(broker.bootstrap, [(topics.triggers[0], t) for t in triggers])
+    group = f"deliver-smtp-{unique}"
+    retry = RetryPolicy(max_tries=2, base=0.02, cap=0.1, rng=random.Random(3))
+
+    def smtp() -> SmtpSender:
+        return SmtpSender("127.0.0.1", port, sender="offers@bikeshop.example")
+
+    crashing = CrashBeforeCommit(broker.bootstrap, smtp(), group=group, topics=topics, retry=retry)
+    assert run(crashing, max_messages=3) == 3
+    # nothing was committed: the next instance of the group reads all three again
+    again = deliverer(broker.bootstrap, smtp(), topics, group)
+    assert run(again, idle_timeout=2.0) == 3
+    assert emails_by_trigger(inbox) == {t["trigger_id"]: 1 for t in triggers}
+    assert again.metrics.snapshot()["skipped_duplicate"] == 3
+
+    # another group (say a second email service) has deliveries of its own
+    other = deliverer(broker.bootstrap, smtp(), topics, f"{group}-other")
+    assert run(other, idle_timeout=2.0) == 3
+    assert emails_by_trigger(inbox) == {t["trigger_id"]: 2 for t in triggers}
+
+
+def test_the_deliveries_store_reads_back_only_its_group_within_the_window(
+    broker: EmbeddedBroker, topics: DeliverTopics, unique: str
+) -> None:
+    now = time.time()
+    day = 86400.0
+    group = f"g-{unique}"
+
+    def store(at: float, of: str = group) -> KafkaDedupe:
+        return KafkaDedupe(
+            broker.bootstrap, topics.deliveries, of, window=7 * day, clock=lambda: at
+        )
+
+    writer = store(now - 8 * day)
+    writer.record(1, b"c1", "old")  # delivered 8 days ago: out of the window
+    writer.close()
+    writer = store(now - day)
+    writer.record(1, b"c1", "recent")
+    writer.record(0, b"c2", "other-partition")
+    writer.close()
+    stranger = store(now, of=f"{group}-other")
+    stranger.record(1, b"c1", "not-ours")
+    stranger.close()
+
+    reader = store(now)
+    try:
+        assert reader.partition_count() == PARTITIONS
+        reader.assign([1])
+        assert reader.delivered(1, "recent")
+        assert not reader.delivered(1, "old")
+        assert not reader.delivered(1, "not-ours")
+        assert not reader.delivered(0, "other-partition")  # partition 0 not assigned yet
+        reader.assign([0, 1])  # partition 1 again: read on from where it stopped
+        assert reader.delivered(0, "other-partition") and reader.delivered(1, "recent")
+    finally:
+        reader.close()
+
+
+def test_partitions_moving_between_two_instances_of_a_group_send_one_email_per_id(
+    broker: EmbeddedBroker,
+    topics: DeliverTopics,
+    unique: str,
+    smtp_server: tuple[Inbox, int],
+) -> None:
+    inbox, port = smtp_server
+    consumers = [f"c{n}-{unique}" for n in range(8)]
+    produce(
+        broker.bootstrap,
+        [
+            (topics.profiles, {"consumer_id": c, "email": f"{c}@x.y", "consented": True})
+            for c in consumers
+        ],
+    )
+    first_wave = [trigger(unique, n, c) for n, c in enumerate(consumers)]
+    produce(broker.bootstrap, [(topics.triggers[0], t) for t in first_wave])
+    group = f"deliver-smtp-{unique}"
+    stop = threading.Event()
+    timer = threading.Timer(60, stop.set)
+    timer.start()
+
+    def start() -> tuple[Deliverer, threading.Thread]:
+        sender = SmtpSender("127.0.0.1", port, sender="offers@bikeshop.example")
+        d = deliverer(broker.bootstrap, sender, topics, group)
+        thread = threading.Thread(target=d.run_until, args=(stop,), daemon=True)
+        thread.start()
+        return d, thread
+
+    def wait_for(what: Callable[[], bool]) -> None:
+        while not what() and not stop.is_set():
+            time.sleep(0.1)
+        assert what()
+
+    try:
+        a, a_thread = start()
+        wait_for(lambda: len(inbox.messages) == 8)
+        b, b_thread = start()  # the group rebalances: the partitions are split between a and b
+        wait_for(lambda: len(b.assigned) > 0 and 0 < len(a.assigned) < 2 * PARTITIONS)
+        # a worker re-emits the first wave (same ids), then a second wave follows
+        second_wave = [trigger(unique, 10 + n, c) for n, c in enumerate(consumers)]
+        produce(broker.bootstrap, [(topics.triggers[0], t) for t in first_wave + second_wave])
+        wait_for(lambda: sum(d.metrics.snapshot()["skipped_duplicate"] for d in (a, b)) == 8)
+        wait_for(lambda: len(inbox.messages) == 16)
+    finally:
+        stop.set()
+        timer.cancel()
+    a_thread.join(15)
+    b_thread.join(15)
+    expected = {t["trigger_id"]: 1 for t in first_wave + second_wave}
+    assert emails_by_trigger(inbox) == expected
+    for d in (a, b):  # both instances did part of the work
+        snap = d.metrics.snapshot()
+        assert snap["delivered"] + snap["skipped_duplicate"] > 0

@@ -22,14 +22,14 @@ import pytest
 from confluent_kafka import Consumer, KafkaError, TopicPartition
 
 from connectors.broker import EmbeddedBroker, ensure_topics
-from connectors.topics import (
+from streams.app import TABLE_NAME
+from streams.contract import (
     ALL_TOPICS,
     DEAD_LETTERS,
     PROFILES,
     SEGMENT_CHANGES,
     TRIGGER_TOPICS,
 )
-from streams.app import TABLE_NAME
 from streams.live_io import BatchProducer, produce_events
 from streams.tables import FAUST_OFFSET_KEY, OFFSETS_KEY
 

@@ -1,8 +1,8 @@
 """`micromarketing replay --from-topics` against the embedded broker, compared with the file replay.
 
 The input topic names are fixed, and the broker is shared by the whole session, so each test
-writes to its own topics through `MICROMARKETING_TOPIC_PREFIX` (read by `connectors.sources.topics`
-and the live worker).
+writes to its own topics through `MICROMARKETING_TOPIC_PREFIX` (read through `streams.contract`
+by the topic replay and the live worker).
 """
 
 from __future__ import annotations
@@ -22,18 +22,19 @@ from confluent_kafka import Producer, TopicPartition
 
 from connectors.broker import EmbeddedBroker, ensure_topics
 from connectors.sources.synthetic import generate_events
-from connectors.sources.topics import (
-    PREFIX_ENV,
-    RangeReader,
-    read_range,
-    replay_topics,
-    to_ms_ceil,
-    topic_names,
-)
-from connectors.topics import INPUT_TOPICS
+from connectors.sources.topics import RangeReader, read_range
 from micromarketing.cli import build_parser
-from streams.engine.events import consumer_key, input_topic, iso, parse_time
+from streams.contract import (
+    INPUT_TOPICS,
+    PREFIX_ENV,
+    consumer_key,
+    input_topic,
+    input_topic_names,
+    to_ms_ceil,
+)
+from streams.engine.events import iso, parse_time
 from streams.engine.rules import load_rules
+from streams.replay_topics import replay_topics
 from tests.conftest import EXAMPLES, ROOT
 
 pytestmark = pytest.mark.integration
@@ -158,7 +159,9 @@ def test_full_range_matches_the_file_replay(
 
     dead = _read(from_topics, "dead_letters.jsonl")
     assert sorted(d["raw"] for d in dead) == sorted(v.decode() for v in MALFORMED)
-    assert all(d["source"] == "topic" and d["offset"].startswith("clickstream:") for d in dead)
+    # named as the live worker names them: base topic, and topic:partition:offset
+    assert all(d["source"] == "clickstream" for d in dead)
+    assert all(d["offset"].startswith("clickstream:") for d in dead)
     assert all(d["reason"] for d in dead)
     assert not _read(from_file, "dead_letters.jsonl")
 
@@ -244,7 +247,7 @@ def test_small_buffers_pause_and_resume_without_loss(broker: EmbeddedBroker, uni
     events = _events()[:600]
     _produce(broker.bootstrap, prefix, events)
     since, until = parse_time(events[0]["timestamp"]), _ms(events[-1]) / 1000 + 0.001
-    topics = topic_names(prefix)
+    topics = input_topic_names(prefix)
     records, counts = read_range(broker.bootstrap, since, until, topics)
     default = [(r.where, r.key) for r in records]
     records, _ = read_range(broker.bootstrap, since, until, topics, buffer_high=20, buffer_low=5)

@@ -14,16 +14,15 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import schemas
-from connectors.topics import INPUT_TOPICS, OUTPUT_TOPICS
-from streams import codec
+from streams import contract
 from streams.codec import (
     AvroCodec,
     CodecError,
     JsonCodec,
     event_to_record,
     is_confluent_avro,
-    make_codec,
 )
+from streams.contract import INPUT_TOPICS, OUTPUT_TOPICS, make_codec
 
 CONTEXT = {
     "ip": "203.0.113.7",
@@ -135,8 +134,10 @@ OUTPUT_RECORDS: dict[str, list[dict[str, Any]]] = {
     ],
     "dead-letters": [
         {"source": "clickstream", "offset": "2:1041", "raw": '{"type": "nope"',
-         "reason": "invalid JSON: unexpected end of data", "at": "2024-05-01T11:30:00.123Z"},
-        {"source": "events.jsonl", "offset": None, "raw": "\x00\ufffd", "reason": "r", "at": None},
+         "reason": "invalid_json", "message": "invalid JSON: unexpected end of data",
+         "at": "2024-05-01T11:30:00.123Z"},
+        {"source": "events.jsonl", "offset": None, "raw": "\x00\ufffd", "reason": "r",
+         "message": None, "at": None},
     ],
     "profiles": [
         {"consumer_id": "u-1", "email": "ada@example.com", "consented": True,
@@ -302,12 +303,14 @@ def test_make_codec_and_process_default(monkeypatch: pytest.MonkeyPatch) -> None
     assert isinstance(make_codec(None), JsonCodec)
     assert isinstance(make_codec(""), JsonCodec)
     assert isinstance(make_codec("mock://m"), AvroCodec)
-    monkeypatch.setattr(codec, "_default", None)
-    monkeypatch.setenv(codec.SCHEMA_REGISTRY_ENV, "mock://env")
-    data = codec.encode_value("profiles", OUTPUT_RECORDS["profiles"][0])
+    monkeypatch.setattr(contract, "_codec", None)
+    monkeypatch.setenv(contract.SCHEMA_REGISTRY_ENV, "mock://env")
+    data = contract.encode_value("profiles", OUTPUT_RECORDS["profiles"][0])
     assert is_confluent_avro(data)
-    assert codec.decode_value("profiles", data) == OUTPUT_RECORDS["profiles"][0]
-    assert codec.decode_input(orjson.dumps({"a": 1})) == {"a": 1}
+    assert contract.decode_value("profiles", data) == OUTPUT_RECORDS["profiles"][0]
+    json_value = orjson.dumps({"a": 1})
+    assert contract.decode_input(json_value) is json_value  # the engine parses JSON itself
+    assert contract.decode_input(contract.encode_value("clickstream", {"a": 1})) == {"a": 1}
 
 
 # arbitrary Segment JSON -------------------------------------------------------------------------

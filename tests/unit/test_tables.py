@@ -48,3 +48,51 @@ def test_offsets_are_staged_with_the_state_and_survive_reopening(tmp_path: Path)
     assert again.get("c/x") == b"x" and dict(again.items()) == {"c/x": b"x"}
     assert again.persisted_changelog_offset() is None
     again.db.close()
+
+
+def test_scan_reads_a_key_range_in_order_staged_writes_included(tmp_path: Path) -> None:
+    db = _db(tmp_path / "p2")
+    store = TableStore(db, 2)
+    for key in ("t/03", "t/01", "t/05", "c/x", "t/07"):
+        store.put(key, key.encode())
+    store.write(store.drain(), None)
+    store.put("t/02", b"new")  # staged
+    store.delete("t/03")  # staged
+    in_flight = store.drain()
+    store.delete("t/05")  # staged, later batch
+    assert store.scan("t/", "t0", 10) == [
+        ("t/01", b"t/01"), ("t/02", b"new"), ("t/07", b"t/07")]
+    assert store.scan("t/", "t0", 2) == [("t/01", b"t/01"), ("t/02", b"new")]
+    assert store.scan("t/02\0", "t0", 10) == [("t/07", b"t/07")]
+    store.write(in_flight, None)
+    assert [k for k, _ in store.scan("", "\xff", 10)] == ["c/x", "t/01", "t/02", "t/07"]
+    db.close()
+
+
+def test_an_engine_restarts_on_rocksdb_from_its_index(tmp_path: Path) -> None:
+    from streams.engine.core import Engine
+    from tests.unit.engine.helpers import MIN, T0, rules, run, track
+
+    text = """
+triggers:
+  - name: cart
+    kind: retargeting
+    on: Product Added
+    wait: 30m
+    offer: x
+"""
+    store = TableStore(_db(tmp_path / "p3"), 3)
+    eng = Engine(rules(text), store)
+    run(eng, *[track(f"u{i}", "Product Added", T0 + i, product_id="p") for i in range(5)])
+    eng.flush()
+    store.write(store.drain(), None)
+    store.db.close()
+
+    again = TableStore(_db(tmp_path / "p3"), 3)
+    restarted = Engine(rules(text), again)
+    assert restarted.next_due() == T0 + 30 * MIN
+    out = restarted.advance(T0 + 60 * MIN)
+    assert [t["consumer_id"] for t in out.triggers] == [f"u{i}" for i in range(5)]
+    restarted.flush()
+    assert again.scan("t/", "t0", 10) == []
+    again.db.close()

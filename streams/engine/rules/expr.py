@@ -41,7 +41,7 @@ Key = tuple[Any, ...]
 the same key compute the same value from the same view. Child keys are the tuple items."""
 
 #: features computed anew on every read (the others are fields or cached by the view)
-COMPUTED_FEATURES = frozenset({"p_alive", "expected_orders_90d", "top_category", "cart_value"})
+COMPUTED_FEATURES = frozenset(f.attr for f in FEATURES.values() if f.computed)
 _SLOTS = itertools.count()  # memo slots, unique across rule sets
 
 
@@ -51,6 +51,23 @@ def _children(key: Key) -> Iterator[Key]:
 
 def _reads_members(key: Key) -> bool:
     return key[:2] == ("call", "in_segment") or any(_reads_members(k) for k in _children(key))
+
+
+def reads(key: Key) -> frozenset[str]:
+    """The features and functions (registry names) an expression with this key reads, and
+    `traits` if it reads any trait."""
+    found: set[str] = set()
+    stack = [key]
+    while stack:
+        k = stack.pop()
+        if k[0] == "f":
+            found.add(_NAME_OF[k[1]])
+        elif k[0] == "call":
+            found.add(k[1])
+        elif k[0] == "t":
+            found.add("traits")
+        stack.extend(_children(k))
+    return frozenset(found)
 
 
 def _costly(key: Key) -> bool:
@@ -167,7 +184,7 @@ def compile_at(
     if sharing is not None and sharing.memo is None:
         sharing.roots.append(node.key)
     line, col = locate(0)
-    return Expr(source=source, fn=node.fn, line=line, col=col)
+    return Expr(source=source, fn=node.fn, line=line, col=col, reads=reads(node.key))
 
 
 @dataclass(slots=True)
@@ -512,6 +529,7 @@ class _Compiler:
 
 
 _NAMES = sorted(FEATURES)
+_NAME_OF = {f.attr: f.name for f in FEATURES.values()}
 _HANDLERS: dict[str, Callable[[_Compiler, Tree[Token]], _T]] = {
     "number": _Compiler.number,
     "neg_number": _Compiler.neg_number,

@@ -5,11 +5,13 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+from pathlib import Path
 from typing import Any, cast
 
 import yaml
 from yaml.nodes import Node, ScalarNode, SequenceNode
 
+from streams.engine.clv import CustomerModels
 from streams.engine.rules.expr import Sharing, compile_at
 from streams.engine.rules.model import (
     DEFAULT_BGNBD,
@@ -25,6 +27,7 @@ from streams.engine.rules.model import (
     Trigger,
     TriggerKind,
 )
+from streams.engine.rules.modelsfile import ModelsError, load_models
 from streams.engine.rules.nodes import Const
 from streams.engine.rules.typecheck import suggest
 from streams.engine.rules.yamlnodes import Entries, NodeReader
@@ -36,7 +39,14 @@ TIER_KEYS = ("if", "offer")
 SUPPRESSION_KEYS = ("frequency_cap", "holdout")
 CAP_KEYS = ("max", "per")
 SETTINGS_KEYS = (
-    "allowed_lateness", "dedupe_window", "affinity_half_life", "bgnbd", "max_clock_skew",
+    "allowed_lateness",
+    "dedupe_window",
+    "affinity_half_life",
+    "bgnbd",
+    "reevaluate_every",
+    "models",
+    "discount_rate",
+    "max_clock_skew",
 )
 BGNBD_KEYS = ("r", "alpha", "a", "b")
 # Segment's e-commerce v2 events, and the names non-track events go by
@@ -136,9 +146,12 @@ def _too_deep_at(text: str) -> int | None:
     return None
 
 
-def version_of(text: str) -> str:
-    """Short stable hash of a rules file's text."""
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:12]
+def version_of(text: str, files: list[bytes] | None = None) -> str:
+    """Short stable hash of a rules file's text (and of the files it reads, if any)."""
+    digest = hashlib.sha256(text.encode("utf-8"))
+    for data in files or ():
+        digest.update(hashlib.sha256(data).digest())
+    return digest.hexdigest()[:12]
 
 
 class _Loader(NodeReader):
@@ -150,6 +163,7 @@ class _Loader(NodeReader):
         self.root = root  # the composed YAML, kept for a second compilation
         self.warnings: list[RuleIssue] = []
         self.event_names: list[tuple[str, ScalarNode]] = []
+        self.versioned: list[bytes] = []  # files the rules read, part of their version
 
     def load(self) -> tuple[RuleSet | None, list[RuleIssue]]:
         if self.root is None:
@@ -207,7 +221,7 @@ class _Loader(NodeReader):
             tuple(triggers),
             suppression,
             settings,
-            version_of(self.text),
+            version_of(self.text, self.versioned),
             self.file,
         )
         return rules, self.issues
@@ -421,5 +435,34 @@ class _Loader(NodeReader):
             dedupe_window=dur("dedupe_window", defaults.dedupe_window),
             affinity_half_life=dur("affinity_half_life", defaults.affinity_half_life),
             bgnbd=bgnbd,
+            reevaluate_every=dur("reevaluate_every", defaults.reevaluate_every),
+            models=self.models(e, bgnbd),
             max_clock_skew=dur("max_clock_skew", defaults.max_clock_skew),
         )
+
+    def models(self, e: Entries, bgnbd: tuple[float, float, float, float]) -> CustomerModels:
+        """`models:` (a file written by `micromarketing fit`, relative to the rules file) and
+        `discount_rate` (a year, for clv_365d); the file is read at every (re)load."""
+        rate = 0.0
+        if "discount_rate" in e:
+            value = self.number(e["discount_rate"][1], "discount_rate")
+            if value is not None and not 0 <= value < 10:
+                self.issue(e["discount_rate"][1], "discount_rate must be a yearly rate, e.g. 0.1")
+            elif value is not None:
+                rate = float(value)
+        if "models" not in e:
+            return CustomerModels(bgnbd, discount_rate=rate)
+        node = e["models"][1]
+        if "bgnbd" in e:
+            self.issue(e["bgnbd"][0], "settings have both 'bgnbd' and 'models': use one of them")
+        name = self.text_value(node, "models")
+        if name is None:
+            return CustomerModels(bgnbd, discount_rate=rate)
+        path = Path(self.file).parent / name
+        try:
+            models = load_models(path, rate)
+        except ModelsError as err:
+            self.issue(node, str(err))
+            return CustomerModels(bgnbd, discount_rate=rate)
+        self.versioned.append(path.read_bytes())
+        return models

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from streams.engine.clv import CustomerModels
 from streams.engine.namespace import FeatureView
 from streams.engine.rules.nodes import Node
 
@@ -24,6 +25,8 @@ class Expr:
     fn: Node = field(compare=False, repr=False)
     line: int
     col: int
+    #: the features and functions it reads (registry names; `traits` for any trait)
+    reads: frozenset[str] = field(default=frozenset(), compare=False, repr=False)
 
     def __call__(self, view: FeatureView) -> Any:
         return self.fn.ev(view)
@@ -79,6 +82,11 @@ class Settings:
     dedupe_window: float = DAY
     affinity_half_life: float = 30 * DAY
     bgnbd: tuple[float, float, float, float] = DEFAULT_BGNBD  # r, alpha, a, b (weeks)
+    #: cadence of the re-checks of segments that time moves without an exact crossing
+    reevaluate_every: float = DAY
+    #: what p_alive, expected_orders_90d, expected_spend and clv_365d use: `models:` (a fitted
+    #: models file) and `discount_rate`, else `bgnbd` and the CDNOW spend model
+    models: CustomerModels = field(default_factory=CustomerModels)
     max_clock_skew: float = DAY  # an event further ahead of the watermark is refused
 
 

@@ -6,6 +6,8 @@ import difflib
 import re
 from collections.abc import Collection
 
+from streams.engine.registry import FUNCTIONS
+
 NUMERIC = frozenset({"number", "days"})
 """Numbers and days are interchangeable."""
 TYPE_WORDS = {
@@ -105,9 +107,5 @@ def compare_problem(op: str, a: str, b: str, elems: Collection[str] = ()) -> str
 
 def example(fn: str) -> str:
     """A sample call of a namespace function, for error messages."""
-    return {
-        "affinity": 'affinity("road")',
-        "brand_affinity": 'brand_affinity("voltbike")',
-        "distance_km": "distance_km(52.52, 13.405)",
-        "in_segment": 'in_segment("champions")',
-    }.get(fn, f"{fn}(...)")
+    function = FUNCTIONS.get(fn)
+    return function.example if function is not None else f"{fn}(...)"

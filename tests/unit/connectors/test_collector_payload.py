@@ -13,6 +13,7 @@ from connectors.collector.auth import authorized, basic_auth_user, body_write_ke
 from connectors.collector.config import CollectorConfig, Limits
 from connectors.collector.payload import (
     PayloadError,
+    Rejected,
     dead_letter,
     decompress,
     enrich,
@@ -20,7 +21,8 @@ from connectors.collector.payload import (
     plan_batch,
     plan_single,
 )
-from streams.engine.events import EventError, parse_time
+from streams.contract import MAX_DEAD_RAW
+from streams.engine.events import REASONS, EventError, parse_time
 
 RECEIVED = parse_time("2024-05-01T12:00:00.000Z")
 LIMITS = Limits()
@@ -67,9 +69,100 @@ def test_missing_timestamp_defaults_to_received_at():
     assert out["timestamp"] == out["receivedAt"] == "2024-05-01T12:00:00.000Z"
 
 
-def test_bad_sent_at_disables_correction_only():
-    out = enrich({"userId": "u", "timestamp": "2024-04-01T00:00:00Z", "sentAt": "soon"}, RECEIVED)
-    assert out["timestamp"] == "2024-04-01T00:00:00Z"
+@pytest.mark.parametrize("sent_at", ["soon", ["2024-04-01T00:00:00Z"], 12, {"t": 1}])
+def test_a_sent_at_that_is_not_a_time_refuses_the_event(sent_at: Any) -> None:
+    with pytest.raises(EventError, match="sentAt"):
+        enrich({"userId": "u", "timestamp": "2024-04-01T00:00:00Z", "sentAt": sent_at}, RECEIVED)
+
+
+@pytest.mark.parametrize(
+    "sent_at", ["0001-01-01T00:00:00Z", "9999-12-31T23:59:59-14:00", "9999-12-31T23:59:59Z"]
+)
+def test_a_sent_at_at_the_ends_of_the_calendar_refuses_the_event_never_raises_else(
+    sent_at: str,
+) -> None:
+    event = {"type": "track", "event": "x", "userId": "u", "timestamp": "2024-04-01T00:00:00Z"}
+    plan = plan_single({**event, "sentAt": sent_at}, "track", RECEIVED, LIMITS)
+    assert plan.records == [] and len(plan.rejected) == 1
+    assert plan.rejected[0].reason
+
+
+def test_an_event_the_engine_refuses_for_its_time_is_refused_here_already() -> None:
+    event = {"type": "page", "userId": "u", "timestamp": "0001-01-01T00:00:00Z"}
+    plan = plan_single(event, "page", RECEIVED, LIMITS)
+    assert plan.records == [] and len(plan.rejected) == 1
+
+
+def test_a_batch_whose_sent_at_is_not_a_time_is_refused_as_a_whole() -> None:
+    batch = {"batch": [{"type": "page", "userId": "u"}], "sentAt": "tomorrow"}
+    with pytest.raises(PayloadError) as err:
+        plan_batch(batch, RECEIVED, LIMITS)
+    assert (err.value.status, err.value.code) == (400, "invalid_batch")
+    assert "sentAt" in err.value.message
+
+
+def test_an_event_more_than_the_clock_skew_ahead_of_the_server_is_refused() -> None:
+    ahead = {"type": "page", "userId": "u", "timestamp": "2024-05-02T12:00:01.000Z"}  # 1d + 1s
+    plan = plan_single(ahead, "page", RECEIVED, LIMITS)
+    assert plan.records == [] and "ahead of the server clock" in plan.rejected[0].reason
+    just = {**ahead, "timestamp": "2024-05-02T11:59:59.000Z"}
+    assert len(plan_single(just, "page", RECEIVED, LIMITS).records) == 1
+    lenient = Limits(max_clock_skew=7 * 86400)
+    assert len(plan_single(ahead, "page", RECEIVED, lenient).records) == 1
+
+
+def _deep(levels: int) -> dict[str, Any]:
+    value: dict[str, Any] = {}
+    for _ in range(levels):
+        value = {"a": value}
+    return value
+
+
+MALFORMED: dict[str, dict[str, Any]] = {
+    "event as an object": {"type": "track", "event": {"name": "x"}},
+    "type as a list": {"type": ["track"], "event": "x"},
+    "type as an object": {"type": {"t": 1}, "event": "x"},
+    "300-deep properties": {"type": "track", "event": "x", "properties": _deep(300)},
+    "300-deep traits": {"type": "identify", "traits": _deep(300)},
+    "timestamp year 9999 -14:00": {"type": "page", "timestamp": "9999-12-31T23:59:59-14:00"},
+    "timestamp year 9999": {"type": "page", "timestamp": "9999-12-31T23:59:59Z"},
+    "timestamp unparsable": {"type": "page", "timestamp": "2026-W02-1x"},
+    "timestamp a number": {"type": "page", "timestamp": 1e300},
+    "sentAt year 1": {
+        "type": "page",
+        "timestamp": "2024-05-01T00:00:00Z",
+        "sentAt": "0001-01-01T00:00:00Z",
+    },
+    "sentAt unparsable": {"type": "page", "timestamp": "2024-05-01T00:00:00Z", "sentAt": "x"},
+    "userId as an object": {"type": "page", "userId": {"id": 1}},
+    "messageId as a list": {"type": "page", "messageId": [1]},
+}
+
+
+@pytest.mark.parametrize("name", sorted(MALFORMED))
+def test_a_malformed_event_is_refused_with_a_reason_and_its_dead_letter_encodes(
+    name: str,
+) -> None:
+    event = {"userId": "u-bad", **MALFORMED[name]}
+    single = plan_single(event, "track", RECEIVED, LIMITS)
+    assert single.records == [] and len(single.rejected) == 1
+    assert single.rejected[0].reason
+    batch = plan_batch({"batch": [event, {"type": "page", "userId": "u-ok"}]}, RECEIVED, LIMITS)
+    assert len(batch.records) == 1 and len(batch.rejected) == 1
+    letter = orjson.loads(dead_letter(batch.rejected[0], at=RECEIVED).value)
+    assert letter["reason"] == batch.rejected[0].code in REASONS
+    assert letter["message"] == batch.rejected[0].reason
+    assert isinstance(letter["raw"], str) and len(letter["raw"]) <= MAX_DEAD_RAW + 60
+
+
+def test_dead_letter_raw_is_truncated_and_cut_at_a_depth() -> None:
+    deep = dead_letter(Rejected({"userId": "u", "traits": _deep(300)}, "too deep"), at=RECEIVED)
+    raw = orjson.loads(deep.value)["raw"]
+    assert "...(too deep)" in raw and deep.key == b"u"
+    big = dead_letter(Rejected({"userId": "u", "blob": "x" * 100_000}, "too large"), at=RECEIVED)
+    assert "...(truncated, " in orjson.loads(big.value)["raw"]
+    odd_key = dead_letter(Rejected({"userId": {"a": 1}}, "bad id"), at=RECEIVED)
+    assert odd_key.key is None
 
 
 def test_bad_timestamp_is_an_event_error():
@@ -182,7 +275,8 @@ def test_dead_letter_shape():
         "source": "collector",
         "offset": None,
         "raw": '{"anonymousId":"z"}',
-        "reason": "track event without an event name",
+        "reason": "missing_field",
+        "message": "track event without an event name",
         "at": "2024-05-01T12:00:00.000Z",
     }
 

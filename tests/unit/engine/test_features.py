@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import math
-
 import pytest
 
-from streams.engine.bgnbd import CDNOW, expected_purchases, hyp2f1, p_alive
+from streams.engine.clv import CustomerModels
 from streams.engine.namespace import FEATURES
 from streams.engine.population import Population
 from streams.engine.rules import compile_expr
@@ -19,7 +17,7 @@ from tests.unit.engine.helpers import DAY, T0, engine, identify, run, track
 
 def view_of(eng, cid, now):
     state = eng.consumer(cid)
-    return View(state, now, eng.population, CDNOW, set(state.segments))
+    return View(state, now, eng.population, CustomerModels(), set(state.segments))
 
 
 def first_visit():
@@ -116,17 +114,3 @@ def test_histogram_signed_updates():
     h.add(3, -1)
     assert h.total == 9 and 3 not in h.counts
 
-
-def test_bgnbd_closed_forms():
-    # 2F1(1, 1; 2; z) = -ln(1 - z) / z
-    assert hyp2f1(1, 1, 2, 0.5) == pytest.approx(-math.log(0.5) / 0.5, rel=1e-9)
-    assert p_alive(0, 0, 10, CDNOW) == 1.0
-    # a customer who bought often and recently is more alive than one silent for long
-    assert p_alive(5, 30, 32, CDNOW) > p_alive(5, 10, 32, CDNOW)
-    e_recent = expected_purchases(13, 5, 30, 32, CDNOW)
-    e_silent = expected_purchases(13, 5, 10, 32, CDNOW)
-    assert e_recent > e_silent > 0
-    # the worked example of the paper's CDNOW fit (x=2, t_x=30.43, T=38.86, t=39 weeks)
-    assert expected_purchases(39, 2, 30.43, 38.86, CDNOW) == pytest.approx(1.226, abs=1e-3)
-    # with no repeat purchase, expectation falls with age
-    assert expected_purchases(13, 0, 0, 1, CDNOW) > expected_purchases(13, 0, 0, 50, CDNOW)

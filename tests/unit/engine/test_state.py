@@ -1,7 +1,5 @@
 from __future__ import annotations
 
-import orjson
-
 from streams.engine.state import ConsumerState, Timer
 from tests.unit.engine.helpers import T0
 
@@ -16,9 +14,3 @@ def test_state_round_trips_through_bytes():
     assert back.to_bytes() == s.to_bytes()
     assert back.price == {12: 2.0} and back.timers["nudge"].due == T0 + 60
 
-
-def test_state_written_before_the_plan_signature_still_reads():
-    """State from before `plan` existed has no such field: it reads as never evaluated in full."""
-    s = ConsumerState("u1", T0)
-    older = orjson.dumps(orjson.loads(s.to_bytes())[:32])
-    assert ConsumerState.from_bytes(older).plan == 0

@@ -29,6 +29,8 @@ class FakeView:
     rfm_m: int = 1
     p_alive: float = 0.9
     expected_orders_90d: float = 1.2
+    expected_spend: float = 42.0
+    clv_365d: float = 80.0
     country: str | None = "DE"
     city: str | None = "Berlin"
     consented: bool = True

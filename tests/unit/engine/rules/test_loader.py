@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from streams.engine.clv import CustomerModels
 from streams.engine.rules import (
     OfferTier,
     RulesError,
@@ -128,7 +129,9 @@ def test_settings() -> None:
         "settings:\n  allowed_lateness: 5m\n  dedupe_window: 2d\n  affinity_half_life: 2w\n"
         "  bgnbd: {r: 1, alpha: 2.5, a: 0.5, b: 3}\n"
     )
-    assert rules.settings == Settings(300.0, 2 * 86400.0, 14 * 86400.0, (1.0, 2.5, 0.5, 3.0))
+    params = (1.0, 2.5, 0.5, 3.0)
+    expected = Settings(300.0, 2 * 86400.0, 14 * 86400.0, params, models=CustomerModels(params))
+    assert rules.settings == expected
     assert loads_rules("settings:\n  allowed_lateness: 0\n").settings.allowed_lateness == 0.0
     assert rules.segments == () and rules.triggers == ()
 

@@ -1,4 +1,8 @@
-"""Names of the Kafka topics the product reads and writes, and their defaults."""
+"""Base names of the Kafka topics the product reads and writes.
+
+They live in the engine because the engine labels its outputs with them and imports nothing
+above itself; everything outside the engine takes them from `streams.contract`, which adds the
+prefix, the partition count and the rest of the contract."""
 
 from __future__ import annotations
 
@@ -14,6 +18,7 @@ SUPPRESSED = "suppressed"
 DEAD_LETTERS = "dead-letters"
 PROFILES = "profiles"
 DELIVERY_FAILURES = "delivery-failures"
+DELIVERIES = "deliveries"  # trigger ids delivered, per deliver group (connectors/deliver/dedupe)
 CONTROL = "control"
 FORWARDS = "forwards"
 OUTPUT_TOPICS: tuple[str, ...] = (
@@ -29,11 +34,10 @@ ALL_TOPICS: tuple[str, ...] = (
     *INPUT_TOPICS,
     *OUTPUT_TOPICS,
     DELIVERY_FAILURES,
+    DELIVERIES,
     CONTROL,
     FORWARDS,
 )
-
-DEFAULT_PARTITIONS = 4
 
 
 def trigger_topic(kind: str) -> str:

@@ -1,0 +1,1 @@
+"""`micromarketing fit`: the customer models fitted to a shop's own order history."""

@@ -1,0 +1,133 @@
+"""A worker killed with SIGKILL twice mid-stream re-produces some triggers (same ids); `deliver
+--to smtp`, running all along against a real SMTP server (aiosmtpd), sends each id once."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from collections.abc import Iterator
+from email.message import EmailMessage
+from pathlib import Path
+
+import pytest
+from aiosmtpd.controller import Controller
+
+from connectors.broker import EmbeddedBroker, free_port
+from streams.contract import PROFILES
+from tests.integration.test_live_worker import ROOT, Live, replay, synthetic, write_jsonl
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+
+class Inbox:
+    """aiosmtpd handler counting the messages per trigger id."""
+
+    def __init__(self) -> None:
+        self.ids: Counter[str] = Counter()
+
+    async def handle_DATA(self, server: object, session: object, envelope: object) -> str:
+        from email import message_from_bytes, policy
+
+        content = envelope.content  # type: ignore[attr-defined]
+        msg = message_from_bytes(content, _class=EmailMessage, policy=policy.default)
+        self.ids[str(msg["X-Trigger-Id"])] += 1
+        return "250 OK"
+
+
+@pytest.fixture
+def inbox() -> Iterator[tuple[Inbox, int]]:
+    box, port = Inbox(), free_port()
+    controller = Controller(box, hostname="127.0.0.1", port=port)
+    controller.start()
+    try:
+        yield box, port
+    finally:
+        controller.stop()
+
+
+@pytest.fixture
+def live(broker: EmbeddedBroker, unique: str, tmp_path: Path) -> Iterator[Live]:
+    lv = Live(broker, unique, tmp_path)
+    try:
+        yield lv
+    finally:
+        lv.stop()
+
+
+def test_two_sigkills_of_the_worker_give_one_email_per_trigger_id(
+    live: Live, inbox: tuple[Inbox, int], tmp_path: Path
+) -> None:
+    box, port = inbox
+    events = synthetic(1500, 80000, seed=14)
+    rep_triggers, _ = replay(write_jsonl(tmp_path / "ev.jsonl", events), tmp_path / "replay")
+    live.produce(events)
+    with open(tmp_path / "deliver.log", "ab") as log:
+        deliver = subprocess.Popen(
+            [sys.executable, "-m", "micromarketing", "deliver", "--to", "smtp",
+             f"127.0.0.1:{port}", "--broker", live.bootstrap],
+            cwd=ROOT, env=live.env, stdout=log, stderr=subprocess.STDOUT,
+        )
+    try:
+        for share in (4, 2):  # killed at about a quarter, then at about a half of the triggers
+            w = live.start_worker("w1")
+            want = len(rep_triggers) // share
+            live.wait_for(
+                lambda: len(set(live.trigger_ids())) >= want,  # noqa: B023 - called at once
+                timeout=120, what=f"1/{share} of the triggers", step=0.05,
+            )
+            w.send_signal(signal.SIGKILL)
+            w.wait(10)
+            live.workers.remove(w)
+        assert len(set(live.trigger_ids())) < len(rep_triggers), "killed too late to mean anything"
+        live.start_worker("w1")
+        try:
+            live.wait_for(lambda: set(live.trigger_ids()) >= rep_triggers, timeout=180,
+                          what="every trigger of replay after the restarts")
+        except BaseException:
+            missing = sorted(rep_triggers - set(live.trigger_ids()))
+            (tmp_path / "missing.txt").write_text("\n".join(missing))
+            raise
+        ids = Counter(live.trigger_ids())
+        emailed_ids = {
+            r["trigger_id"] for t in ("triggers.retargeting", "triggers.winback")
+            for r in live.records(t) if not r["holdout"]
+        }
+        # what deliver must send: a non-holdout trigger of a consumer who had an email before it
+        # fired and never withdrew consent (deliver checks both against the profiles topic)
+        profiles = live.records(PROFILES)
+        withdrawn = {p["consumer_id"] for p in profiles if not p["consented"]}
+        email_since: dict[str, str] = {}
+        for p in profiles:
+            if p.get("email"):
+                cid = p["consumer_id"]
+                email_since[cid] = min(email_since.get(cid, p["at"]), p["at"])
+        expected = {
+            r["trigger_id"] for t in ("triggers.retargeting", "triggers.winback")
+            for r in live.records(t)
+            if not r["holdout"] and r["consumer_id"] not in withdrawn
+            and email_since.get(r["consumer_id"], "~") <= r["fired_at"]
+        }
+        assert expected <= emailed_ids
+        # deliver catches up: wait until the inbox holds the expected ids and stops growing
+        end, last, stable_since = time.monotonic() + 120, -1, time.monotonic()
+        while time.monotonic() < end:
+            n = sum(box.ids.values())
+            if n != last:
+                last, stable_since = n, time.monotonic()
+            elif set(box.ids) >= expected and time.monotonic() - stable_since > 5:
+                break
+            live.poll(0.5)
+        assert deliver.poll() is None, (tmp_path / "deliver.log").read_text(errors="replace")
+    finally:
+        deliver.send_signal(signal.SIGTERM)
+        deliver.wait(30)
+    twice = {i for i, n in ids.items() if n > 1}
+    assert twice & set(box.ids), "no emailed trigger was re-produced: the kills proved nothing"
+    assert set(box.ids) >= expected
+    assert set(box.ids) <= emailed_ids
+    assert max(box.ids.values()) == 1, {i: n for i, n in box.ids.items() if n > 1}
+    print(f"{len(twice)} trigger ids produced more than once ({len(twice & set(box.ids))} of them"
+          f" emailed); {len(box.ids)} emails, one per id")
