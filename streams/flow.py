@@ -27,6 +27,7 @@ from streams.contract import (
     where,
 )
 from streams.engine.core import Engine
+from streams.engine.events import INTERNAL_ERROR
 from streams.engine.outputs import Outputs
 from streams.engine.partitioning import partition_for
 from streams.epochs import EpochProducer
@@ -255,7 +256,8 @@ class Flow:
                     out = pe.engine.receive(value)
                 except Exception as exc:  # a forward we cannot read: never fatal
                     self.dead_letter(
-                        base, where(base, partition, rec.offset), rec.value, f"bad forward: {exc}"
+                        base, where(base, partition, rec.offset), rec.value, INTERNAL_ERROR,
+                        f"bad forward: {exc}",
                     )
                     continue
             else:
@@ -303,8 +305,10 @@ class Flow:
             self.touched.add(pe.partition)
             out = pe.engine.receive(payload)
 
-    def dead_letter(self, source: str, offset: str, raw: bytes | None, reason: str) -> None:
-        self.queue_dead_letter(dead_letter(source, offset, raw or b"", reason))
+    def dead_letter(
+        self, source: str, offset: str, raw: bytes | None, reason: str, message: str
+    ) -> None:
+        self.queue_dead_letter(dead_letter(source, offset, raw or b"", reason, message=message))
 
     def queue_dead_letter(self, value: dict[str, Any]) -> None:
         self.producer.produce(
