@@ -33,7 +33,7 @@ from typing import Any
 import orjson
 
 from streams.codec import AvroCodec, CodecError, JsonCodec, is_confluent_avro
-from streams.engine.events import EventError, consumer_key, iso, parse_time
+from streams.engine.events import INVALID_JSON, EventError, consumer_key, iso, parse_time
 from streams.engine.partitioning import partition_for
 from streams.engine.topics import (
     ALL_TOPICS,
@@ -185,14 +185,21 @@ def _pruned(value: Any, depth: int) -> Any:
 
 
 def dead_letter(
-    source: str, offset: str | None, raw: Any, reason: str, at: float | None = None
+    source: str,
+    offset: str | None,
+    raw: Any,
+    reason: str,
+    at: float | None = None,
+    message: str | None = None,
 ) -> dict[str, Any]:
-    """The dead-letter record `{source, offset, raw, reason, at}` (`at` ISO-8601, or None)."""
+    """The dead-letter record `{source, offset, raw, reason, message, at}` (`reason` a code of
+    streams.engine.events.REASONS, `at` ISO-8601 or None)."""
     return {
         "source": source,
         "offset": offset,
         "raw": raw_text(raw),
         "reason": reason,
+        "message": message,
         "at": None if at is None else iso(at),
     }
 
@@ -201,7 +208,9 @@ def undecodable(
     base: str, partition: int, offset: int, raw: bytes, exc: Exception
 ) -> dict[str, Any]:
     """The dead letter of an input value that does not decode, live and in topic replay alike."""
-    return dead_letter(base, where(base, partition, offset), raw, f"undecodable value: {exc}")
+    return dead_letter(
+        base, where(base, partition, offset), raw, INVALID_JSON, message=f"undecodable value: {exc}"
+    )
 
 
 # codec ---------------------------------------------------------------------------------------

@@ -28,6 +28,7 @@ from streams.contract import (
     undecodable,
     where,
 )
+from streams.engine.events import INTERNAL_ERROR
 from streams.engine.outputs import Outputs, decode_forward, encode_forward
 from streams.epochs import EpochProducer
 from streams.runtime import Runtime
@@ -244,13 +245,13 @@ class Flow:
             value = rec.value or b""
             if base == FORWARDS:
                 try:
-                    fwd = decode_forward(value)
-                except ValueError as exc:  # a forward we cannot read: never fatal
+                    out = runtime.receive(decode_forward(value))
+                except Exception as exc:  # a forward we cannot read or apply: never fatal
                     self.dead_letter(
-                        base, where(base, partition, rec.offset), rec.value, f"bad forward: {exc}"
+                        base, where(base, partition, rec.offset), rec.value, INTERNAL_ERROR,
+                        f"bad forward: {exc}",
                     )
                     continue
-                out = runtime.receive(fwd)
             else:
                 try:
                     raw = decode_input(value)
@@ -282,8 +283,10 @@ class Flow:
                 )
                 self.count(FORWARDS)
 
-    def dead_letter(self, source: str, offset: str, raw: bytes | None, reason: str) -> None:
-        self.queue_dead_letter(dead_letter(source, offset, raw or b"", reason))
+    def dead_letter(
+        self, source: str, offset: str, raw: bytes | None, reason: str, message: str
+    ) -> None:
+        self.queue_dead_letter(dead_letter(source, offset, raw or b"", reason, message=message))
 
     def queue_dead_letter(self, value: dict[str, Any]) -> None:
         self.producer.produce(

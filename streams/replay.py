@@ -130,11 +130,22 @@ def build_report(runtime: Runtime, lines: int, elapsed: float) -> dict[str, Any]
             groups.setdefault(group, Counter())[name] += value
         else:
             totals[key] = value
+    # every non-blank input line is applied, a duplicate or a dead letter
+    applied, duplicates = totals.get("applied", 0), totals.get("duplicates", 0)
+    dead_letters = totals.get("dead_letters", 0)
+    if lines and dead_letters * 2 > lines:
+        print(
+            f"warning: {dead_letters} of {lines} lines are dead letters: is this a Segment "
+            "events file? (reasons in dead_letters.jsonl)",
+            file=sys.stderr,
+        )
     return {
         "input_lines": lines,
-        "events": totals.get("events", 0),
-        "dead_letters": totals.get("dead_letters", 0),
-        "duplicates": totals.get("duplicates", 0),
+        "applied": applied,
+        "events": applied + duplicates,  # valid events (applied or duplicates)
+        "dead_letters": dead_letters,
+        "dead_letters_by_reason": dict(groups.get("dead_letter", {})),
+        "duplicates": duplicates,
         "forwarded": totals.get("forwarded", 0),
         "merged": totals.get("merged", 0),
         "partitions": runtime.partitions,

@@ -57,6 +57,7 @@ class Runtime:
         self._offsets: dict[int, dict[str, int]] = {}
         self._partition_cache: dict[str, int] = {}
         self._lateness = rules.settings.allowed_lateness
+        self._skew = rules.settings.max_clock_skew
         #: the stream clock: every partition's watermark is at least this
         self.clock = -_INF
         #: the live shell's cap on the clock (a backlogged input's position); inf in replay
@@ -99,6 +100,7 @@ class Runtime:
     def set_rules(self, rules: RuleSet) -> None:
         self.rules = rules
         self._lateness = rules.settings.allowed_lateness
+        self._skew = rules.settings.max_clock_skew
         for engine in self.engines.values():
             engine.set_rules(rules)
 
@@ -154,10 +156,10 @@ class Runtime:
         if t > self.bound:
             t = self.bound
         wm = t - self._lateness
-        if wm > self.clock:
+        if wm > self.clock and (wm - self.clock <= self._skew or self.clock <= 0.0):
             self.clock = wm
             out = self._advance_all(wm) if wm >= self._next_due else Outputs()
-        else:
+        else:  # (beyond max_clock_skew: the engine refuses the event, the clock stays)
             out = Outputs()
         engine = self.engines.get(p)
         if found >= 0 and p != found:
@@ -170,7 +172,7 @@ class Runtime:
             raise KeyError(f"partition {p} is not held here")
         if engine.watermark < self.clock:
             engine.watermark = self.clock  # nothing is due before the clock: no timer to fire
-        engine.apply_event(ev, obj, out)
+        out = engine.apply_event(ev, obj, out, source, offset)
         nd = engine.next_due()
         if nd is not None and nd < self._next_due:
             self._next_due = nd

@@ -31,7 +31,16 @@ from streams.contract import (
 from streams.contract import (
     dead_letter as dead_letter_value,
 )
-from streams.engine.events import EventError, parse_event, parse_time
+from streams.engine.events import (
+    BAD_TYPE,
+    INTERNAL_ERROR,
+    TIME_OUT_OF_RANGE,
+    TOO_DEEP,
+    TOO_LARGE,
+    EventError,
+    parse_event,
+    parse_time,
+)
 
 #: Single-event kinds by path segment (full and analytics.js short names).
 SINGLE_KINDS: Mapping[str, str] = {
@@ -80,7 +89,8 @@ class Rejected:
     """An event refused on its own: it goes to the dead-letter topic with the reason."""
 
     raw: Any
-    reason: str
+    reason: str  # what is wrong, for a human (the dead letter's message)
+    code: str = BAD_TYPE  # the dead letter's reason (streams.engine.events.REASONS)
 
 
 @dataclass(slots=True)
@@ -232,7 +242,9 @@ def corrected_iso(ts: float) -> str:
             raise ValueError("not finite")
         return fast_iso(ts)
     except (ValueError, OverflowError, OSError):
-        raise EventError("timestamp corrected for clock skew is out of range") from None
+        raise EventError(
+            "timestamp corrected for clock skew is out of range", TIME_OUT_OF_RANGE
+        ) from None
 
 
 def to_record(event: Any, received: float | Received, limits: Limits, **enrich_args: Any) -> Record:
@@ -250,28 +262,30 @@ def to_record(event: Any, received: float | Received, limits: Limits, **enrich_a
     if parsed.timestamp > clock.at + limits.max_clock_skew:
         raise EventError(
             f"timestamp {enriched.get('timestamp')!r} is more than "
-            f"{limits.max_clock_skew:g}s ahead of the server clock"
+            f"{limits.max_clock_skew:g}s ahead of the server clock",
+            TIME_OUT_OF_RANGE,
         )
     try:
         value = orjson.dumps(enriched)
     except orjson.JSONEncodeError as exc:  # nesting past orjson's bound, lone surrogates
-        raise EventError(f"event cannot be encoded as JSON: {exc}") from None
+        code = TOO_DEEP if "ecursion" in str(exc) else BAD_TYPE
+        raise EventError(f"event cannot be encoded as JSON: {exc}", code) from None
     limit = limits.max_event_bytes
     if len(value) > limit - _ENRICH_SLACK and len(orjson.dumps(event)) > limit:
-        raise EventError(f"event larger than {limit} bytes")
+        raise EventError(f"event larger than {limit} bytes", TOO_LARGE)
     return Record(
         input_topic(enriched), record_key(enriched), value, timestamp_ms(parsed.timestamp)
     )
 
 
-def _refusal(exc: Exception) -> str:
-    """The dead-letter reason of an event whose validation raised `exc`."""
+def _refusal(obj: Any, exc: Exception) -> Rejected:
+    """The refusal of an event whose validation raised `exc`: its reason code and message."""
     if isinstance(exc, EventError):
-        return str(exc)
+        return Rejected(obj, exc.message, exc.code)
     # last line of defence: a bug (or a case the validator misses) refuses one event, it does
     # not fail the request
     log.warning("unexpected error validating an event: %r", exc)
-    return f"internal_error: {type(exc).__name__}: {str(exc)[:200]}"
+    return Rejected(obj, f"{type(exc).__name__}: {str(exc)[:200]}", INTERNAL_ERROR)
 
 
 def plan_single(obj: Any, kind: str, received_at: float, limits: Limits) -> Plan:
@@ -279,7 +293,7 @@ def plan_single(obj: Any, kind: str, received_at: float, limits: Limits) -> Plan
     try:
         return Plan([to_record(obj, Received(received_at), limits, kind=kind)], [])
     except Exception as exc:
-        return Plan([], [Rejected(obj, _refusal(exc))])
+        return Plan([], [_refusal(obj, exc)])
 
 
 def plan_batch(obj: Any, received_at: float, limits: Limits) -> Plan:
@@ -309,7 +323,7 @@ def plan_batch(obj: Any, received_at: float, limits: Limits) -> Plan:
         try:
             plan.records.append(to_record(event, clock, limits, sent_at=sent_at, defaults=defaults))
         except Exception as exc:
-            plan.rejected.append(Rejected(event, _refusal(exc)))
+            plan.rejected.append(_refusal(event, exc))
     return plan
 
 
@@ -320,7 +334,8 @@ def dead_letter(rejected: Rejected, at: float | None = None) -> Record:
     if isinstance(raw, dict):
         raw = {k: v for k, v in raw.items() if k != "writeKey"}
     value = dead_letter_value(
-        "collector", None, raw, rejected.reason, time.time() if at is None else at
+        "collector", None, raw, rejected.code, time.time() if at is None else at,
+        message=rejected.reason,
     )
     key = record_key(raw) if isinstance(raw, dict) else None
     return Record(DEAD_LETTERS, key, encode_value(DEAD_LETTERS, value))

@@ -13,13 +13,24 @@ from __future__ import annotations
 
 import hashlib
 import math
+import reprlib
 from collections import Counter
 from dataclasses import dataclass
 from typing import Any, Final
 
 import orjson
 
-from streams.engine.events import Event, EventError, iso, parse_event
+from streams.engine.events import (
+    INTERNAL_ERROR,
+    INVALID_JSON,
+    INVALID_VALUE,
+    TIME_OUT_OF_RANGE,
+    TOO_DEEP,
+    Event,
+    EventError,
+    iso,
+    parse_event,
+)
 from streams.engine.features import apply_context, apply_track, merge_states
 from streams.engine.outputs import (
     EventForward,
@@ -57,6 +68,7 @@ _LOCATION: Final = KIND_BITS["location"]
 _PROFILE: Final = mask_of(("traits", "consent", "location"))
 _TIME = 0  # no feature changed: only segments reading time, the population or in_segment()
 POPULATION_KEY = "~pop"
+MAX_DEAD_LETTER_RAW = 16_384  # characters of the input kept in a dead letter
 META_KEY = "~meta"
 #: the store's `t/` due-time index is kept (absent from stores of the previous release)
 INDEX_VERSION = 1
@@ -95,6 +107,7 @@ class Engine:
         self.config = config or EngineConfig()
         self._stats: Counter[str] = Counter()
         self._events = 0  # events not yet added to _stats["events"] (see `stats`)
+        self._applied = 0  # likewise for _stats["applied"]
         self._cache: dict[str, ConsumerState | None] = {}
         self._dirty: set[str] = set()
         self._aliases: dict[str, str | None] = {}
@@ -160,6 +173,7 @@ class Engine:
         self._by_name = {t.name: t for t in rules.triggers}
         s = rules.settings
         self._lateness = s.allowed_lateness
+        self._skew = s.max_clock_skew
         self._window = s.dedupe_window
         self._half_life = s.affinity_half_life
         self._models = s.models
@@ -172,6 +186,9 @@ class Engine:
         if self._events:
             stats["events"] += self._events
             self._events = 0
+        if self._applied:
+            stats["applied"] += self._applied
+            self._applied = 0
         return stats
 
     # state access
@@ -277,42 +294,74 @@ class Engine:
         try:
             obj = raw if isinstance(raw, dict) else orjson.loads(raw)
         except orjson.JSONDecodeError as exc:
-            self._dead_letter(out, raw, f"invalid JSON: {exc}", source, offset)
+            self._dead_letter(out, raw, INVALID_JSON, f"invalid JSON: {exc}", source, offset)
             return out
         try:
             ev = parse_event(obj)
         except EventError as exc:
-            self._dead_letter(out, raw, str(exc), source, offset)
+            self._dead_letter(out, raw, exc.code, exc.message, source, offset)
             return out
-        self.apply_event(ev, obj, out)
-        return out
+        return self.apply_event(ev, obj, out, source, offset)
 
-    def apply_event(self, ev: Event, obj: dict[str, Any], out: Outputs) -> None:
-        """Apply one parsed input event (`obj` its JSON object), adding to `out`: `process`
-        without the parsing, for a shell that reads the event's time first."""
+    def apply_event(
+        self, ev: Event, obj: dict[str, Any], out: Outputs, source: str = "",
+        offset: str | None = None,
+    ) -> Outputs:
+        """Apply one parsed input event (`obj` its JSON object) with `out` so far: `process`
+        without the parsing, for a shell that reads the event's time first. Returns the
+        outputs (`out`, or what is kept of it when the event failed)."""
         # a Counter increment per event costs more than an int attribute's
         if self._events or "events" in self._stats:
             self._events += 1
         else:
             self._stats["events"] = 1  # the first: the key takes its place in the Counter now
-        self._route(ev, obj, out)
+        try:
+            self._route(ev, obj, out)
+        except EventError as exc:  # refused by _apply before it changed anything
+            self._dead_letter(out, obj, exc.code, exc.message, source, offset)
+        except Exception as exc:  # the last line of defence: one event never stops a partition
+            out = self._undo(ev.consumer_id, out)
+            self._dead_letter(out, obj, INTERNAL_ERROR, f"{type(exc).__name__}: {exc}",
+                              source, offset)
+        return out
+
+    def _undo(self, cid: str, out: Outputs) -> Outputs:
+        """Forget what a failed event did to its consumer: the next access reads it again from
+        the store (as of the last flush), and its outputs are dropped. What timers of other
+        consumers fired before the failure stands (their state moved on)."""
+        self._cache.pop(cid, None)
+        self._dirty.discard(cid)
+        kept = Outputs()
+        kept.segment_changes = [r for r in out.segment_changes if r["consumer_id"] != cid]
+        kept.triggers = [r for r in out.triggers if r["consumer_id"] != cid]
+        kept.suppressed = [r for r in out.suppressed if r["consumer_id"] != cid]
+        kept.profiles = [r for r in out.profiles if r["consumer_id"] != cid]
+        return kept
 
     def _dead_letter(
-        self, out: Outputs, raw: Any, reason: str, source: str, offset: str | None
+        self, out: Outputs, raw: Any, reason: str, message: str, source: str,
+        offset: str | None,
     ) -> None:
         if isinstance(raw, bytes):
-            text = raw.decode("utf-8", "replace")
+            text = raw[: MAX_DEAD_LETTER_RAW * 4].decode("utf-8", "replace")
         elif isinstance(raw, str):
             text = raw
         else:
-            text = orjson.dumps(raw, default=str).decode()
+            try:
+                text = orjson.dumps(raw, default=repr).decode()
+            except orjson.JSONEncodeError:  # nested too deep to encode
+                text = reprlib.repr(raw)
+        if len(text) > MAX_DEAD_LETTER_RAW:
+            text = text[:MAX_DEAD_LETTER_RAW]
         self._stats["dead_letters"] += 1
+        self._stats["dead_letter:" + reason] += 1
         out.dead_letters.append(
             {
                 "source": source,
                 "offset": offset,
                 "raw": text,
                 "reason": reason,
+                "message": message if len(message) <= 1000 else message[:1000],
                 "at": self._iso(self.watermark) if self.watermark else None,
             }
         )
@@ -324,6 +373,10 @@ class Engine:
             target = self._alias(cid)
             if target is not None:
                 self._stats["forwarded"] += 1
+                try:  # (it crosses Kafka when another worker owns the target)
+                    orjson.dumps(obj)
+                except orjson.JSONEncodeError as exc:  # parse_event bounds only what is read
+                    raise EventError(f"the event cannot be forwarded: {exc}", TOO_DEEP) from None
                 out.forwards.append(EventForward(target, obj))
                 return
         self._apply(ev, cid, state, out)
@@ -336,6 +389,12 @@ class Engine:
         t = ev.timestamp
         watermark = t - self._lateness
         if watermark > self.watermark:
+            if watermark - self.watermark > self._skew and self.watermark > 0.0:
+                raise EventError(
+                    f"timestamp {iso(t)} is more than max_clock_skew ahead of the clock "
+                    f"({iso(self.watermark)})",
+                    TIME_OUT_OF_RANGE,
+                )
             self.watermark = watermark
             heap = self.timers.heap
             if heap and heap[0][0] <= watermark and self._fire_due(watermark, out):
@@ -397,6 +456,7 @@ class Engine:
             source = ev.merge_source
             if source is not None:
                 out.forwards.append(MergeOut(source, cid))
+        self._applied += 1
 
     def _prune_seen(self, state: ConsumerState, t: float) -> None:
         horizon = t - self._window
@@ -581,10 +641,9 @@ class Engine:
             obj = fwd.event
             try:
                 ev = parse_event(obj)
-            except EventError as exc:  # cannot happen for events we forwarded ourselves
-                self._dead_letter(out, obj, str(exc), "forwards", None)
-                return out
-            self._route(ev, obj, out, cid=fwd.key)
+                self._route(ev, obj, out, cid=fwd.key)
+            except EventError as exc:  # too far ahead of this partition's clock, say
+                self._dead_letter(out, obj, exc.code, exc.message, "forwards", None)
             return out
         out = Outputs()
         if isinstance(fwd, MergeOut):
@@ -597,7 +656,7 @@ class Engine:
             if self._alias(fwd.key) is not None:
                 self._set_alias(fwd.key, None)
         else:
-            self._dead_letter(out, repr(fwd), "unknown forward", "forwards", None)
+            self._dead_letter(out, repr(fwd), INVALID_VALUE, "unknown forward", "forwards", None)
         return out
 
     def _merge_out(self, source: str, target: str, out: Outputs) -> None:

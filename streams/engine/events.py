@@ -9,12 +9,48 @@ from typing import Any, Final
 
 import orjson
 
-EVENT_TYPES = frozenset({"track", "identify", "page", "screen", "alias"})
-MAX_ID_LENGTH = 256
+EVENT_TYPES: Final = frozenset({"track", "identify", "page", "screen", "alias"})
+MAX_ID_LENGTH: Final = 256
+MAX_TEXT_LENGTH: Final = 1024  # event names and the string properties the features read
+MAX_TRAITS_BYTES: Final = 16_384  # traits of one event, as JSON (they are stored in the profile)
+MAX_DEPTH: Final = 32  # nesting of what is stored (traits)
+MAX_PRODUCTS: Final = 1000  # items of one event's products[]
+MAX_AMOUNT: Final = 1e12  # prices, quantities, revenue, discount (_plain_amount says it again)
+MAX_TIME_TEXT: Final = 64
+MIN_TIME: Final = 631_152_000.0  # 1990-01-01T00:00:00Z (CDNOW, the classic purchase data, is 1997)
+MAX_TIME: Final = 4_102_444_800.0  # 2100-01-01T00:00:00Z
+
+# Why an input is refused: the `reason` of its dead letter (a duplicate is not a dead letter).
+BAD_TYPE: Final = "bad_type"
+INVALID_JSON: Final = "invalid_json"
+INVALID_VALUE: Final = "invalid_value"
+TOO_DEEP: Final = "too_deep"
+TOO_LARGE: Final = "too_large"
+TIME_OUT_OF_RANGE: Final = "time_out_of_range"
+MISSING_FIELD: Final = "missing_field"
+IDENTITY_CONFLICT: Final = "identity_conflict"
+INTERNAL_ERROR: Final = "internal_error"
+REASONS: Final = (
+    BAD_TYPE,
+    INVALID_JSON,
+    INVALID_VALUE,
+    TOO_DEEP,
+    TOO_LARGE,
+    TIME_OUT_OF_RANGE,
+    MISSING_FIELD,
+    IDENTITY_CONFLICT,
+    INTERNAL_ERROR,
+)
 
 
 class EventError(ValueError):
-    """An event that cannot be processed; `str(err)` is the reason put in the dead letter."""
+    """An event that cannot be processed: `code` (one of REASONS) is the dead letter's reason,
+    `message` (also `str(err)`) says what is wrong for a human."""
+
+    def __init__(self, message: str, code: str = BAD_TYPE) -> None:
+        super().__init__(message)
+        self.message = message
+        self.code = code
 
 
 class Event:
@@ -118,25 +154,39 @@ def _iso_hour(hours: int) -> str:
 
 def parse_time(value: Any, what: str = "timestamp") -> float:
     """ISO-8601 (with Z or an offset; naive means UTC) -> epoch seconds."""
-    if not isinstance(value, str):
+    if type(value) is not str:
         raise EventError(f"{what} must be an ISO-8601 string, got {type(value).__name__}")
     if len(value) == 24:
         t = _utc_millis(value)
         if t >= 0.0:
             return t
+    if len(value) > MAX_TIME_TEXT:
+        raise EventError(f"{what} longer than {MAX_TIME_TEXT} characters", TOO_LARGE)
+    text = value.strip()
+    if text.endswith("z"):
+        text = text[:-1] + "+00:00"
     try:
-        dt = datetime.fromisoformat(value)  # 3.11 reads "Z" and most ISO-8601 forms
+        dt = datetime.fromisoformat(text)  # 3.11 reads "Z" and most ISO-8601 forms
     except ValueError:
-        text = value.strip()
-        if text.endswith("z"):
-            text = text[:-1] + "+00:00"
-        try:
-            dt = datetime.fromisoformat(text)
-        except ValueError:
-            raise EventError(f"{what} is not ISO-8601: {value!r}") from None
+        raise EventError(f"{what} is not ISO-8601: {value!r}", INVALID_VALUE) from None
+    if not _calendar_date(text):  # fromisoformat also reads week dates and the basic form
+        raise EventError(
+            f"{what} is not a calendar date (YYYY-MM-DD...): {value!r}", TIME_OUT_OF_RANGE
+        )
     if dt.tzinfo is None:
         dt = dt.replace(tzinfo=UTC)
-    return dt.timestamp()
+    try:
+        return dt.timestamp()
+    except (OverflowError, ValueError):  # year 1 with a positive offset, say
+        raise EventError(f"{what} is out of range: {value!r}", TIME_OUT_OF_RANGE) from None
+
+
+def _calendar_date(text: str) -> bool:
+    """Whether `text` starts with YYYY-MM-DD (digits and dashes)."""
+    if len(text) < 10 or text[4] != "-" or text[7] != "-":
+        return False
+    digits = text[0:4] + text[5:7] + text[8:10]
+    return digits.isdigit() and digits.isascii()
 
 
 _LAYOUT: Final = b"0000-00-00T00:00:00.000Z"
@@ -151,10 +201,12 @@ def _utc_millis(text: str) -> float:
     b = text.encode()
     if len(b) != 24 or b.translate(_DIGITS_TO_0) != _LAYOUT:
         return -1.0
-    year = _2digits(b, 0) * 100 + _2digits(b, 2)
-    month, day = _2digits(b, 5), _2digits(b, 8)
-    hour, minute, second = _2digits(b, 11), _2digits(b, 14), _2digits(b, 17)
-    millis = _2digits(b, 20) * 10 + b[22] - 48
+    # (digits inline: a call per pair of them costs more than the arithmetic, in Python)
+    year = b[0] * 1000 + b[1] * 100 + b[2] * 10 + b[3] - 53328  # 48 * 1111
+    month, day = b[5] * 10 + b[6] - 528, b[8] * 10 + b[9] - 528  # 48 * 11
+    hour, minute = b[11] * 10 + b[12] - 528, b[14] * 10 + b[15] - 528
+    second = b[17] * 10 + b[18] - 528
+    millis = b[20] * 100 + b[21] * 10 + b[22] - 5328  # 48 * 111
     leap = year % 4 == 0 and (year % 100 != 0 or year % 400 == 0)
     # 30 or 31 days alternate, from 31 in January, and again from 31 in August
     days_in_month = 28 + leap if month == 2 else 30 + (month + month // 8) % 2
@@ -172,57 +224,265 @@ def _utc_millis(text: str) -> float:
     return (float(seconds) * 1000.0 + float(millis)) * 1000.0 / 1e6
 
 
-def _2digits(b: bytes, i: int) -> int:
-    return (b[i] - 48) * 10 + b[i + 1] - 48
-
-
-def _opt_id(obj: dict[str, Any], key: str) -> str | None:
-    return _check_id(obj.get(key), key)
+def _show(value: Any) -> str:
+    """A value for a message: its repr, cut short."""
+    text = repr(value) if type(value) is str else type(value).__name__
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def _check_id(value: Any, key: str) -> str | None:
     """An optional id as a string: None when absent or empty, an int as its digits."""
     if type(value) is str and 0 < len(value) <= MAX_ID_LENGTH:
         return value  # the common case, first
-    if value is None or value == "":
+    if value is None or (type(value) is str and not value):
         return None
-    if isinstance(value, bool) or not isinstance(value, str | int):
-        raise EventError(f"{key} must be a string, got {type(value).__name__}")
-    text = str(value)
-    if len(text) > MAX_ID_LENGTH:
-        raise EventError(f"{key} longer than {MAX_ID_LENGTH} characters")
-    return text
-
-
-def _opt_dict(obj: dict[str, Any], key: str) -> dict[str, Any]:
-    return _check_dict(obj.get(key), key)
+    if type(value) is int:  # (not a bool: type() is exact)
+        if value.bit_length() > 64:
+            raise EventError(f"{key} is a number too large for an id", TOO_LARGE)
+        return str(value)
+    if not isinstance(value, str):
+        raise EventError(f"{key} must be a string, got {_show(value)}")
+    if len(value) > MAX_ID_LENGTH:
+        raise EventError(f"{key} longer than {MAX_ID_LENGTH} characters", TOO_LARGE)
+    return str(value)  # (a str subclass, as a plain str)
 
 
 def _check_dict(value: Any, key: str) -> dict[str, Any]:
     """An optional object: {} when absent."""
     if value is None:
         return {}
+    if type(value) is dict:
+        return value
     if not isinstance(value, dict):
-        raise EventError(f"{key} must be an object, got {type(value).__name__}")
-    return value
+        raise EventError(f"{key} must be an object, got {_show(value)}")
+    return dict(value)
+
+
+def _check_text(value: Any, key: str) -> None:
+    """An optional string the features read (a category, a country...)."""
+    if value is None:
+        return
+    if not isinstance(value, str):
+        raise EventError(f"{key} must be a string, got {_show(value)}")
+    if len(value) > MAX_TEXT_LENGTH:
+        raise EventError(f"{key} longer than {MAX_TEXT_LENGTH} characters", TOO_LARGE)
+
+
+def _check_amount(value: Any, key: str) -> None:
+    """An optional price, quantity or sum of money: a finite number, 0 to MAX_AMOUNT."""
+    if value is None:
+        return
+    if type(value) is not float and type(value) is not int:  # (a bool is neither)
+        raise EventError(f"{key} must be a number, got {_show(value)}")
+    if type(value) is float and not math.isfinite(value):
+        raise EventError(f"{key} must be a finite number, got {value}", INVALID_VALUE)
+    if value < 0:
+        raise EventError(f"{key} must not be negative, got {value}", INVALID_VALUE)
+    if value > MAX_AMOUNT:
+        raise EventError(f"{key} is implausibly large (over {MAX_AMOUNT:.0e})", INVALID_VALUE)
+
+
+def _check_coordinate(value: Any, key: str) -> None:
+    if value is None:
+        return
+    if type(value) is not float and type(value) is not int:
+        raise EventError(f"{key} must be a number, got {_show(value)}")
+    if type(value) is int and value.bit_length() > 64:  # (a float, NaN or out of range, is
+        raise EventError(f"{key} is not a coordinate", INVALID_VALUE)  # ignored by features)
+
+
+_AMOUNT: Final = 0
+_TEXT: Final = 1
+_ID: Final = 2
+_VIEWED: Final = (("price", _AMOUNT), ("category", _TEXT), ("brand", _TEXT))
+# properties the features read, by event name (product_id and products[] are read on any event)
+_READ: Final[dict[str, tuple[tuple[str, int], ...]]] = {
+    "Product Viewed": _VIEWED,
+    "Product Clicked": _VIEWED,
+    "Product List Viewed": (("category", _TEXT), ("brand", _TEXT)),
+    "Product Added": (("price", _AMOUNT), ("quantity", _AMOUNT)),
+    "Order Completed": (
+        ("order_id", _ID),
+        ("revenue", _AMOUNT),
+        ("total", _AMOUNT),
+        ("discount", _AMOUNT),
+        ("coupon", _TEXT),
+    ),
+    "Order Refunded": (("order_id", _ID),),
+    "Order Cancelled": (("order_id", _ID),),
+}
+_PRODUCT: Final = (
+    ("product_id", _ID),
+    ("price", _AMOUNT),
+    ("quantity", _AMOUNT),
+    ("category", _TEXT),
+    ("brand", _TEXT),
+)
+
+
+# The usual values, told apart fast (typed locals: compiled, these are machine operations)
+def _plain_amount(value: Any) -> bool:
+    """A float 0..MAX_AMOUNT (a NaN fails the comparison)."""
+    if type(value) is float:
+        f: float = value
+        return 0.0 <= f <= MAX_AMOUNT
+    if type(value) is int:  # (not a bool: type() is exact)
+        i: int = value
+        return 0 <= i <= 1_000_000_000_000
+    return False
+
+
+def _plain_text(value: Any) -> bool:
+    """None, or a string of at most MAX_TEXT_LENGTH characters."""
+    if type(value) is str:
+        text: str = value
+        return len(text) <= MAX_TEXT_LENGTH
+    return value is None
+
+
+def _plain_id(value: Any) -> bool:
+    """A string id of at most MAX_ID_LENGTH characters."""
+    if type(value) is str:
+        text: str = value
+        return len(text) <= MAX_ID_LENGTH
+    return False
+
+
+def _check_fields(obj: dict[str, Any], fields: tuple[tuple[str, int], ...], where: str) -> None:
+    for key, kind in fields:
+        value = obj.get(key)
+        if value is None:
+            continue
+        if kind == _AMOUNT:
+            if not _plain_amount(value):
+                _check_amount(value, where + key)
+        elif kind == _TEXT:
+            if not _plain_text(value):
+                _check_text(value, where + key)
+        elif not _plain_id(value):
+            _check_id(value, where + key)
+
+
+def _check_products(products: Any) -> None:
+    if products is not None:
+        if type(products) is not list:
+            raise EventError(f"properties.products must be a list, got {_show(products)}")
+        if len(products) > MAX_PRODUCTS:
+            raise EventError(f"more than {MAX_PRODUCTS} products", TOO_LARGE)
+        for item in products:
+            if type(item) is not dict:
+                raise EventError(
+                    f"each of properties.products must be an object, got {_show(item)}"
+                )
+            _check_fields(item, _PRODUCT, "properties.products[].")
+
+
+def _check_location(loc: Any) -> None:
+    if type(loc) is not dict:
+        raise EventError(f"context.location must be an object, got {_show(loc)}")
+    _check_text(loc.get("country"), "context.location.country")
+    _check_text(loc.get("city"), "context.location.city")
+    _check_coordinate(loc.get("latitude"), "context.location.latitude")
+    _check_coordinate(loc.get("longitude"), "context.location.longitude")
+
+
+def _check_consent(consent: Any) -> None:
+    if consent is not None:
+        if type(consent) is not dict:
+            raise EventError(f"context.consent must be an object, got {_show(consent)}")
+        prefs = consent.get("categoryPreferences")
+        if prefs is not None:
+            if type(prefs) is not dict:
+                raise EventError(
+                    f"context.consent.categoryPreferences must be an object, got {_show(prefs)}"
+                )
+            marketing = prefs.get("marketing")
+            if marketing is not None and type(marketing) is not bool:
+                raise EventError(
+                    "context.consent.categoryPreferences.marketing must be true or false, "
+                    f"got {_show(marketing)}"
+                )
+
+
+def _check_traits(traits: dict[str, Any], key: str) -> None:
+    """Traits are kept in the profile: JSON-safe, bounded in size and depth, and the ones the
+    features read of the right type."""
+    try:
+        data = orjson.dumps(traits)
+    except orjson.JSONEncodeError as exc:
+        if "ecursion" in str(exc):
+            raise EventError(f"{key} nested deeper than {MAX_DEPTH} levels", TOO_DEEP) from None
+        raise EventError(f"{key} cannot be stored as JSON: {exc}") from None
+    if len(data) > MAX_TRAITS_BYTES:
+        raise EventError(f"{key} larger than {MAX_TRAITS_BYTES} bytes of JSON", TOO_LARGE)
+    # depth needs at least as many brackets: count them (fast) before walking
+    if data.count(b"{") + data.count(b"[") > MAX_DEPTH and depth(traits) > MAX_DEPTH:
+        raise EventError(f"{key} nested deeper than {MAX_DEPTH} levels", TOO_DEEP)
+    _check_text(traits.get("email"), key + ".email")
+    _check_text(traits.get("country"), key + ".country")
+    _check_text(traits.get("city"), key + ".city")
+    address = traits.get("address")
+    if address is not None:
+        if type(address) is not dict:
+            raise EventError(f"{key}.address must be an object, got {_show(address)}")
+        _check_text(address.get("country"), key + ".address.country")
+        _check_text(address.get("city"), key + ".address.city")
+    unsub = traits.get("unsubscribed")
+    if unsub is not None and type(unsub) is not bool:
+        raise EventError(f"{key}.unsubscribed must be true or false, got {_show(unsub)}")
+
+
+def depth(value: Any) -> int:
+    """How deeply objects and lists nest in `value` (a scalar is 0), without recursion."""
+    deepest = 0
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        item, level = stack.pop()
+        if type(item) is dict:
+            children: Any = item.values()
+        elif type(item) is list:
+            children = item
+        else:
+            continue
+        if level > deepest:
+            deepest = level
+        for child in children:
+            if type(child) is dict or type(child) is list:
+                stack.append((child, level + 1))
+    return deepest
 
 
 def derived_message_id(obj: dict[str, Any]) -> str:
     """A stable messageId for an event that has none: a hash of its canonical JSON."""
-    digest = hashlib.blake2b(orjson.dumps(obj, option=orjson.OPT_SORT_KEYS), digest_size=16)
-    return "derived-" + digest.hexdigest()
+    try:
+        data = orjson.dumps(obj, option=orjson.OPT_SORT_KEYS)
+    except orjson.JSONEncodeError as exc:
+        code = TOO_DEEP if "ecursion" in str(exc) else BAD_TYPE
+        raise EventError(f"the event cannot be encoded as JSON: {exc}", code) from None
+    return "derived-" + hashlib.blake2b(data, digest_size=16).hexdigest()
 
 
 def parse_event(obj: Any) -> Event:
-    """Validate one decoded Segment JSON object; raise EventError with the reason."""
+    """Validate one decoded Segment JSON object; raise EventError with the reason.
+
+    Every field the engine reads gets its exact type here (compiled, the engine would raise
+    TypeError where Python coerces), so the source and the compiled engine agree on every input.
+    """
     # This runs for every event: the usual values (absent or non-empty string ids, absent or
-    # object fields) are taken inline, anything else goes through _check_id/_check_dict (the same
-    # checks, in the same order).
+    # object fields, float amounts) are taken inline, anything else goes through the _check_*
+    # functions (the same checks, in the same order).
+    # (typed locals: compiled, a dict's .get() is a direct lookup, an Any's a method call)
     if not isinstance(obj, dict):
         raise EventError(f"event must be a JSON object, got {type(obj).__name__}")
     etype = obj.get("type")
-    if etype not in EVENT_TYPES:
-        raise EventError(f"type must be one of {sorted(EVENT_TYPES)}, got {etype!r}")
+    if type(etype) is not str or etype not in EVENT_TYPES:
+        if etype is None:
+            raise EventError("missing type", MISSING_FIELD)
+        if type(etype) is not str:
+            raise EventError(f"type must be a string, got {_show(etype)}")
+        raise EventError(
+            f"type must be one of {sorted(EVENT_TYPES)}, got {_show(etype)}", INVALID_VALUE
+        )
     user_id = obj.get("userId")
     if user_id is not None and (type(user_id) is not str or not 0 < len(user_id) <= MAX_ID_LENGTH):
         user_id = _check_id(user_id, "userId")
@@ -232,44 +492,104 @@ def parse_event(obj: Any) -> Event:
     ):
         anonymous_id = _check_id(anonymous_id, "anonymousId")
     if user_id is None and anonymous_id is None:
-        raise EventError("missing userId and anonymousId")
+        raise EventError("missing userId and anonymousId", MISSING_FIELD)
     name: str | None = None
     previous_id: str | None = None
     if etype == "track":
-        name = obj.get("event")
-        if not isinstance(name, str) or not name:
-            raise EventError("track event without an event name")
+        raw_name = obj.get("event")
+        if type(raw_name) is not str or not 0 < len(raw_name) <= MAX_TEXT_LENGTH:
+            if raw_name is None or raw_name == "":
+                raise EventError("track event without an event name", MISSING_FIELD)
+            _check_text(raw_name, "event")
+            raw_name = str(raw_name)
+        name = raw_name
     elif etype == "page" or etype == "screen":
         raw_name = obj.get("name")
-        name = raw_name if isinstance(raw_name, str) else None
+        if type(raw_name) is str and len(raw_name) <= MAX_TEXT_LENGTH:
+            name = raw_name
+        elif raw_name is not None:
+            _check_text(raw_name, "name")
+            name = str(raw_name)
     elif etype == "alias":
         previous_id = _check_id(obj.get("previousId"), "previousId")
         if user_id is None or (previous_id is None and anonymous_id is None):
-            raise EventError("alias needs userId and previousId (or anonymousId)")
-    stamp = obj.get("timestamp") or obj.get("originalTimestamp") or obj.get("receivedAt")
-    if stamp is None:
-        raise EventError("missing timestamp")
+            raise EventError("alias needs userId and previousId (or anonymousId)", MISSING_FIELD)
+    stamp = obj.get("timestamp")
+    if stamp is None or stamp == "":
+        stamp = obj.get("originalTimestamp")
+        if stamp is None or stamp == "":
+            stamp = obj.get("receivedAt")
+            if stamp is None or stamp == "":
+                raise EventError("missing timestamp", MISSING_FIELD)
+    t = parse_time(stamp)
+    if not MIN_TIME <= t < MAX_TIME:
+        raise EventError(
+            f"timestamp {_show(stamp)} is outside {iso(MIN_TIME)[:4]}..{iso(MAX_TIME)[:4]}",
+            TIME_OUT_OF_RANGE,
+        )
     message_id = obj.get("messageId")
     if type(message_id) is not str or not 0 < len(message_id) <= MAX_ID_LENGTH:
         message_id = _check_id(message_id, "messageId") or derived_message_id(obj)
-    properties = obj.get("properties")
-    if type(properties) is not dict:
-        properties = {} if properties is None else _check_dict(properties, "properties")
-    traits = obj.get("traits")
-    if type(traits) is not dict:
-        traits = {} if traits is None else _check_dict(traits, "traits")
-    context = obj.get("context")
-    if type(context) is not dict:
-        context = {} if context is None else _check_dict(context, "context")
-    if not traits and "traits" in context and isinstance(context["traits"], dict):
-        traits = context["traits"]
+    raw = obj.get("properties")
+    properties: dict[str, Any] = raw if type(raw) is dict else _check_dict(raw, "properties")
+    if properties:
+        # the properties the features read get their exact types before anything uses them
+        fields = _READ.get(name) if name is not None else None
+        if fields is not None:
+            for key, kind in fields:
+                value = properties.get(key)
+                if value is None:
+                    continue
+                if kind == _AMOUNT:
+                    if not _plain_amount(value):
+                        _check_amount(value, "properties." + key)
+                elif kind == _TEXT:
+                    if not _plain_text(value):
+                        _check_text(value, "properties." + key)
+                elif not _plain_id(value):
+                    _check_id(value, "properties." + key)
+        pid = properties.get("product_id")  # (read by the triggers, whatever the event)
+        if pid is not None and not _plain_id(pid):
+            _check_id(pid, "properties.product_id")
+        if "products" in properties:
+            _check_products(properties["products"])
+    raw = obj.get("context")
+    context: dict[str, Any] = raw if type(raw) is dict else _check_dict(raw, "context")
+    if context:
+        # context.location comes with nearly every event: the usual shape is checked inline
+        raw = context.get("location")
+        if raw is not None:
+            if type(raw) is dict:
+                loc: dict[str, Any] = raw
+                country, city = loc.get("country"), loc.get("city")
+                lat, lon = loc.get("latitude"), loc.get("longitude")
+                if not (
+                    _plain_text(country)
+                    and _plain_text(city)
+                    # (a float out of -90..90 / -180..180, or not finite, is ignored)
+                    and (type(lat) is float or lat is None)
+                    and (type(lon) is float or lon is None)
+                ):
+                    _check_location(loc)
+            else:
+                _check_location(raw)
+        if "consent" in context:
+            _check_consent(context["consent"])
+    raw = obj.get("traits")
+    traits: dict[str, Any] = raw if type(raw) is dict else _check_dict(raw, "traits")
+    if traits:
+        _check_traits(traits, "traits")
+    elif "traits" in context:
+        traits = _check_dict(context["traits"], "context.traits")
+        if traits:
+            _check_traits(traits, "context.traits")
     return Event(
         etype,
         name,
         user_id,
         anonymous_id,
         message_id,
-        parse_time(stamp),
+        t,
         properties,
         traits,
         context,
@@ -282,7 +602,7 @@ def decode_event(data: bytes | str) -> Event:
     try:
         obj = orjson.loads(data)
     except orjson.JSONDecodeError as exc:
-        raise EventError(f"invalid JSON: {exc}") from None
+        raise EventError(f"invalid JSON: {exc}", INVALID_JSON) from None
     return parse_event(obj)
 
 

@@ -70,7 +70,7 @@ def test_fit_then_replay_reads_the_fitted_models(tmp_path):
 
     rules = tmp_path / "rules.yaml"
     rules.write_text(
-        "settings:\n  models: models.yaml\n"
+        "settings:\n  models: models.yaml\n  max_clock_skew: 400d  # a sparse history\n"
         "segments:\n"
         f"  - {{name: valuable, when: 'orders >= 1 and clv_365d >= {clv_cut!r}'}}\n"
         f"  - {{name: fading, when: 'orders >= 1 and p_alive < {alive_cut!r}'}}\n"

@@ -338,7 +338,8 @@ def test_invalid_events_go_to_dead_letters(
         assert key == user.encode()
         assert letter["source"] == "collector"
         assert letter["offset"] is None
-        assert letter["reason"] == "track event without an event name"
+        assert letter["reason"] == "missing_field"
+        assert letter["message"] == "track event without an event name"
         assert letter["at"].endswith("Z")
     raws = sorted(orjson.loads(v["raw"])["messageId"] for _, _, v in dead)
     assert raws == [f"{unique}-bad", f"{unique}-single"]

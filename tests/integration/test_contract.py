@@ -194,12 +194,13 @@ def test_every_path_agrees_on_the_odd_events(
     assert report["events"] == len(applied)
     for row in applied:
         check(_engine_observed(row, [], router.engines), row)
-    same = ("source", "offset", "raw", "reason")
+    same = ("source", "offset", "raw", "reason", "message")
     assert [{k: d[k] for k in same} for d in topic_dead] == [
         {k: d[k] for k in same} for d in worker_dead
     ]
     (bad,) = worker_dead
-    assert (bad["source"], bad["reason"].split(":")[0]) == ("clickstream", "undecodable value")
+    assert (bad["source"], bad["reason"]) == ("clickstream", "invalid_json")
+    assert bad["message"].startswith("undecodable value")
 
     # the file replay of the same events as JSON lines
     file_router = Runtime(rules, PARTITIONS)

@@ -134,8 +134,10 @@ OUTPUT_RECORDS: dict[str, list[dict[str, Any]]] = {
     ],
     "dead-letters": [
         {"source": "clickstream", "offset": "2:1041", "raw": '{"type": "nope"',
-         "reason": "invalid JSON: unexpected end of data", "at": "2024-05-01T11:30:00.123Z"},
-        {"source": "events.jsonl", "offset": None, "raw": "\x00\ufffd", "reason": "r", "at": None},
+         "reason": "invalid_json", "message": "invalid JSON: unexpected end of data",
+         "at": "2024-05-01T11:30:00.123Z"},
+        {"source": "events.jsonl", "offset": None, "raw": "\x00\ufffd", "reason": "r",
+         "message": None, "at": None},
     ],
     "profiles": [
         {"consumer_id": "u-1", "email": "ada@example.com", "consented": True,

@@ -6,7 +6,7 @@ rules.segments[0].when.fn(view)           # a view is a namespace.FeatureView
 
 from streams.engine.rules.durations import DurationError, parse_duration
 from streams.engine.rules.expr import compile_expr
-from streams.engine.rules.loader import check_rules, load_rules, loads_rules
+from streams.engine.rules.loader import check_file, check_rules, load_rules, loads_rules
 from streams.engine.rules.model import (
     Expr,
     OfferTier,
@@ -30,6 +30,7 @@ __all__ = [
     "Settings",
     "Suppression",
     "Trigger",
+    "check_file",
     "check_rules",
     "compile_expr",
     "load_rules",

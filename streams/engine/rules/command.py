@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from streams.engine.rules.loader import check_rules, load_rules
+from streams.engine.rules.loader import check_file, load_rules
 
 
 def run(args: argparse.Namespace) -> int:
@@ -18,10 +18,12 @@ def run(args: argparse.Namespace) -> int:
         print(f"error: {args.file}: {what}", file=sys.stderr)
         return 2
     try:
-        issues = check_rules(args.file)
+        issues, warnings = check_file(args.file)
     except OSError as err:
         print(f"error: {args.file}: cannot read: {err.strerror or err}", file=sys.stderr)
         return 2
+    for warning in warnings:
+        print(warning)
     if issues:
         for issue in issues:
             print(issue)

@@ -18,6 +18,7 @@ DURATION_RE = re.compile(r"([0-9]+(?:\.[0-9]+)?)([smhdw])")
 """One duration literal: a non-negative decimal number and a one-letter unit."""
 
 _MAX_TEXT = 64
+MAX_SECONDS = 100 * 365 * DAY  # a century: longer durations are typos
 
 
 class DurationError(ValueError):
@@ -42,7 +43,7 @@ def parse_duration(text: str) -> float:
     m = DURATION_RE.fullmatch(s)
     if m is not None:
         seconds = float(m.group(1)) * UNITS[m.group(2)]
-        if not math.isfinite(seconds):
+        if not math.isfinite(seconds) or seconds > MAX_SECONDS:
             raise DurationError(f"duration {s!r} is too large")
         return seconds
     if s.startswith("-"):

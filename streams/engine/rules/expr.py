@@ -9,6 +9,7 @@ None. Duration literals (`7d`, `30m`) are numbers of days.
 from __future__ import annotations
 
 import itertools
+import math
 from collections import Counter
 from collections.abc import Callable, Collection, Iterator
 from dataclasses import dataclass
@@ -30,6 +31,7 @@ MAX_DEPTH = 32
 MAX_LIST = 1000
 MAX_STRING = 1000
 MAX_SOURCE = 100_000
+MAX_NUMBER_TEXT = 40  # characters of a number literal
 
 Locate = Callable[[int], tuple[int, int]]
 """Maps an offset in the expression's source to (line, col) in the file, both 1-based."""
@@ -86,6 +88,7 @@ class Sharing:
     def __init__(self) -> None:
         self.roots: list[Key] = []
         self.memo: dict[Key, _T] | None = None  # None while finding the keys
+        self.trees: dict[str, Tree[Token]] = {}  # parsed once, compiled in both passes
         self._chosen: set[Key] = set()
 
     def plan(self) -> bool:
@@ -171,7 +174,8 @@ def compile_at(
 ) -> Expr:
     """Like compile_expr with an arbitrary offset mapping; `own` is the segment being defined
     (it may not refer to itself). The expressions of one rule set share a `sharing`."""
-    comp = _Compiler(source, frozenset(segments), own, sharing)
+    names = segments if isinstance(segments, frozenset) else frozenset(segments)
+    comp = _Compiler(source, names, own, sharing)
     node = comp.run()
     if comp.issues:
         issues = [RuleIssue(file, *locate(pos), msg) for pos, msg in comp.issues]
@@ -241,7 +245,12 @@ class _Compiler:
             self.error(0, f"expression is too long (over {MAX_SOURCE} characters)")
             return None
         try:
-            tree = parse(src)
+            trees = self.sharing.trees if self.sharing is not None else None
+            tree = trees.get(src) if trees is not None else None
+            if tree is None:
+                tree = parse(src)
+                if trees is not None:
+                    trees[src] = tree
         except UnexpectedInput as err:
             self.error(*syntax_error(src, err))
             return None
@@ -286,10 +295,18 @@ class _Compiler:
 
     # literals
     def number(self, t: Tree[Token]) -> _T:
-        return _const("number", T.number(str(t.children[0])))
+        return self.literal(t, 1)
 
     def neg_number(self, t: Tree[Token]) -> _T:
-        return _const("number", -T.number(str(t.children[0])))
+        return self.literal(t, -1)
+
+    def literal(self, t: Tree[Token], sign: int) -> _T:
+        text = str(t.children[0])
+        value = T.number(text) if len(text) <= MAX_NUMBER_TEXT else math.inf
+        if not math.isfinite(value):
+            shown = text if len(text) <= 20 else text[:17] + "..."
+            return self.error(_pos(t.children[0]), f"number {shown} is too large")
+        return _const("number", sign * value)
 
     def duration(self, t: Tree[Token]) -> _T:
         return self.days(t, 1)

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 from pathlib import Path
-from typing import cast
+from typing import Any, cast
 
 import yaml
-from yaml.nodes import Node, ScalarNode
+from yaml.nodes import Node, ScalarNode, SequenceNode
 
 from streams.engine.clv import CustomerModels
 from streams.engine.rules.expr import Sharing, compile_at
@@ -45,38 +46,104 @@ SETTINGS_KEYS = (
     "reevaluate_every",
     "models",
     "discount_rate",
+    "max_clock_skew",
 )
 BGNBD_KEYS = ("r", "alpha", "a", "b")
+# Segment's e-commerce v2 events, and the names non-track events go by
+ECOMMERCE_EVENTS = (
+    "Products Searched", "Product List Viewed", "Product List Filtered", "Promotion Viewed",
+    "Promotion Clicked", "Product Clicked", "Product Viewed", "Product Added", "Product Removed",
+    "Cart Viewed", "Checkout Started", "Checkout Step Viewed", "Checkout Step Completed",
+    "Payment Info Entered", "Order Updated", "Order Completed", "Order Refunded",
+    "Order Cancelled", "Coupon Entered", "Coupon Applied", "Coupon Denied", "Coupon Removed",
+    "Product Added to Wishlist", "Product Removed from Wishlist",
+    "Wishlist Product Added to Cart", "Product Shared", "Cart Shared", "Product Reviewed",
+)
+KNOWN_EVENTS = frozenset((*ECOMMERCE_EVENTS, "page", "screen", "identify", "alias"))
+
+
+MAX_RULES_CHARS = 8_000_000
+MAX_NESTING = 64  # of YAML lists and mappings
+_FAST_LOADER: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+_BRACKETS = re.compile(r"[\[\]{}]")
 
 
 def load_rules(path: str | os.PathLike[str]) -> RuleSet:
     """Load a rules file; raises RulesError listing every problem (OSError if unreadable)."""
-    return loads_rules(_read(path), str(path))
+    text, issue = _read_text(path)
+    if issue is not None:
+        raise RulesError([issue])
+    return loads_rules(text, str(path))
 
 
 def loads_rules(text: str, path: str = "<string>") -> RuleSet:
     """Load rules from YAML text; `path` is used in messages. Raises RulesError."""
     sharing = Sharing()
-    rules, issues = _Loader(text, path, sharing).load()
-    if issues or rules is None:
-        raise RulesError(issues)
-    if sharing.plan():  # compile again, shared sub-expressions now computed once per view
-        rules, issues = _Loader(text, path, sharing).load()
-        assert rules is not None and not issues
+    try:
+        first = _Loader(text, path, sharing)
+        rules, issues = first.load()
+        if issues or rules is None:
+            raise RulesError(issues)
+        if sharing.plan():  # compile again, shared sub-expressions now computed once per view
+            rules, issues = _Loader(text, path, sharing, first.root).load()
+            assert rules is not None and not issues
+    except RulesError:
+        raise
+    except (RecursionError, ValueError, OverflowError) as err:  # a bound we missed: no traceback
+        message = f"cannot read this file: {type(err).__name__}: {err}"
+        raise RulesError([RuleIssue(path, 1, 1, message[:300])]) from None
     return rules
 
 
 def check_rules(path: str | os.PathLike[str]) -> list[RuleIssue]:
     """Every problem of a rules file, in file order (empty if it is fine)."""
+    return check_file(path)[0]
+
+
+def check_file(path: str | os.PathLike[str]) -> tuple[list[RuleIssue], list[RuleIssue]]:
+    """(problems, warnings) of a rules file, each in file order. Warnings (e.g. an `on:` event
+    name that looks like a typo) do not stop the file from loading."""
+    text, issue = _read_text(path)
+    if issue is not None:
+        return [issue], []
+    loader = _Loader(text, str(path))
     try:
-        text = _read(path)
+        issues = loader.load()[1]
+    except (RecursionError, ValueError, OverflowError) as err:  # as in loads_rules
+        message = f"cannot read this file: {type(err).__name__}: {err}"
+        return [RuleIssue(str(path), 1, 1, message[:300])], []
+    return issues, sorted(loader.warnings, key=lambda i: (i.line, i.col))
+
+
+def _read_text(path: str | os.PathLike[str]) -> tuple[str, RuleIssue | None]:
+    """The file's text, or the issue that makes it unreadable as rules (OSError if it cannot
+    be read at all)."""
+    with open(path, "rb") as f:
+        data = f.read(MAX_RULES_CHARS * 4 + 1)
+    if len(data) > MAX_RULES_CHARS * 4:
+        msg = f"the rules file is too large (over {MAX_RULES_CHARS:,} characters)"
+        return "", RuleIssue(str(path), 1, 1, msg)
+    try:
+        return data.decode("utf-8"), None
     except UnicodeDecodeError as err:
-        return [RuleIssue(str(path), 1, 1, f"the file is not UTF-8 text: {err.reason}")]
-    return _Loader(text, str(path)).load()[1]
+        before = data[: err.start]
+        line = before.count(b"\n") + 1
+        col = len(before[before.rfind(b"\n") + 1 :].decode("utf-8", "replace")) + 1
+        return "", RuleIssue(str(path), line, col, f"the file is not UTF-8 text: {err.reason}")
 
 
-def _read(path: str | os.PathLike[str]) -> str:
-    return Path(path).read_text(encoding="utf-8")
+def _too_deep_at(text: str) -> int | None:
+    """Index of the first bracket nested deeper than MAX_NESTING (brackets in strings count:
+    a rough bound, but no sensible file comes near it)."""
+    depth = 0
+    for m in _BRACKETS.finditer(text):
+        if m.group() in "[{":
+            depth += 1
+            if depth > MAX_NESTING:
+                return m.start()
+        elif depth > 0:
+            depth -= 1
+    return None
 
 
 def version_of(text: str, files: list[bytes] | None = None) -> str:
@@ -88,14 +155,41 @@ def version_of(text: str, files: list[bytes] | None = None) -> str:
 
 
 class _Loader(NodeReader):
-    def __init__(self, text: str, file: str, sharing: Sharing | None = None) -> None:
+    def __init__(
+        self, text: str, file: str, sharing: Sharing | None = None, root: Node | None = None
+    ) -> None:
         super().__init__(text, file)
         self.sharing = sharing
+        self.root = root  # the composed YAML, kept for a second compilation
+        self.warnings: list[RuleIssue] = []
+        self.event_names: list[tuple[str, ScalarNode]] = []
         self.versioned: list[bytes] = []  # files the rules read, part of their version
 
     def load(self) -> tuple[RuleSet | None, list[RuleIssue]]:
+        if self.root is None:
+            root, issues = self.compose()
+            if root is None:
+                return None, issues
+            self.root = root
+        return self.build(self.root)
+
+    def compose(self) -> tuple[Node | None, list[RuleIssue]]:
+        if len(self.text) > MAX_RULES_CHARS:
+            msg = f"the rules file is too large (over {MAX_RULES_CHARS:,} characters)"
+            return None, [RuleIssue(self.file, 1, 1, msg)]
+        deep = _too_deep_at(self.text)
+        if deep is not None:
+            line, col = self.position(deep)
+            msg = f"lists and mappings nested too deeply (over {MAX_NESTING} levels)"
+            return None, [RuleIssue(self.file, line, col, msg)]
         try:
-            root = yaml.compose(self.text, Loader=yaml.SafeLoader)
+            try:  # libyaml when present: the same nodes and marks, ten times faster
+                root = yaml.compose(self.text, Loader=_FAST_LOADER)
+            except yaml.YAMLError:  # again with the Python one, whose messages are better
+                root = yaml.compose(self.text, Loader=yaml.SafeLoader)
+        except RecursionError:
+            msg = f"lists and mappings nested too deeply (over {MAX_NESTING} levels)"
+            return None, [RuleIssue(self.file, 1, 1, msg)]
         except yaml.MarkedYAMLError as err:
             mark = err.problem_mark or err.context_mark
             line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
@@ -109,12 +203,16 @@ class _Loader(NodeReader):
         if root is None:
             msg = "the rules file is empty: expected 'segments:' and 'triggers:'"
             return None, [RuleIssue(self.file, 1, 1, msg)]
+        return root, []
+
+    def build(self, root: Node) -> tuple[RuleSet | None, list[RuleIssue]]:
         top = self.mapping(root, "the rules file", TOP_KEYS)
         if top is None:
             return None, self.issues
         segments = self.segments(top)
-        names = [s.name for s in segments]
+        names = frozenset(s.name for s in segments)
         triggers = self.triggers(top, names)
+        self.event_name_warnings()
         suppression = self.suppression(top)
         settings = self.settings(top)
         self.issues.sort(key=lambda i: (i.line, i.col))
@@ -128,7 +226,9 @@ class _Loader(NodeReader):
         )
         return rules, self.issues
 
-    def expr(self, node: Node, what: str, segments: list[str], own: str | None = None) -> Expr:
+    def expr(
+        self, node: Node, what: str, segments: frozenset[str], own: str | None = None
+    ) -> Expr:
         """Compile the expression in a scalar node; problems go to `issues`."""
         placeholder = Expr("false", Const(False), node.start_mark.line + 1, 1)
         if not isinstance(node, ScalarNode):
@@ -172,7 +272,7 @@ class _Loader(NodeReader):
             name = self.unique(entries["name"][1], "segment", seen) if "name" in entries else None
             if "when" in entries:
                 parsed.append((name or "", entries["when"][1]))
-        names = list(seen)
+        names = frozenset(seen)
         out: list[Segment] = []
         for name, node in parsed:
             when = self.expr(node, "when", names, own=name or None)
@@ -180,7 +280,7 @@ class _Loader(NodeReader):
                 out.append(Segment(name, when, len(out)))
         return out
 
-    def triggers(self, top: Entries, segments: list[str]) -> list[Trigger]:
+    def triggers(self, top: Entries, segments: frozenset[str]) -> list[Trigger]:
         seen: dict[str, int] = {}
         out: list[Trigger] = []
         for item in self.items(top, "triggers"):
@@ -190,7 +290,7 @@ class _Loader(NodeReader):
         return out
 
     def trigger(
-        self, item: Node, segments: list[str], seen: dict[str, int], index: int
+        self, item: Node, segments: frozenset[str], seen: dict[str, int], index: int
     ) -> Trigger | None:
         e = self.mapping(item, "trigger", TRIGGER_KEYS, ("name", "kind", "on", "wait"))
         if e is None:
@@ -198,6 +298,9 @@ class _Loader(NodeReader):
         name = self.unique(e["name"][1], "trigger", seen) if "name" in e else None
         what = f"trigger '{name}'" if name else "trigger"
         kind = self.kind(e["kind"][1]) if "kind" in e else None
+        for key in ("on", "unless"):
+            if key in e:
+                self.note_event_names(e[key][1])
         on = self.text_list(e["on"][1], "on") if "on" in e else None
         if "on" in e and on == []:
             self.issue(e["on"][1], "on needs at least one event name, e.g. Product Added")
@@ -214,6 +317,29 @@ class _Loader(NodeReader):
             name, kind, frozenset(on), wait, frozenset(unless), when, offers, cooldown, index
         )
 
+    def note_event_names(self, node: Node) -> None:
+        """Remember the event names of an `on:`/`unless:` (see event_name_warnings)."""
+        items = node.value if isinstance(node, SequenceNode) else [node]
+        for item in items:
+            if isinstance(item, ScalarNode) and str(item.value).strip():
+                self.event_names.append((str(item.value).strip(), item))
+
+    def event_name_warnings(self) -> None:
+        """Warn about an event name that is no Segment e-commerce event (nor an event type)
+        and appears nowhere else in the file: most likely a typo, which would never match."""
+        named = {name for name, _ in self.event_names}
+        for name, node in self.event_names:
+            if name in KNOWN_EVENTS or self.text.count(name) > 1:
+                continue
+            others = [n for n in named if n != name and self.text.count(n) > 1]
+            hint = suggest(name, [*ECOMMERCE_EVENTS, *sorted(others)])
+            mark = node.start_mark
+            self.warnings.append(RuleIssue(
+                self.file, mark.line + 1, mark.column + 1,
+                f"warning: no event called '{name}' is known (not a Segment e-commerce event "
+                f"and named nowhere else in the file){hint}",
+            ))
+
     def kind(self, node: Node) -> TriggerKind | None:
         text = self.text_value(node, "kind")
         if text is None:
@@ -225,7 +351,7 @@ class _Loader(NodeReader):
         return cast(TriggerKind, text)
 
     def offers(
-        self, e: Entries, what: str, segments: list[str], item: Node
+        self, e: Entries, what: str, segments: frozenset[str], item: Node
     ) -> tuple[OfferTier, ...] | None:
         if "offer" in e and "offers" in e:
             later = max(e["offer"][0], e["offers"][0], key=lambda k: k.start_mark.index)
@@ -311,6 +437,7 @@ class _Loader(NodeReader):
             bgnbd=bgnbd,
             reevaluate_every=dur("reevaluate_every", defaults.reevaluate_every),
             models=self.models(e, bgnbd),
+            max_clock_skew=dur("max_clock_skew", defaults.max_clock_skew),
         )
 
     def models(self, e: Entries, bgnbd: tuple[float, float, float, float]) -> CustomerModels:

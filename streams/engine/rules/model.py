@@ -87,6 +87,7 @@ class Settings:
     #: what p_alive, expected_orders_90d, expected_spend and clv_365d use: `models:` (a fitted
     #: models file) and `discount_rate`, else `bgnbd` and the CDNOW spend model
     models: CustomerModels = field(default_factory=CustomerModels)
+    max_clock_skew: float = DAY  # an event further ahead of the watermark is refused
 
 
 @dataclass(frozen=True, slots=True)

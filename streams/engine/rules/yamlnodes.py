@@ -7,6 +7,7 @@ We read scalars' text, not YAML 1.1's resolved values, where that matters: `on:`
 from __future__ import annotations
 
 import bisect
+import math
 from collections.abc import Collection
 from typing import Any
 
@@ -22,6 +23,7 @@ STR = "tag:yaml.org,2002:str"
 INT = "tag:yaml.org,2002:int"
 FLOAT = "tag:yaml.org,2002:float"
 NULL = "tag:yaml.org,2002:null"
+MAX_NUMBER_TEXT = 40  # characters of a number
 
 Entries = dict[str, tuple[ScalarNode, Node]]
 """A mapping's entries by key text: (key node, value node)."""
@@ -139,7 +141,15 @@ class NodeReader:
             kind = "a whole number" if integer else "a number"
             self.issue(node, f"{what} must be {kind}")
             return None
+        text = str(node.value)
+        if len(text) > MAX_NUMBER_TEXT:
+            shown = text[:17] + "..."
+            self.issue(node, f"{what}: the number {shown} is too long ({len(text)} characters)")
+            return None
         value: Any = SafeConstructor().construct_object(node)
+        if not math.isfinite(float(value)):
+            self.issue(node, f"{what} must be a finite number")
+            return None
         return int(value) if integer else float(value)
 
     def locator(self, node: ScalarNode) -> Locate:

@@ -51,7 +51,7 @@ def test_counters_revenue_discount_and_refund():
 
 
 def test_affinity_is_time_decayed_share():
-    eng = engine("segments: []\nsettings:\n  affinity_half_life: 7d\n")
+    eng = engine("segments: []\nsettings:\n  affinity_half_life: 7d\n  max_clock_skew: 30d\n")
     run(eng, *[track("u", "Product Viewed", T0 + i, category="road") for i in range(3)])
     run(eng, *[track("u", "Product Viewed", T0 + 14 * DAY + i, category="mountain")
                for i in range(3)])

@@ -66,12 +66,13 @@ def test_bad_events_become_dead_letters_and_processing_goes_on():
     out = eng.process(b'{"type": "track", "event": ', source="f.jsonl", offset="7")
     [dl] = out.dead_letters
     assert dl["source"] == "f.jsonl" and dl["offset"] == "7"
-    assert dl["reason"].startswith("invalid JSON")
+    assert dl["reason"] == "invalid_json" and dl["message"].startswith("invalid JSON")
     assert dl["raw"] == '{"type": "track", "event": '
     out = eng.process(
         {"type": "track", "event": "Product Viewed", "timestamp": "x", "userId": "u"}, offset="8"
     )
-    assert out.dead_letters[0]["reason"].startswith("timestamp is not ISO-8601")
+    assert out.dead_letters[0]["reason"] == "invalid_value"
+    assert out.dead_letters[0]["message"].startswith("timestamp is not ISO-8601")
     out = run(eng, track("u", "Product Viewed", T0))
     assert len(out.segment_changes) == 1
     assert eng.stats["dead_letters"] == 2
@@ -117,19 +118,19 @@ def test_dedupe_survives_restart_from_store():
 
 
 @pytest.mark.parametrize(
-    ("raw", "reason"),
+    ("raw", "reason", "message"),
     [
-        (b"[1, 2]", "event must be a JSON object, got list"),
-        (b'"x"', "event must be a JSON object, got str"),
-        (b"null", "event must be a JSON object, got NoneType"),
-        (b"{oops", "invalid JSON"),
+        (b"[1, 2]", "bad_type", "event must be a JSON object, got list"),
+        (b'"x"', "bad_type", "event must be a JSON object, got str"),
+        (b"null", "bad_type", "event must be a JSON object, got NoneType"),
+        (b"{oops", "invalid_json", "invalid JSON"),
     ],
 )
-def test_router_dead_letters_say_why_valid_json_is_not_an_event(raw, reason):
+def test_router_dead_letters_say_why_valid_json_is_not_an_event(raw, reason, message):
     from streams.engine.rules import loads_rules
     from streams.runtime import Runtime as Router
 
     router = Router(loads_rules(CART, "<test>"), 2)
     [dl] = router.process(raw, source="f.jsonl", offset="3").dead_letters
-    assert dl["reason"].startswith(reason)
+    assert dl["reason"] == reason and dl["message"].startswith(message)
     assert dl["raw"] == raw.decode()

@@ -13,6 +13,9 @@ from streams.engine.view import View
 from streams.runtime import Runtime
 from tests.unit.engine.helpers import DAY, HOUR, T0, anon_track, engine, identify, rules, run, track
 
+# events months apart move time here: more than the default max_clock_skew
+NO_RULES = "segments: []\nsettings:\n  max_clock_skew: 400d\n"
+
 
 def view_of(eng, cid, now, models=None):
     state = eng.consumer(cid)
@@ -30,7 +33,7 @@ def order(uid, t, oid, revenue=10.0):
 
 
 def test_four_orders_on_the_first_day_leave_the_consumer_alive():
-    eng = engine("segments: []\n")
+    eng = engine(NO_RULES)
     run(eng, *[order("u", T0 + i * HOUR, f"o{i}") for i in range(4)])
     v = view_of(eng, "u", T0 + 5 * HOUR)
     assert v.orders == 4
@@ -39,7 +42,7 @@ def test_four_orders_on_the_first_day_leave_the_consumer_alive():
 
 
 def test_repeat_days_times_and_age_are_measured_in_whole_days_from_the_first_order_day():
-    eng = engine("segments: []\n")
+    eng = engine(NO_RULES)
     run(
         eng,
         order("u", T0 + 10 * HOUR, "a", 20.0),
@@ -61,7 +64,7 @@ def test_repeat_days_times_and_age_are_measured_in_whole_days_from_the_first_ord
 
 
 def test_refunds_move_the_day_count_and_the_first_and_last_orders_with_them():
-    eng = engine("segments: []\n")
+    eng = engine(NO_RULES)
     run(
         eng,
         order("u", T0, "a", 20.0),
@@ -80,7 +83,7 @@ def test_refunds_move_the_day_count_and_the_first_and_last_orders_with_them():
 
 
 def test_a_refund_of_one_of_two_orders_of_a_day_keeps_the_day():
-    eng = engine("segments: []\n")
+    eng = engine(NO_RULES)
     run(
         eng,
         order("u", T0, "a"),
@@ -93,7 +96,7 @@ def test_a_refund_of_one_of_two_orders_of_a_day_keeps_the_day():
 
 
 def test_beyond_the_recent_orders_the_counts_still_follow_new_days():
-    eng = engine("segments: []\n")
+    eng = engine(NO_RULES)
     n = MAX_RECENT_ORDERS + 5
     run(eng, *[order("u", T0 + i * DAY, f"o{i}") for i in range(n)])
     run(eng, order("u", T0 + (n - 1) * DAY + HOUR, "same-day"))
@@ -103,7 +106,7 @@ def test_beyond_the_recent_orders_the_counts_still_follow_new_days():
 
 
 def test_merging_profiles_counts_a_day_both_ordered_on_once():
-    router = Runtime(rules("segments: []\n"), 1)
+    router = Runtime(rules(NO_RULES), 1)
     for ev in (
         order("u", T0, "a", 10.0),
         order("u", T0 + 5 * DAY, "b", 20.0),

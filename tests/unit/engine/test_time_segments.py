@@ -51,7 +51,8 @@ def test_greater_or_equal_enters_at_the_threshold_itself():
 
 
 def test_the_change_is_dated_at_the_crossing_not_at_the_next_event():
-    eng = engine(one_segment("days_since_last_order > 45d"))
+    # (an event 50 days on moves time here: more than the default max_clock_skew)
+    eng = engine(one_segment("days_since_last_order > 45d", "settings:\n  max_clock_skew: 60d\n"))
     run(eng, order("u", T0))
     out = run(eng, track("other", "Page", T0 + 50 * DAY))  # (never ordered: days_since = inf)
     assert [(c["consumer_id"], c["at"]) for c in out.segment_changes] == [
@@ -118,7 +119,7 @@ def test_equality_is_true_for_exactly_one_millisecond():
 
 
 def test_an_event_moves_the_crossing_later():
-    eng = engine(one_segment("days_since_last_seen > 10d"))
+    eng = engine(one_segment("days_since_last_seen > 10d", "settings:\n  max_clock_skew: 30d\n"))
     run(eng, track("u", "Page", T0))
     run(eng, track("u", "Page", T0 + 5 * DAY))
     assert changes(eng.advance(T0 + 12 * DAY)) == []

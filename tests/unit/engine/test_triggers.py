@@ -86,6 +86,8 @@ triggers:
     offers:
       - {if: "in_segment('big-spender')", offer: vip-20}
       - {offer: comeback-10}
+settings:
+  max_clock_skew: 90d  # time moves by a later event, 60 days on
 """
     )
     run(eng, track("rich", "Order Completed", T0, order_id="o1", revenue=1500))
@@ -112,6 +114,8 @@ triggers:
     offer: y
 suppression:
   frequency_cap: {max: 2, per: 7d}
+settings:
+  max_clock_skew: 30d  # time moves by later events, days on
 """
 
 
