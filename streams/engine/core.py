@@ -319,9 +319,10 @@ class Engine:
             self._route(ev, obj, out)
         except EventError as exc:  # refused by _apply before it changed anything
             self._dead_letter(out, obj, exc.code, exc.message, source, offset)
-        except Exception as exc:  # the last line of defence: one event never stops a partition
+        except Exception as err:  # the last line of defence: one event never stops a partition
+            # (another name than the clause above's: mypyc gives one name one type)
             out = self._undo(ev.consumer_id, out)
-            self._dead_letter(out, obj, INTERNAL_ERROR, f"{type(exc).__name__}: {exc}",
+            self._dead_letter(out, obj, INTERNAL_ERROR, f"{type(err).__name__}: {err}",
                               source, offset)
         return out
 
