@@ -27,8 +27,7 @@ from streams import compiled  # noqa: E402
 from streams.engine.events import parse_event  # noqa: E402
 from streams.engine.rules import load_rules, loads_rules  # noqa: E402
 from streams.engine.view import View  # noqa: E402
-from streams.router import Router  # noqa: E402
-from streams.runtime import tune_gc  # noqa: E402
+from streams.runtime import Runtime, tune_gc  # noqa: E402
 
 
 def _peak_rss_mb() -> float:
@@ -44,9 +43,9 @@ def parse_only(lines: list[bytes]) -> float:
 
 def engine_run(
     lines: list[bytes], rules_path: str | None, text: str | None
-) -> tuple[float, Router]:
+) -> tuple[float, Runtime]:
     rules = load_rules(rules_path) if rules_path else loads_rules(text or "", "<bench>")
-    router = Router(rules, 4)
+    router = Runtime(rules, 4)
     tune_gc()  # as the replay command and the worker do
     t = time.perf_counter()
     for line in lines:
@@ -70,12 +69,12 @@ segments:
 
 def time_driven(lines: list[bytes]) -> tuple[float, float, int]:
     """(events/s, re-checks/s over 30 days of silence after the input, re-checks)."""
-    router = Router(loads_rules(TIME_RULES, "<bench>"), 4)
+    router = Runtime(loads_rules(TIME_RULES, "<bench>"), 4)
     t = time.perf_counter()
     for line in lines:
         router.process(line)
     events_t = time.perf_counter() - t
-    end = max(e.watermark for e in router.engines) + 30 * 86400.0
+    end = max(e.watermark for e in router.engines.values()) + 30 * 86400.0
     before = router.stats()["rechecks"]
     t = time.perf_counter()
     router.advance(end)
@@ -84,7 +83,26 @@ def time_driven(lines: list[bytes]) -> tuple[float, float, int]:
     return len(lines) / events_t, rechecks / close_t if close_t else 0.0, rechecks
 
 
-def segment_eval_cost(router: Router, samples: int = 20000) -> float:
+def identity_merges(rules_path: str, pairs: int = 20000) -> float:
+    """Events/s over pairs of (anonymous view, identify merging it into a user): every identify
+    sends a merge_out and a merge_in between partitions, in process as objects."""
+    from streams.engine.events import iso
+
+    t0 = 1_767_225_600.0
+    lines = []
+    for i in range(pairs):
+        lines.append(orjson.dumps({
+            "type": "track", "event": "Product Viewed", "anonymousId": f"a{i}",
+            "messageId": f"v{i}", "timestamp": iso(t0 + i),
+            "properties": {"product_id": "p", "price": 10.0, "category": "road"}}))
+        lines.append(orjson.dumps({
+            "type": "identify", "anonymousId": f"a{i}", "userId": f"u{i}",
+            "messageId": f"i{i}", "timestamp": iso(t0 + i + 0.5),
+            "traits": {"email": f"u{i}@example.com"}}))
+    return len(lines) / engine_run(lines, rules_path, None)[0]
+
+
+def segment_eval_cost(router: Runtime, samples: int = 20000) -> float:
     """Mean microseconds to evaluate every segment of the rules once for one consumer."""
     from streams.engine.segments import SegmentPlan, evaluate
 
@@ -121,7 +139,7 @@ def main() -> None:
     full_t, router = min(runs, key=lambda r: r[0])
     times = sorted(r[0] for r in runs)
 
-    state_bytes = [len(v) for e in router.engines for k, v in e.store.items()
+    state_bytes = [len(v) for e in router.engines.values() for k, v in e.store.items()
                    if k.startswith("c/")]
     consumers = len(state_bytes)
     eval_us = segment_eval_cost(router)
@@ -146,6 +164,8 @@ def main() -> None:
     ev_s, rc_s, rechecks = max((time_driven(lines) for _ in range(a.repeat)), key=lambda r: r[0])
     print(f"time-driven segments : {ev_s:>10,.0f} events/s, then {rechecks} re-checks over 30 "
           f"silent days at {rc_s:,.0f} re-checks/s")
+    merges = max(identity_merges(a.rules) for _ in range(a.repeat))
+    print(f"identity merges      : {merges:>10,.0f} events/s  (anonymous view + identify pairs)")
     print(f"outputs              : {sum(v for k, v in stats.items() if k.startswith('triggers:'))}"
           f" triggers, {sum(v for k, v in stats.items() if k.startswith('entered:'))} segment"
           f" entries")

@@ -8,34 +8,26 @@ path tops out at a few thousand events/s, so the worker reads input partitions p
 confluent-kafka consumer assigned (no group) to exactly the owned partitions, starting after the
 offsets stored in the state.
 
-One `Engine` per owned partition (population statistics, watermark and timers are per
-partition, as in replay). Events are merged across the input topics and across the owned
-partitions by Kafka timestamp (= event time, set by our producers), each topic-partition in
-offset order, waiting for a topic-partition that has data not fetched yet (Kafka Streams'
-stream-time synchronization); forwards to a partition of this worker are delivered in process at
-once (as replay does), others go to the `forwards` topic. Records are applied as soon as they
-are released, their outputs and forwards handed to a confluent producer every `PUSH_EVERY`
-records (no await per event); that per-record path is `streams.flow`, compiled with the
-engine. What was applied is committed as one batch every `commit_interval` seconds (or
-`batch_max` records), as Kafka Streams commits:
-
-1. `engine.flush()` stages each dirty key once, plus the input offsets applied;
-2. the staged writes go to the table's changelog (explicit partition = input partition);
-3. the batch's epoch of records is sealed, and the engine goes on while they are acknowledged
-   (`streams.epochs`);
-4. once every record of the batch is acknowledged, one atomic RocksDB WriteBatch stores state
-   + input offsets + the changelog offset (batches in order; at the first drain that finds the
-   batch acknowledged, else at the next commit, before a revocation, and when the worker stops:
-   `App.before_stop` runs before Faust stops the tables, and nothing is applied after it);
-5. forwards consumed through Faust are acked (Faust commits them later).
+The owned partitions run in the partition runtime (`streams.runtime`), as in replay: one
+engine per partition, forwards between owned partitions delivered in process as objects, one
+stream clock. Events are merged across the input topics and across the owned partitions by
+Kafka timestamp (= event time, set by our producers), each topic-partition in offset order,
+waiting for a topic-partition that has data not fetched yet (Kafka Streams' stream-time
+synchronization); before each is applied, the runtime moves every owned partition to its time
+(never past an input partition that still has a backlog). Forwards to partitions of other
+workers go to the `forwards` topic, and an input record found on a partition other than its
+key's goes to its key's partition the same way. Records are applied as soon as they are
+released, their outputs and forwards handed to a confluent producer every `PUSH_EVERY` records
+(no await per event); that per-record path is `streams.flow`, compiled with the engine. What
+was applied is committed by `streams.checkpoint` (its steps are documented there); the
+checkpoint settles the batch in flight before a revocation and when the worker stops
+(`App.before_stop` runs before Faust stops the tables, and nothing is applied after it).
 
 The drain loop polls the intake every `poll_interval` when nothing can be applied (idle, or
 the merge waits for a fetch), and at once after applying something.
 
-A crash before 4 replays the batch from the last durable state: the same outputs with the same
-ids come out again (at-least-once records, exactly-once ids). The input offsets in the state are
-the truth: the intake consumer starts after them, and redelivered events at or below them are
-skipped.
+The input offsets in the state are the truth: the intake consumer starts after them, and
+redelivered events at or below them are skipped.
 """
 
 from __future__ import annotations
@@ -46,7 +38,6 @@ import logging
 import time
 import uuid
 from collections.abc import Iterable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -57,9 +48,11 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 from connectors.broker import topic_partitions
 from streams.app import App, Settings, state_table
 from streams.catchup import ChangelogReader
+from streams.checkpoint import Checkpoint
 from streams.contract import CONTROL, INPUT_TOPICS, topic_name
-from streams.epochs import Epoch, EpochProducer
-from streams.flow import Flow, PartitionEngine, Rec
+from streams.epochs import EpochProducer
+from streams.flow import Flow, Rec
+from streams.runtime import Runtime
 from streams.tables import TableStore
 
 log = logging.getLogger(__name__)
@@ -69,17 +62,6 @@ log = logging.getLogger(__name__)
 PUSH_EVERY = 100
 #: Seconds a stop waits for the engines before it gives up settling the batch in flight.
 STOP_WAIT = 10.0
-
-
-@dataclass
-class Inflight:
-    """A committed batch not yet durable: its epoch of records, its staged RocksDB writes, the
-    input offsets it reached and the Faust events to ack."""
-
-    epoch: Epoch
-    staged: list[tuple[PartitionEngine, dict[bytes, bytes | None]]]
-    acks: list[Any]
-    offsets: list[TopicPartition]
 
 
 def _load_rules(path: Path) -> Any:
@@ -105,11 +87,6 @@ class Pipeline:
         self.producer = EpochProducer(
             settings.bootstrap, track=[self.changelog], **{"linger.ms": settings.linger_ms}
         )
-        self._inflight: Inflight | None = None
-        #: Applied since the last commit: records, and the Faust events to ack once durable.
-        self._uncommitted = 0
-        self._acks: list[Any] = []
-        self._last_commit = time.monotonic()
         self.lock = asyncio.Lock()
         prefix = settings.prefix
         self.control_topic = topic_name(CONTROL, prefix)
@@ -138,20 +115,31 @@ class Pipeline:
             }
         )
         self._assigned: set[int] = set()
-        #: the per-record path (compiled); its dicts and sets are shared, never replaced
+        #: the owned partitions' engines (none until Faust assigns some)
+        self.runtime = Runtime(self.rules, settings.partitions, held=())
+        #: the per-record path (compiled)
         self.flow = Flow(
             self.intake,
             self.producer,
+            self.runtime,
             prefix=prefix,
             partitions=settings.partitions,
             inputs=INPUT_TOPICS,
             max_buffered=settings.max_buffered,
             batch_max=settings.batch_max,
         )
-        self.engines = self.flow.engines
         self.stats = self.flow.stats
         self.forwards_topic = self.flow.forwards_topic
         self.input_topics = self.flow.input_topics
+        self.checkpoint = Checkpoint(
+            self.runtime,
+            self.producer,
+            self.changelog,
+            self.input_topics,
+            intake=self.intake,
+            batch_max=settings.batch_max,
+            commit_interval=settings.commit_interval,
+        )
 
     # ----------------------------------------------------------------- engines
     def _mtime(self) -> float:
@@ -161,13 +149,15 @@ class Pipeline:
             return 0.0
 
     def _store_for(self, partition: int) -> TableStore:
+        # faust-streaming has no public accessor for a table partition's RocksDB database (its
+        # Store offers `partition_path` only, and RocksDB allows one open handle per path)
         db = self.table.data._db_for_partition(partition)
         return TableStore(db, partition)
 
-    async def engines_for(self, partitions: Iterable[int]) -> list[PartitionEngine]:
+    async def engines_for(self, partitions: Iterable[int]) -> None:
         """The engines of `partitions`, created on first use (after Faust's table recovery and
         our changelog catch-up)."""
-        missing = sorted({p for p in partitions if p not in self.engines})
+        missing = sorted({p for p in partitions if not self.runtime.holds(p)})
         if missing:
             from streams.engine.core import Engine
 
@@ -178,94 +168,29 @@ class Pipeline:
             caught = await asyncio.to_thread(reader.catch_up, stores)
             for store in stores:
                 p = store.partition
-                engine = Engine(self.rules, store, partition=p)
-                self.engines[p] = PartitionEngine(p, engine, store)
+                self.runtime.add(p, Engine(self.rules, store, partition=p), store.offsets)
+                self.checkpoint.add(p, store)
                 log.info(
                     "partition %d: engine ready (%d changelog records caught up, offsets %s)",
                     p,
                     caught.get(p, 0),
                     store.offsets,
                 )
-        return [self.engines[p] for p in partitions]
 
     def drop(self, partitions: Iterable[int]) -> None:
         for p in partitions:
-            if self.engines.pop(p, None) is not None:
+            self.checkpoint.drop(p)
+            if self.runtime.drop(p) is not None:
                 log.info("partition %d: engine dropped", p)
 
     # ----------------------------------------------------------------- commits
     async def commit(self) -> None:
-        """End a batch: stage what was applied since the last commit on the changelog and seal
-        its epoch of records, then settle the batch before it (acknowledged by now, as a
-        rule)."""
-        acks, self._acks = self._acks, []
-        self._uncommitted = 0
-        self._last_commit = time.monotonic()
-        previous = self._inflight
-        self._inflight = self._stage(acks)
-        if previous is not None:
-            await self._settle(previous)
+        """End a batch (see `streams.checkpoint`)."""
+        await self.checkpoint.commit()
 
     async def settle(self) -> None:
         """Make everything applied durable (before partitions are revoked, and on stop)."""
-        if self._uncommitted or self.flow.touched or self._acks:
-            await self.commit()
-        inflight, self._inflight = self._inflight, None
-        if inflight is not None:
-            await self._settle(inflight)
-
-    async def _commit_if_due(self) -> None:
-        """Settle the batch in flight once it is acknowledged (no wait), and commit what was
-        applied when `commit_interval` has passed or `batch_max` records wait."""
-        inflight = self._inflight
-        future = inflight.epoch.future if inflight is not None else None
-        if inflight is not None and future is not None and future.done():
-            self._inflight = None
-            await self._settle(inflight)
-        if not (self._uncommitted or self.flow.touched or self._acks):
-            return
-        if (
-            self._uncommitted >= self.settings.batch_max
-            or time.monotonic() - self._last_commit >= self.settings.commit_interval
-        ):
-            await self.commit()
-
-    def _stage(self, acks: list[Any]) -> Inflight:
-        staged: list[tuple[PartitionEngine, dict[bytes, bytes | None]]] = []
-        for p in sorted(self.flow.touched):
-            pe = self.engines.get(p)
-            if pe is None:
-                continue
-            pe.engine.flush()
-            writes = pe.store.drain()
-            if not writes:
-                continue
-            for key, value in writes.items():
-                self.producer.produce(self.changelog, key, value, partition=pe.partition)
-            staged.append((pe, writes))
-        self.flow.touched.clear()
-        offsets = [
-            TopicPartition(topic, p, off + 1)
-            for p, pe in self.engines.items()
-            for topic, off in pe.store.offsets.items()
-            if topic in self.input_topics
-        ]
-        return Inflight(self.producer.seal(), staged, acks, offsets)
-
-    async def _settle(self, inflight: Inflight) -> None:
-        """Every record of the batch acknowledged, then one RocksDB batch per partition, then
-        the input offsets (for lag tools only) and the acks of its forwards."""
-        epoch = inflight.epoch
-        await epoch.acknowledged()
-        for pe, writes in inflight.staged:
-            pe.store.write(writes, epoch.offsets.get((self.changelog, pe.partition)))
-        if inflight.offsets:
-            with contextlib.suppress(Exception):
-                self.intake.commit(offsets=inflight.offsets, asynchronous=True)
-        if inflight.acks and self.stream is not None:
-            ack = self.stream.ack
-            for event in inflight.acks:
-                await ack(event)
+        await self.checkpoint.settle()
 
     # ----------------------------------------------------------------- intake
     def add_forward(self, event: Any) -> None:
@@ -277,15 +202,14 @@ class Pipeline:
 
     def _assign_intake(self) -> None:
         """Read the input partitions of the engines we have, after their stored offsets."""
-        want = set(self.engines)
+        want = set(self.runtime.engines)
         if want == self._assigned:
             return
         tps = []
         for p in sorted(want):
-            offsets = self.engines[p].store.offsets
             for topic in self.input_topics:
-                off = offsets.get(topic)
-                tps.append(TopicPartition(topic, p, OFFSET_BEGINNING if off is None else off + 1))
+                off = self.runtime.applied(topic, p)
+                tps.append(TopicPartition(topic, p, OFFSET_BEGINNING if off < 0 else off + 1))
         self.intake.assign(tps)
         self._assigned = want
         self.flow.assigned = bool(want)
@@ -305,7 +229,7 @@ class Pipeline:
             if self.stopping:
                 return 0
             recs: list[Rec] = []
-            if flow.buffered and self.engines:
+            if flow.buffered and self.runtime.engines:
                 force = (
                     force
                     or flow.buffered >= self.settings.max_buffered
@@ -321,9 +245,10 @@ class Pipeline:
                     flow.apply(recs[i : i + PUSH_EVERY])
                     self.producer.push()  # the outputs go out now, not at the commit
                 flow.count("events", len(recs))
-                self._uncommitted += len(recs)
-                self._acks.extend(rec.event for rec in recs if rec.event is not None)
-            await self._commit_if_due()
+                self.checkpoint.applied(
+                    len(recs), [rec.event for rec in recs if rec.event is not None]
+                )
+            await self.checkpoint.poll()
             return len(recs)
 
     def forget_partitions(self, partitions: Iterable[int]) -> None:
@@ -350,23 +275,25 @@ class Pipeline:
         now_m = time.monotonic()
         if now_m - self._last_log >= self.settings.log_every and self.stats.get("events"):
             self._last_log = now_m
-            log.info("stats: %s (buffered %d)", dict(self.stats), self.flow.buffered)
+            log.info(
+                "stats: %s (buffered %d, re-routed %d)",
+                dict(self.stats),
+                self.flow.buffered,
+                self.runtime.rerouted,
+            )
         await self.activate()
         if not self.settings.wall_clock or not self.ready:
             return
         async with self.lock:
             if self.stopping:
                 return
-            now = time.time()
-            for pe in list(self.engines.values()):
-                self.flow.touched.add(pe.partition)
-                self.flow.emit(pe.engine.advance(now))
+            self.flow.emit(self.runtime.tick(time.time()))
+            self.checkpoint.changed()
             await self.commit()
 
     def set_rules(self, rules: Any, origin: str) -> None:
         self.rules = rules
-        for pe in self.engines.values():
-            pe.engine.set_rules(rules)
+        self.runtime.set_rules(rules)
         log.info("rules %s loaded from %s", getattr(rules, "version", "?"), origin)
 
     def poll_rules(self) -> None:
@@ -453,6 +380,7 @@ def register(app: App, settings: Settings) -> Pipeline:
     async def forwards_agent(stream: Any) -> None:
         stream = stream.noack()
         pipeline.stream = stream
+        pipeline.checkpoint.ack = stream.ack
         async for event in stream.events():
             pipeline.add_forward(event)
 
@@ -484,7 +412,7 @@ def register(app: App, settings: Settings) -> Pipeline:
         async with pipeline.lock:
             await pipeline.settle()  # before any engine it wrote to is dropped
             pipeline.owned = keep
-            pipeline.forget_partitions([p for p in pipeline.engines if p not in keep])
+            pipeline.forget_partitions([p for p in pipeline.runtime.engines if p not in keep])
 
     async def on_rebalance_complete(sender: Any, **_: Any) -> None:
         pipeline.ready = True

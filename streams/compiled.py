@@ -48,7 +48,7 @@ MODULES = (
     "streams.engine.timers",
     "streams.engine.triggers",
     "streams.engine.view",
-    "streams.router",
+    "streams.runtime",
     # the worker's per-record path around the engine
     "streams.codec",
     "streams.epochs",

@@ -1,8 +1,10 @@
-"""The per-record path of a live worker, compiled with the engine (`streams.compiled`).
+"""The Kafka intake of a live worker, compiled with the engine (`streams.compiled`).
 
 Input records are buffered per topic-partition, released merged by timestamp (Kafka Streams'
-stream-time synchronization), applied to their partition's engine, and their outputs queued on
-the epoch producer. `streams.agents` (Faust, commits, rebalances, rules) drives it: nothing
+stream-time synchronization), applied through the partition runtime (`streams.runtime`, as
+replay applies a file), and their outputs queued on the epoch producer; forwards to partitions
+another worker owns go to the `forwards` topic (the only place they become bytes).
+`streams.agents` (Faust, rebalances, rules) and `streams.checkpoint` (commits) drive it: nothing
 here awaits or knows about Faust, apart from holding the Faust event of a forward.
 """
 
@@ -26,16 +28,15 @@ from streams.contract import (
     undecodable,
     where,
 )
-from streams.engine.core import Engine
 from streams.engine.events import INTERNAL_ERROR
-from streams.engine.outputs import Outputs
-from streams.engine.partitioning import partition_for
+from streams.engine.outputs import Outputs, decode_forward, encode_forward
 from streams.epochs import EpochProducer
-from streams.tables import TableStore
+from streams.runtime import Runtime
 
 log = logging.getLogger(__name__)
 
 _PARTITION_EOF = -191  # librdkafka's KafkaError._PARTITION_EOF
+_INF = float("inf")
 
 
 class Rec:
@@ -60,26 +61,15 @@ class Rec:
         self.event = event  # the Faust event of a forward (acked after commit), else None
 
 
-class PartitionEngine:
-    """The engine of one assigned partition, with its store."""
-
-    def __init__(self, partition: int, engine: Engine, store: TableStore) -> None:
-        self.partition = partition
-        self.engine = engine
-        self.store = store
-
-
 class Flow:
-    """Buffer, merge and apply the records of the partitions one worker owns.
-
-    `engines` is the worker's (partition -> PartitionEngine); `touched` collects the partitions
-    whose engines changed since the last commit; `stats` counts records by kind.
-    """
+    """Buffer, merge and apply the records of the partitions one worker owns (those `runtime`
+    holds); `stats` counts records by kind."""
 
     def __init__(
         self,
         intake: Any,
         producer: EpochProducer,
+        runtime: Runtime,
         *,
         prefix: str,
         partitions: int,
@@ -97,12 +87,13 @@ class Flow:
         self.forwards_topic = prefix + FORWARDS
         self.max_buffered = max_buffered
         self.batch_max = batch_max
-        self.engines: dict[int, PartitionEngine] = {}
+        self.runtime = runtime
         self.pending: dict[tuple[str, int], deque[Rec]] = {}
         self.received: dict[tuple[str, int], int] = {}
         self.buffered = 0
         self.oldest = 0.0
-        self.touched: set[int] = set()
+        #: event time of the last record released per input topic-partition (its position)
+        self.position: dict[tuple[str, int], float] = {}
         self.stats: dict[str, int] = {}
         self.assigned = False
         self._names: dict[str, str] = {}
@@ -172,16 +163,14 @@ class Flow:
         if hw is None or hw < 0:
             return False
         pos = self.received.get((topic, partition), -1) + 1
-        pe = self.engines.get(partition)
-        if pe is not None:
-            pos = max(pos, pe.store.offsets.get(topic, -1) + 1)
+        pos = max(pos, self.runtime.applied(topic, partition) + 1)
         return bool(pos >= hw)
 
     def blocking(self) -> list[tuple[str, int, int]]:
         """(topic, partition, position) of the queues holding the merge back."""
         return [
             (t, p, self.received.get((t, p), -1) + 1)
-            for p in sorted(self.engines)
+            for p in sorted(self.runtime.engines)
             for t in self.input_topics
             if not self.pending.get((t, p)) and not self.caught_up(t, p)
         ]
@@ -190,10 +179,12 @@ class Flow:
         """Buffered records ready to apply, in order: forwards from other workers first, then
         the input topics of all our partitions merged by timestamp, each topic-partition in
         offset order. An empty topic-partition that has data not fetched yet holds the merge
-        back, unless `force` (idle too long or buffer full)."""
+        back, unless `force` (idle too long or buffer full): then the stream clock is bounded
+        by the position of every input partition that still has a backlog (`Runtime.bound`)."""
         out: list[Rec] = []
         queues: list[deque[Rec]] = []
-        for p in sorted(self.engines):
+        bound = _INF
+        for p in sorted(self.runtime.engines):
             fwd = self.pending.get((self.forwards_topic, p))
             if fwd:
                 out.extend(fwd)
@@ -202,9 +193,11 @@ class Flow:
                 q = self.pending.get((topic, p))
                 if q:
                     queues.append(q)
-                elif not force and not self.caught_up(topic, p):
-                    self.buffered -= len(out)
-                    return out
+                elif not self.caught_up(topic, p):
+                    if not force:
+                        self.buffered -= len(out)
+                        return out
+                    bound = min(bound, self.position.get((topic, p), -_INF))
         heap = [(q[0].timestamp, i) for i, q in enumerate(queues)]
         heapq.heapify(heap)
         limit = self.batch_max
@@ -217,9 +210,13 @@ class Flow:
                 heapq.heapreplace(heap, (q[0].timestamp, i))
             else:
                 heapq.heappop(heap)
-                if not force and not self.caught_up(rec.topic, rec.partition):
-                    break
+                self.position[(rec.topic, rec.partition)] = rec.timestamp
+                if not self.caught_up(rec.topic, rec.partition):
+                    if not force:
+                        break
+                    bound = min(bound, rec.timestamp)
         self.buffered -= len(out)
+        self.runtime.bound = bound
         return out
 
     def drop_inputs(self, partitions: set[int] | None = None) -> None:
@@ -235,26 +232,21 @@ class Flow:
     def apply(self, recs: list[Rec]) -> None:
         """Apply records in order (those of partitions no longer ours are skipped: their next
         owner reads them again), queueing their outputs on the producer."""
-        engines, touched = self.engines, self.touched
-        staged: set[int] = set()
+        runtime = self.runtime
+        holds, applies = runtime.holds, runtime.applies
         for rec in recs:
             topic, partition = rec.topic, rec.partition
-            pe = engines.get(partition)
-            if pe is None:
+            if not holds(partition):
                 continue
-            offsets = pe.store.offsets
-            if rec.offset <= offsets.get(topic, -1):
+            if not applies(topic, partition, rec.offset):
                 self.count("skipped")  # already in the state (redelivered after a crash)
                 continue
-            offsets[topic] = rec.offset
-            staged.add(partition)
-            touched.add(partition)
             base = self.base_of.get(topic, topic)
             value = rec.value or b""
             if base == FORWARDS:
                 try:
-                    out = pe.engine.receive(value)
-                except Exception as exc:  # a forward we cannot read: never fatal
+                    out = runtime.receive(decode_forward(value))
+                except Exception as exc:  # a forward we cannot read or apply: never fatal
                     self.dead_letter(
                         base, where(base, partition, rec.offset), rec.value, INTERNAL_ERROR,
                         f"bad forward: {exc}",
@@ -266,44 +258,30 @@ class Flow:
                 except Exception as exc:  # undecodable Avro: a dead letter, never fatal
                     self.queue_dead_letter(undecodable(base, partition, rec.offset, value, exc))
                     continue
-                out = pe.engine.process(raw, base, where(base, partition, rec.offset))
+                out = runtime.process(raw, base, where(base, partition, rec.offset), partition)
             self.emit(out)
-        for p in staged:
-            engines[p].store.stage_offsets()
 
     def emit(self, out: Outputs) -> None:
-        """Queue the records of one engine call and route its forwards: to the engine in this
-        process when we own the target partition (settled at once, as replay does), else to
-        the `forwards` topic, partition of the key."""
-        local: deque[tuple[PartitionEngine, bytes]] | None = None
-        produce = self.producer.produce
-        while True:
-            if (
-                out.segment_changes
-                or out.triggers
-                or out.suppressed
-                or out.profiles
-                or out.dead_letters
-            ):  # most events change nothing: skip the generator
-                for base, key, value in out.records():
-                    produce(self.topic(base), key, encode_value(base, value))
-                    self.count(base)
+        """Queue the records of one runtime call, and its forwards: those left are for
+        partitions another worker owns, sent on the `forwards` topic, partition of the key."""
+        if (
+            out.segment_changes
+            or out.triggers
+            or out.suppressed
+            or out.profiles
+            or out.dead_letters
+        ):  # most events change nothing: skip the generator
+            produce = self.producer.produce
+            for base, key, value in out.records():
+                produce(self.topic(base), key, encode_value(base, value))
+                self.count(base)
+        if out.forwards:
+            partition_of = self.runtime.partition_of
             for fwd in out.forwards:
-                target = partition_for(fwd.key, self.partitions)
-                pe = self.engines.get(target)
-                if pe is not None:
-                    if local is None:
-                        local = deque()
-                    local.append((pe, fwd.payload))
-                    self.count("forwards:local")
-                else:
-                    produce(self.forwards_topic, fwd.key, fwd.payload, target)
-                    self.count(FORWARDS)
-            if not local:
-                return
-            pe, payload = local.popleft()
-            self.touched.add(pe.partition)
-            out = pe.engine.receive(payload)
+                self.producer.produce(
+                    self.forwards_topic, fwd.key, encode_forward(fwd), partition_of(fwd.key)
+                )
+                self.count(FORWARDS)
 
     def dead_letter(
         self, source: str, offset: str, raw: bytes | None, reason: str, message: str

@@ -1,8 +1,11 @@
-"""`micromarketing replay`: the engine in event time over a file of events (or the topics).
+"""`micromarketing replay`: the partition runtime in event time over a file of events (or the
+topics), as the live worker runs it.
 
-Events are processed in file order (an unordered file is not sorted: an event older than the
-partition's watermark is still applied, it just cannot fire timers in the past). Outputs are
-deterministic: two runs over the same input write byte-identical JSON-lines files; only the
+Events are processed in file order through `streams.runtime.Runtime` (an unordered file is
+not sorted: the stream clock only moves forward, so an event older than it is still applied, it
+just cannot fire timers in the past). Before an event at t is applied, every partition is
+advanced to t less the allowed lateness, so timers of sparse partitions fire on time. Outputs
+are deterministic: two runs over the same input write byte-identical JSON-lines files; only the
 `timing` block of report.json varies.
 """
 
@@ -24,8 +27,7 @@ from streams import compiled
 from streams.engine.events import EventError, parse_time
 from streams.engine.outputs import Outputs
 from streams.engine.rules import RulesError, load_rules
-from streams.router import DEFAULT_PARTITIONS, Router
-from streams.runtime import tune_gc
+from streams.runtime import DEFAULT_PARTITIONS, Runtime, tune_gc
 
 OUTPUT_FILES = {
     "triggers": "triggers.jsonl",
@@ -96,28 +98,30 @@ def _progress(path: str, enabled: bool) -> Any:
 
 def replay(
     lines: Iterable[tuple[str, str, bytes | dict[str, Any]]],
-    router: Router,
+    runtime: Runtime,
     files: OutputFiles,
     close_at: float | None = None,
     progress: Any = None,
 ) -> dict[str, Any]:
-    """Feed (source, offset, raw event) triples through the router; return the report."""
+    """Feed (source, offset, raw event) triples through the partition runtime; return the
+    report."""
     started = time.perf_counter()
     n = 0
+    process = runtime.process
     for source, offset, raw in lines:
-        files.write(router.process(raw, source, offset))
+        files.write(process(raw, source, offset))
         n += 1
         if progress is not None and isinstance(raw, bytes):
             progress.update(len(raw) + 1)
     if close_at is not None:
-        files.write(router.close(close_at))
+        files.write(runtime.close(close_at))
     elapsed = time.perf_counter() - started
-    return build_report(router, n, elapsed)
+    return build_report(runtime, n, elapsed)
 
 
-def build_report(router: Router, lines: int, elapsed: float) -> dict[str, Any]:
+def build_report(runtime: Runtime, lines: int, elapsed: float) -> dict[str, Any]:
     """Counts per campaign, segment and reason; deterministic but for `timing`."""
-    stats = router.stats()
+    stats = runtime.stats()
     groups: dict[str, Counter[str]] = {}
     totals: dict[str, int] = {}
     for key, value in sorted(stats.items()):
@@ -144,9 +148,9 @@ def build_report(router: Router, lines: int, elapsed: float) -> dict[str, Any]:
         "duplicates": duplicates,
         "forwarded": totals.get("forwarded", 0),
         "merged": totals.get("merged", 0),
-        "partitions": router.partitions,
-        "consumers": router.consumers(),
-        "pending_timers": router.pending_timers(),
+        "partitions": runtime.partitions,
+        "consumers": runtime.consumers(),
+        "pending_timers": runtime.pending_timers(),
         "triggers": dict(groups.get("triggers", {})),
         "holdout": dict(groups.get("holdout", {})),
         "suppressed": dict(groups.get("suppressed", {})),
@@ -191,13 +195,13 @@ def run(args: argparse.Namespace) -> int:
     if args.events != "-" and not Path(args.events).exists():
         print(f"no such file: {args.events}", file=sys.stderr)
         return 2
-    router = Router(rules, partitions)
+    runtime = Runtime(rules, partitions)
     tune_gc()
     progress = _progress(args.events, not args.no_progress)
     source = Path(args.events).name if args.events != "-" else "stdin"
     with OutputFiles(out_dir) as files:
         lines = ((source, str(no), line) for no, line in read_lines(args.events))
-        report = replay(lines, router, files, close_at, progress)
+        report = replay(lines, runtime, files, close_at, progress)
     if progress is not None:
         progress.close()
     write_report(out_dir, report)

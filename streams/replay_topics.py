@@ -25,7 +25,7 @@ from streams.engine.events import EventError, iso, parse_time
 from streams.engine.outputs import Outputs
 from streams.engine.rules import RulesError, RuleSet, load_rules
 from streams.replay import OutputFiles, replay, write_report
-from streams.router import Router
+from streams.runtime import Runtime
 
 log = logging.getLogger(__name__)
 
@@ -66,7 +66,7 @@ def _time_range(args: argparse.Namespace) -> tuple[float, float]:
 
 class Feed:
     """The records as (source, offset, raw) for the replay loop; undecodable values are written
-    as dead letters here (the router never sees them) and counted."""
+    as dead letters here (the runtime never sees them) and counted."""
 
     def __init__(self, files: OutputFiles, progress: Any) -> None:
         self.files = files
@@ -128,7 +128,7 @@ def replay_topics(
     except KafkaException as exc:
         print(f"micromarketing replay: broker {args.broker}: {exc}", file=sys.stderr)
         return 2
-    router = Router(rules, _router_partitions(args, counts))
+    runtime = Runtime(rules, _router_partitions(args, counts))
     progress = None
     if not args.no_progress and sys.stderr.isatty():
         from tqdm import tqdm
@@ -137,7 +137,7 @@ def replay_topics(
     try:
         with OutputFiles(out_dir) as files:
             feed = Feed(files, progress)
-            report = replay(feed(records), router, files, close_at)
+            report = replay(feed(records), runtime, files, close_at)
     except KafkaException as exc:
         print(f"micromarketing replay: reading the topics failed: {exc}", file=sys.stderr)
         return 1

@@ -32,7 +32,8 @@ class TableStore:
         #: drained writes not yet in RocksDB, oldest first (their batch is being acknowledged)
         self.unwritten: deque[dict[bytes, bytes | None]] = deque()
         raw = db.get(OFFSETS_KEY)
-        #: topic -> highest offset whose event is in the state (durable once committed).
+        #: topic -> highest offset whose event is in the state, as stored (the runtime tracks
+        #: what is applied since; `stage_offsets` stages it with the state).
         self.offsets: dict[str, int] = orjson.loads(raw) if raw else {}
 
     def get(self, key: str) -> bytes | None:
@@ -105,8 +106,9 @@ class TableStore:
         self.unwritten.clear()
         self.offsets = {}
 
-    def stage_offsets(self) -> None:
-        """Stage the input offsets with the state (called after each batch of this partition)."""
+    def stage_offsets(self, offsets: dict[str, int]) -> None:
+        """Stage the input offsets applied with the state (at each commit that moved them)."""
+        self.offsets = dict(offsets)
         self.pending[OFFSETS_KEY] = orjson.dumps(self.offsets)
 
     def drain(self) -> dict[bytes, bytes | None]:

@@ -32,7 +32,15 @@ from streams.engine.events import (
     parse_event,
 )
 from streams.engine.features import apply_context, apply_track, merge_states
-from streams.engine.outputs import Forward, Outputs
+from streams.engine.outputs import (
+    EventForward,
+    Forget,
+    ForgetAlias,
+    Forward,
+    MergeIn,
+    MergeOut,
+    Outputs,
+)
 from streams.engine.population import Population
 from streams.engine.registry import TRACK_CHANGES
 from streams.engine.rules import RuleSet, Trigger
@@ -293,6 +301,15 @@ class Engine:
         except EventError as exc:
             self._dead_letter(out, raw, exc.code, exc.message, source, offset)
             return out
+        return self.apply_event(ev, obj, out, source, offset)
+
+    def apply_event(
+        self, ev: Event, obj: dict[str, Any], out: Outputs, source: str = "",
+        offset: str | None = None,
+    ) -> Outputs:
+        """Apply one parsed input event (`obj` its JSON object) with `out` so far: `process`
+        without the parsing, for a shell that reads the event's time first. Returns the
+        outputs (`out`, or what is kept of it when the event failed)."""
         # a Counter increment per event costs more than an int attribute's
         if self._events or "events" in self._stats:
             self._events += 1
@@ -302,9 +319,10 @@ class Engine:
             self._route(ev, obj, out)
         except EventError as exc:  # refused by _apply before it changed anything
             self._dead_letter(out, obj, exc.code, exc.message, source, offset)
-        except Exception as exc:  # the last line of defence: one event never stops a partition
+        except Exception as err:  # the last line of defence: one event never stops a partition
+            # (another name than the clause above's: mypyc gives one name one type)
             out = self._undo(ev.consumer_id, out)
-            self._dead_letter(out, obj, INTERNAL_ERROR, f"{type(exc).__name__}: {exc}",
+            self._dead_letter(out, obj, INTERNAL_ERROR, f"{type(err).__name__}: {err}",
                               source, offset)
         return out
 
@@ -356,12 +374,11 @@ class Engine:
             target = self._alias(cid)
             if target is not None:
                 self._stats["forwarded"] += 1
-                msg = {"op": "event", "to": target, "event": obj}
-                try:
-                    payload = orjson.dumps(msg)
+                try:  # (it crosses Kafka when another worker owns the target)
+                    orjson.dumps(obj)
                 except orjson.JSONEncodeError as exc:  # parse_event bounds only what is read
                     raise EventError(f"the event cannot be forwarded: {exc}", TOO_DEEP) from None
-                out.forwards.append(Forward(target, payload))
+                out.forwards.append(EventForward(target, obj))
                 return
         self._apply(ev, cid, state, out)
 
@@ -439,8 +456,7 @@ class Engine:
         if etype == "identify" or etype == "alias":
             source = ev.merge_source
             if source is not None:
-                msg = {"op": "merge_out", "from": source, "into": cid}
-                out.forwards.append(Forward(source, orjson.dumps(msg)))
+                out.forwards.append(MergeOut(source, cid))
         self._applied += 1
 
     def _prune_seen(self, state: ConsumerState, t: float) -> None:
@@ -502,10 +518,17 @@ class Engine:
     # time
     def advance(self, now: float) -> Outputs:
         """Move the watermark to `now` if later, and fire every timer and segment re-check due at
-        or before it, in due order (wall clock in live mode, the stream clock in replay)."""
+        or before it, in due order (the stream clock of the runtime, replay and live alike)."""
         out = Outputs()
         if now > self.watermark:
             self.watermark = now
+        self._fire_due(now, out)
+        return out
+
+    def fire(self, now: float) -> Outputs:
+        """Fire every timer and re-check due at or before the wall clock `now`, leaving the
+        watermark (event time) where it is (the live worker's tick)."""
+        out = Outputs()
         self._fire_due(now, out)
         return out
 
@@ -609,31 +632,32 @@ class Engine:
         self._stats[("holdout:" if holdout else "triggers:") + trig.name] += 1
 
     # messages from other partitions
-    def receive(self, payload: bytes) -> Outputs:
-        """Handle a Forward addressed to a key of this partition."""
-        out = Outputs()
-        msg = orjson.loads(payload)
-        op = msg.get("op")
-        if op == "event":
-            obj = msg["event"]
+    def receive(self, fwd: Forward) -> Outputs:
+        """Handle a forward addressed to a key of this partition."""
+        if isinstance(fwd, EventForward):
+            where = fwd.where
+            if where is not None:  # an input record read on another partition: process it here
+                return self.process(fwd.event, where[0], where[1])
+            out = Outputs()
+            obj = fwd.event
             try:
                 ev = parse_event(obj)
-                self._route(ev, obj, out, cid=msg["to"])
+                self._route(ev, obj, out, cid=fwd.key)
             except EventError as exc:  # too far ahead of this partition's clock, say
                 self._dead_letter(out, obj, exc.code, exc.message, "forwards", None)
-                return out
-        elif op == "merge_out":
-            self._merge_out(msg["from"], msg["into"], out)
-        elif op == "merge_in":
-            self._merge_in(msg["into"], msg["from"], msg["state"].encode(), out)
-        elif op == "forget":
-            out.extend(self.forget(msg["id"]))
-        elif op == "forget_alias":
-            if self._alias(msg["id"]) is not None:
-                self._set_alias(msg["id"], None)
+            return out
+        out = Outputs()
+        if isinstance(fwd, MergeOut):
+            self._merge_out(fwd.key, fwd.into, out)
+        elif isinstance(fwd, MergeIn):
+            self._merge_in(fwd.key, fwd.source, fwd.state, out)
+        elif isinstance(fwd, Forget):
+            out.extend(self.forget(fwd.key))
+        elif isinstance(fwd, ForgetAlias):
+            if self._alias(fwd.key) is not None:
+                self._set_alias(fwd.key, None)
         else:
-            self._dead_letter(out, msg, INVALID_VALUE, f"unknown forward op {op!r}", "forwards",
-                              None)
+            self._dead_letter(out, repr(fwd), INVALID_VALUE, "unknown forward", "forwards", None)
         return out
 
     def _merge_out(self, source: str, target: str, out: Outputs) -> None:
@@ -649,19 +673,14 @@ class Engine:
         for seg in state.segments:
             out.segment_changes.append(_change(source, seg, "exited", at, self.rules.version))
         self._drop(source)
-        msg = {"op": "merge_in", "from": source, "into": target,
-               "state": state.to_bytes().decode()}
-        out.forwards.append(Forward(target, orjson.dumps(msg)))
+        out.forwards.append(MergeIn(target, source, state))
 
-    def _merge_in(self, target: str, source: str, data: bytes, out: Outputs) -> None:
-        other = ConsumerState.from_bytes(data)
+    def _merge_in(self, target: str, source: str, other: ConsumerState, out: Outputs) -> None:
         state = self._get(target)
         if state is None:
             target_alias = self._alias(target)
             if target_alias is not None:  # the target itself merged on meanwhile: pass it on
-                msg = {"op": "merge_in", "from": source, "into": target_alias,
-                       "state": data.decode()}
-                out.forwards.append(Forward(target_alias, orjson.dumps(msg)))
+                out.forwards.append(MergeIn(target_alias, source, other))
                 return
             state = ConsumerState(target, other.first_seen)
             self._cache[target] = state
@@ -694,9 +713,7 @@ class Engine:
             target = self._alias(consumer_id)
             if target is not None:
                 self._set_alias(consumer_id, None)
-                out.forwards.append(
-                    Forward(target, orjson.dumps({"op": "forget", "id": target}))
-                )
+                out.forwards.append(Forget(target))
             return out
         at = self._iso(max(self.watermark, state.last_seen))
         for seg in state.segments:
@@ -707,7 +724,7 @@ class Engine:
                              "at": at})
         self.population.remove(state)
         for alias in state.aliases:
-            out.forwards.append(Forward(alias, orjson.dumps({"op": "forget_alias", "id": alias})))
+            out.forwards.append(ForgetAlias(alias))
         self._drop(consumer_id)
         self._stats["forgotten"] += 1
         return out

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import Any
 
+import orjson
+
+from streams.engine.state import ConsumerState
 from streams.engine.topics import (
     DEAD_LETTERS,
     PROFILES,
@@ -17,12 +19,142 @@ from streams.engine.topics import (
 Record = dict[str, Any]
 
 
-@dataclass(frozen=True, slots=True)
 class Forward:
-    """A message for the partition that owns `key` (merge, forwarded event, erasure)."""
+    """A message for the partition that owns `key`: one of the kinds below. They travel as
+    objects within a process; `encode_forward`/`decode_forward` give the bytes form used only
+    where a forward crosses Kafka to a partition another worker owns."""
 
-    key: str
-    payload: bytes
+    __slots__ = ("key",)
+
+    def __init__(self, key: str) -> None:
+        self.key = key
+
+    def __eq__(self, other: object) -> bool:
+        return type(other) is type(self) and _fields(self) == _fields(other)
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}{_fields(self)!r}"
+
+
+class EventForward(Forward):
+    """An event for consumer `key`: an id merged into `key` (the engine's alias), or an input
+    record read on a partition other than its key's (`where` = (source, offset), processed as
+    an input there)."""
+
+    __slots__ = ("event", "where")
+
+    def __init__(
+        self, key: str, event: dict[str, Any], where: tuple[str, str | None] | None = None
+    ) -> None:
+        self.key = key
+        self.event = event
+        self.where = where
+
+
+class MergeOut(Forward):
+    """Merge consumer `key` into `into`: its partition gives up the state (then MergeIn)."""
+
+    __slots__ = ("into",)
+
+    def __init__(self, key: str, into: str) -> None:
+        self.key = key
+        self.into = into
+
+
+class MergeIn(Forward):
+    """The state of `source`, to merge into consumer `key`."""
+
+    __slots__ = ("source", "state")
+
+    def __init__(self, key: str, source: str, state: ConsumerState) -> None:
+        self.key = key
+        self.source = source
+        self.state = state
+
+
+class Forget(Forward):
+    """Erase consumer `key` (an alias of it was forgotten elsewhere)."""
+
+    __slots__ = ()
+
+
+class ForgetAlias(Forward):
+    """Drop the alias `key` (the consumer it pointed to was forgotten)."""
+
+    __slots__ = ()
+
+
+def _fields(fwd: Forward) -> tuple[Any, ...]:
+    if isinstance(fwd, EventForward):
+        return (fwd.key, fwd.event, fwd.where)
+    if isinstance(fwd, MergeOut):
+        return (fwd.key, fwd.into)
+    if isinstance(fwd, MergeIn):
+        return (fwd.key, fwd.source, fwd.state.to_bytes())
+    return (fwd.key,)
+
+
+def encode_forward(fwd: Forward) -> bytes:
+    """The bytes form of a forward (the value of a `forwards` topic record, keyed `fwd.key`)."""
+    msg: dict[str, Any]
+    if isinstance(fwd, EventForward):
+        msg = {"op": "event", "to": fwd.key, "event": fwd.event}
+        if fwd.where is not None:
+            msg["input"] = list(fwd.where)
+    elif isinstance(fwd, MergeOut):
+        msg = {"op": "merge_out", "from": fwd.key, "into": fwd.into}
+    elif isinstance(fwd, MergeIn):
+        msg = {"op": "merge_in", "from": fwd.source, "into": fwd.key,
+               "state": fwd.state.to_bytes().decode()}
+    elif isinstance(fwd, Forget):
+        msg = {"op": "forget", "id": fwd.key}
+    elif isinstance(fwd, ForgetAlias):
+        msg = {"op": "forget_alias", "id": fwd.key}
+    else:
+        raise TypeError(f"not a forward: {fwd!r}")
+    return orjson.dumps(msg)
+
+
+def decode_forward(data: bytes) -> Forward:
+    """The forward `encode_forward` made; ValueError (with the reason) for anything else."""
+    try:
+        msg = orjson.loads(data)
+        if not isinstance(msg, dict):
+            raise ValueError("not a JSON object")
+        op = msg.get("op")
+        if op == "event":
+            where = msg.get("input")
+            return EventForward(
+                _str(msg["to"]), _dict(msg["event"]),
+                (str(where[0]), None if where[1] is None else str(where[1]))
+                if where is not None else None,
+            )
+        if op == "merge_out":
+            return MergeOut(_str(msg["from"]), _str(msg["into"]))
+        if op == "merge_in":
+            state = ConsumerState.from_bytes(_str(msg["state"]).encode())
+            return MergeIn(_str(msg["into"]), _str(msg["from"]), state)
+        if op == "forget":
+            return Forget(_str(msg["id"]))
+        if op == "forget_alias":
+            return ForgetAlias(_str(msg["id"]))
+        raise ValueError(f"unknown forward op {op!r}")
+    except (KeyError, IndexError, TypeError, orjson.JSONDecodeError) as exc:
+        raise ValueError(f"malformed forward: {exc!r}") from None
+
+
+def _str(value: Any) -> str:
+    if not isinstance(value, str):
+        raise TypeError(f"expected a string, got {type(value).__name__}")
+    return value
+
+
+def _dict(value: Any) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise TypeError(f"expected an object, got {type(value).__name__}")
+    return value
 
 
 class Outputs:

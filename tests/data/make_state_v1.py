@@ -83,7 +83,7 @@ def run() -> Engine:
         out.extend(eng.process(ev))
         while out.forwards:  # one partition: every forward comes back to it
             fwd = out.forwards.pop(0)
-            out.extend(eng.receive(fwd.payload))
+            out.extend(eng.receive(fwd))
     eng.advance(T0 + 2 * HOUR + 10 * MIN)  # fires u1's cart reminder, not u3's browse one
     eng.flush()
     return eng

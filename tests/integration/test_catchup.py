@@ -53,8 +53,7 @@ def test_a_state_ahead_of_its_changelog_is_wiped_and_restored(
     _changelog(broker.bootstrap, topic, 0, 3)  # the broker holds offsets 0-2 only
     ahead = _store(tmp_path / "p0", 0)
     ahead.put("c/stale", b"from a log the broker no longer has")
-    ahead.offsets["clickstream"] = 500
-    ahead.stage_offsets()
+    ahead.stage_offsets({"clickstream": 500})
     ahead.write(ahead.drain(), 9)
     fresh = _store(tmp_path / "p1", 1)  # no changelog record on partition 1: nothing to do
     started = time.monotonic()

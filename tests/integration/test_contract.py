@@ -40,7 +40,7 @@ from streams.engine.rules import RuleSet, load_rules
 from streams.flow import Rec
 from streams.replay import OutputFiles, replay
 from streams.replay_topics import Feed
-from streams.router import Router
+from streams.runtime import Runtime
 from tests.conftest import EXAMPLES
 from tests.unit.test_contract import (
     BAD_AVRO,
@@ -174,7 +174,7 @@ def test_every_path_agrees_on_the_odd_events(
             [Rec(PREFIX + m.base, m.partition, m.offset, m.ms / 1000, m.value) for m in inputs]
         )
         queued = list(flow.producer._queued)
-        worker_engines = {p: pe.engine for p, pe in flow.engines.items()}
+        worker_engines = flow.runtime.engines
         for row in applied:
             check(_engine_observed(row, [], worker_engines), row)
     finally:
@@ -186,14 +186,14 @@ def test_every_path_agrees_on_the_odd_events(
 
     # the topic replay: the reader over the time range, the replay loop
     records, counts = read_range(bootstrap, TIME - 1, TIME + 1, input_topic_names())
-    router = Router(rules, PARTITIONS)
+    router = Runtime(rules, PARTITIONS)
     with OutputFiles(tmp_path / "topics") as files:
         report = replay(Feed(files, None)(records), router, files)
     topic_dead = _lines(tmp_path / "topics" / "dead_letters.jsonl")
     assert counts == dict.fromkeys(input_topic_names(), PARTITIONS)
     assert report["events"] == len(applied)
     for row in applied:
-        check(_engine_observed(row, [], dict(enumerate(router.engines))), row)
+        check(_engine_observed(row, [], router.engines), row)
     same = ("source", "offset", "raw", "reason", "message")
     assert [{k: d[k] for k in same} for d in topic_dead] == [
         {k: d[k] for k in same} for d in worker_dead
@@ -203,13 +203,13 @@ def test_every_path_agrees_on_the_odd_events(
     assert bad["message"].startswith("undecodable value")
 
     # the file replay of the same events as JSON lines
-    file_router = Router(rules, PARTITIONS)
+    file_router = Runtime(rules, PARTITIONS)
     with OutputFiles(tmp_path / "file") as files:
         lines = [("events.jsonl", str(i), orjson.dumps(r.event)) for i, r in enumerate(TABLE)]
         replay(lines, file_router, files)
     file_dead = _lines(tmp_path / "file" / "dead_letters.jsonl")
     for row in applied:
-        check(_engine_observed(row, [], dict(enumerate(file_router.engines))), row)
+        check(_engine_observed(row, [], file_router.engines), row)
     assert sorted(d["reason"] for d in file_dead) == sorted(
         d["reason"] for d in collector_dead
     )

@@ -30,6 +30,8 @@ from streams.contract import (
     SEGMENT_CHANGES,
     TRIGGER_TOPICS,
 )
+from streams.engine.events import iso, parse_event
+from streams.engine.partitioning import partition_for
 from streams.live_io import BatchProducer, produce_events
 from streams.tables import FAUST_OFFSET_KEY, OFFSETS_KEY
 
@@ -81,6 +83,55 @@ def replay(events_file: Path, out: Path) -> tuple[set[str], Counter[str]]:
     return triggers, changes
 
 
+def key_partition(ev: dict[str, Any]) -> int:
+    from streams.engine.events import consumer_key
+
+    return partition_for(consumer_key(ev) or "", PARTITIONS)
+
+
+def event_time(ev: dict[str, Any]) -> float:
+    return parse_event(ev).timestamp
+
+
+def sparse(events: list[dict], solo: str) -> list[dict]:
+    """`events` without those touching partition 3 (their key's or a merged id's), plus one
+    `Product Added` of `solo` (a key of partition 3) a minute into the stream: partition 3
+    holds one consumer, whose cart reminder is due when other partitions' events pass 30 min."""
+    assert partition_for(solo, PARTITIONS) == 3
+
+    def touches_3(ev: dict[str, Any]) -> bool:
+        ids = (ev.get("userId"), ev.get("anonymousId"), ev.get("previousId"))
+        return any(isinstance(i, str) and partition_for(i, PARTITIONS) == 3 for i in ids)
+
+    kept = [e for e in events if not touches_3(e)]
+    t0 = event_time(kept[0])
+    added = {
+        "type": "track",
+        "event": "Product Added",
+        "userId": solo,
+        "messageId": f"{solo}-added",
+        "timestamp": iso(t0 + 60),
+        "properties": {"product_id": "p-solo", "price": 99.0, "category": "road"},
+    }
+    out = [*kept, added]
+    out.sort(key=event_time)
+    assert event_time(out[-1]) > t0 + 3600, "the stream must pass the reminder's due time"
+    return out
+
+
+def replay_files(out: Path) -> dict[str, list[bytes]]:
+    """The output records of a replay, per topic, byte for byte."""
+    files = {
+        "segment-changes": "segment_changes.jsonl",
+        "dead-letters": "dead_letters.jsonl",
+        "profiles": "profiles.jsonl",
+    }
+    got = {base: (out / name).read_bytes().splitlines() for base, name in files.items()}
+    for line in (out / "triggers.jsonl").read_bytes().splitlines():
+        got.setdefault(f"triggers.{orjson.loads(line)['kind']}", []).append(line)
+    return {k: v for k, v in got.items() if v}
+
+
 def read_jsonl(path: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
@@ -101,6 +152,7 @@ class Live:
         ensure_topics(self.bootstrap, [self.prefix + t for t in ALL_TOPICS], PARTITIONS)
         self.workers: list[subprocess.Popen[bytes]] = []
         self.outputs: dict[str, list[dict]] = {}
+        self.raw: dict[str, list[bytes]] = {}  # the values as produced, byte for byte
         self._consumer = Consumer(
             {"bootstrap.servers": self.bootstrap, "group.id": "reader", "enable.auto.commit": False}
         )
@@ -114,9 +166,18 @@ class Live:
         produce_events(producer, events, self.prefix)
         producer.flush_blocking()
 
-    def produce_raw(self, base_topic: str, key: str, value: bytes) -> None:
+    def produce_raw(
+        self,
+        base_topic: str,
+        key: str,
+        value: bytes,
+        partition: int | None = None,
+        timestamp_ms: int | None = None,
+    ) -> None:
         producer = BatchProducer(self.bootstrap)
-        producer.produce(self.prefix + base_topic, key, value)
+        producer.produce(
+            self.prefix + base_topic, key, value, partition=partition, timestamp_ms=timestamp_ms
+        )
         producer.flush_blocking()
 
     def start_worker(self, name: str, *extra: str) -> subprocess.Popen[bytes]:
@@ -159,6 +220,7 @@ class Live:
                 assert topic is not None and raw is not None
                 base = topic[len(self.prefix) :]
                 self.outputs.setdefault(base, []).append(orjson.loads(raw))
+                self.raw.setdefault(base, []).append(raw)
 
     def wait_for(
         self, done: Callable[[], bool], timeout: float, what: str, step: float = 0.5
@@ -293,6 +355,126 @@ def test_two_workers_share_partitions(live: Live, tmp_path: Path) -> None:
     live.poll(2.0)
     assert set(live.trigger_ids()) == rep_triggers
     assert live.changes() == rep_changes
+
+
+def test_one_worker_gives_replays_output_bytes_on_a_sparse_partition(
+    live: Live, tmp_path: Path
+) -> None:
+    """Partition 3 holds ONE consumer: its cart reminder fires when the other partitions'
+    events pass its due time, in replay and live alike, and every output record of the worker
+    is byte for byte one of replay's (identity merges included)."""
+    solo = next(u for i in range(100) if partition_for(u := f"solo-{i}", PARTITIONS) == 3)
+    events = sparse(synthetic(300, 3000, seed=14), solo)
+    replay(write_jsonl(tmp_path / "ev.jsonl", events), tmp_path / "replay")
+    expected = replay_files(tmp_path / "replay")
+    assert any(orjson.loads(r)["consumer_id"] == solo for r in expected["triggers.retargeting"])
+    live.produce(events)
+    live.start_worker("w1")
+    live.wait_for(
+        lambda: all(len(live.raw.get(b, [])) >= len(v) for b, v in expected.items()),
+        timeout=120,
+        what="the outputs of replay",
+    )
+    live.poll(2.0)  # nothing more may come
+    assert {b: sorted(v) for b, v in live.raw.items()} == {
+        b: sorted(v) for b, v in expected.items()
+    }
+
+
+def test_two_workers_share_a_sparse_partition(live: Live, tmp_path: Path) -> None:
+    """Two workers split the partitions, one of which holds a single consumer: together they
+    give replay's records once each worker's stream has passed the reminder (a closing event
+    on every partition: a worker's clock moves with the partitions it owns)."""
+    solo = next(u for i in range(100) if partition_for(u := f"solo-{i}", PARTITIONS) == 3)
+    events = sparse(synthetic(300, 3000, seed=15, merges=False), solo)
+    end = event_time(events[-1]) + 60
+    closers = [
+        next(u for i in range(100) if partition_for(u := f"closer-{i}", PARTITIONS) == p)
+        for p in range(PARTITIONS)
+    ]
+    events += [
+        {"type": "page", "userId": u, "messageId": f"{u}-end", "timestamp": iso(end)}
+        for u in closers
+    ]
+    replay(write_jsonl(tmp_path / "ev.jsonl", events), tmp_path / "replay")
+    expected = replay_files(tmp_path / "replay")
+    assert any(orjson.loads(r)["consumer_id"] == solo for r in expected["triggers.retargeting"])
+    live.produce(events)
+    live.start_worker("w1")
+    live.start_worker("w2")
+    live.wait_for(
+        lambda: all(len(live.raw.get(b, [])) >= len(v) for b, v in expected.items()),
+        timeout=120,
+        what="the outputs of replay",
+    )
+    live.poll(2.0)
+    assert {b: sorted(set(v)) for b, v in live.raw.items()} == {
+        b: sorted(set(v)) for b, v in expected.items()
+    }
+
+
+def owned_by(live: Live, name: str) -> set[int]:
+    """The partitions worker `name` last logged as its intake's."""
+    lines = [ln for ln in live.log(name).splitlines() if "intake assigned partitions" in ln]
+    return set(json.loads(lines[-1].rsplit("partitions ", 1)[1])) if lines else set()
+
+
+def test_a_record_on_another_partition_than_its_keys_is_applied_on_its_keys(
+    live: Live, tmp_path: Path
+) -> None:
+    """A producer put an `Order Completed` on a partition another worker owns (librdkafka's
+    default partitioner does that): it goes through the forwards topic to the key's partition
+    and disarms the cart reminder armed there; applied on the wrong engine, it would not."""
+    live.start_worker("w1")
+    live.wait_for(lambda: len(owned_by(live, "w1")) == PARTITIONS, 60, "w1 to own everything")
+    live.start_worker("w2")
+    live.wait_for(
+        lambda: bool(owned_by(live, "w1") and owned_by(live, "w2"))
+        and len(owned_by(live, "w1") | owned_by(live, "w2")) == PARTITIONS
+        and not owned_by(live, "w1") & owned_by(live, "w2"),
+        60,
+        "the two workers to split the partitions",
+    )
+    mine, theirs = sorted(owned_by(live, "w1")), sorted(owned_by(live, "w2"))
+    buyer = next(u for i in range(200) if partition_for(u := f"buyer-{i}", PARTITIONS) == mine[0])
+    idle = next(u for i in range(200) if partition_for(u := f"idle-{i}", PARTITIONS) == mine[0])
+    t0 = 1_767_225_600.0
+    added = [
+        {"type": "track", "event": "Product Added", "userId": u, "messageId": f"{u}-add",
+         "timestamp": iso(t0), "properties": {"product_id": "p1", "price": 50.0}}
+        for u in (buyer, idle)
+    ]
+    live.produce(added)
+    order = {"type": "track", "event": "Order Completed", "userId": buyer,
+             "messageId": f"{buyer}-order", "timestamp": iso(t0 + 300),
+             "properties": {"order_id": "o1", "revenue": 800.0, "products": [
+                 {"product_id": "r1", "category": "road", "price": 800.0}]}}
+    live.produce_raw("purchases", buyer, orjson.dumps(order), partition=theirs[0],
+                     timestamp_ms=int((t0 + 300) * 1000))
+    # the order crosses to w1 through the forwards topic: the stream must not pass the due time
+    # before it arrives (w1's clock knows nothing of w2's records)
+    live.wait_for(
+        lambda: any(
+            r["consumer_id"] == buyer and r["at"] == iso(t0 + 300)
+            for r in live.records(SEGMENT_CHANGES)
+        ),
+        timeout=60,
+        what="the order's segment change",
+    )
+    closers = [
+        next(u for i in range(200) if partition_for(u := f"closer-{i}", PARTITIONS) == p)
+        for p in range(PARTITIONS)
+    ]
+    live.produce([{"type": "page", "userId": u, "messageId": f"{u}-end",
+                   "timestamp": iso(t0 + 7200)} for u in closers])
+    live.wait_for(
+        lambda: any(r["consumer_id"] == idle for r in live.records("triggers.retargeting")),
+        timeout=60,
+        what="the idle shopper's cart reminder",
+    )
+    live.poll(2.0)
+    reminded = {r["consumer_id"] for r in live.records("triggers.retargeting")}
+    assert buyer not in reminded
 
 
 def test_sigkill_mid_stream_loses_and_duplicates_no_trigger(live: Live, tmp_path: Path) -> None:

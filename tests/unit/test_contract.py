@@ -40,11 +40,11 @@ from streams.engine.events import parse_time
 from streams.engine.outputs import Outputs
 from streams.engine.rules import RuleSet, load_rules
 from streams.epochs import EpochProducer
-from streams.flow import Flow, PartitionEngine, Rec
+from streams.flow import Flow, Rec
 from streams.live_io import produce_events
 from streams.replay import OutputFiles, replay
 from streams.replay_topics import Feed
-from streams.router import Router
+from streams.runtime import Runtime
 from streams.tables import TableStore
 from tests.conftest import EXAMPLES
 
@@ -106,9 +106,7 @@ ROWS = [
         CLICKSTREAM,
         "u-wrong",
         partition=(partition_of("u-wrong", PARTITIONS) + 1) % PARTITIONS,
-        # the replays route by key (streams.router); the worker applies a record to the engine
-        # of the partition it was read from
-        marks={"worker": pytest.mark.xfail(strict=True, reason="re-routing: runtime branch")},
+        # the replays route by key; the worker re-routes a record to its key's partition
     ),
 ]
 
@@ -196,9 +194,11 @@ class _Intake:
 
 
 def make_flow(rules: RuleSet, tmp: Path) -> tuple[Flow, list[Rdict]]:
+    runtime = Runtime(rules, PARTITIONS, held=())
     f = Flow(
         _Intake(),
         EpochProducer("127.0.0.1:9"),  # nothing is pushed: no broker needed
+        runtime,
         prefix=PREFIX,
         partitions=PARTITIONS,
         inputs=contract.INPUT_TOPICS,
@@ -210,7 +210,7 @@ def make_flow(rules: RuleSet, tmp: Path) -> tuple[Flow, list[Rdict]]:
         db = Rdict(str(tmp / f"p{p}"), Options(raw_mode=True))
         dbs.append(db)
         store = TableStore(db, p)
-        f.engines[p] = PartitionEngine(p, Engine(rules, store, partition=p), store)
+        runtime.add(p, Engine(rules, store, partition=p), store.offsets)
     return f, dbs
 
 
@@ -239,27 +239,27 @@ def worker(row: Row, rules: RuleSet, tmp: Path) -> Observed:
     f, dbs = make_flow(rules, tmp)
     try:
         dead = worker_apply(f, row)
-        return _engine_observed(row, dead, {p: pe.engine for p, pe in f.engines.items()})
+        return _engine_observed(row, dead, f.runtime.engines)
     finally:
         close_flow(f, dbs)
 
 
 def file_replay(row: Row, rules: RuleSet, tmp: Path) -> Observed:
-    router = Router(rules, PARTITIONS)
+    router = Runtime(rules, PARTITIONS)
     with OutputFiles(tmp / "file") as files:
         replay([("events.jsonl", "1", value_of(row))], router, files)
     dead = _lines(tmp / "file" / "dead_letters.jsonl")
-    return _engine_observed(row, dead, dict(enumerate(router.engines)))
+    return _engine_observed(row, dead, router.engines)
 
 
 def topic_replay_dead_letters(
     row: Row, rules: RuleSet, tmp: Path
-) -> tuple[Router, list[dict[str, Any]], float]:
+) -> tuple[Runtime, list[dict[str, Any]], float]:
     partition, offset = where(row)
     rec = topic_decode(
         PREFIX + row.topic, row.topic, partition, offset, round(RECEIVED * 1000), value_of(row)
     )
-    router = Router(rules, PARTITIONS)
+    router = Runtime(rules, PARTITIONS)
     with OutputFiles(tmp / "topics") as files:
         replay(Feed(files, None)([rec]), router, files)
     return router, _lines(tmp / "topics" / "dead_letters.jsonl"), rec.key.time
@@ -268,7 +268,7 @@ def topic_replay_dead_letters(
 def topic_replay(row: Row, rules: RuleSet, tmp: Path) -> Observed:
     """`replay --from-topics`: the reader's decoding and merge time, then the replay loop."""
     router, dead, sort_time = topic_replay_dead_letters(row, rules, tmp)
-    seen = _engine_observed(row, dead, dict(enumerate(router.engines)))
+    seen = _engine_observed(row, dead, router.engines)
     if seen["reason"] is None:
         assert sort_time == seen["time"]  # merged on the event's own time
     return seen

@@ -18,9 +18,12 @@ from rocksdict import Options, Rdict
 
 from streams.contract import INPUT_TOPICS
 from streams.engine.core import Engine
+from streams.engine.outputs import EventForward, decode_forward
+from streams.engine.partitioning import partition_for
 from streams.engine.rules import load_rules
 from streams.epochs import EpochProducer
-from streams.flow import Flow, PartitionEngine, Rec
+from streams.flow import Flow, Rec
+from streams.runtime import Runtime
 from streams.tables import TableStore
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -44,9 +47,11 @@ class Intake:
 def flow(tmp_path: Path) -> Iterator[Flow]:
     rules = load_rules(ROOT / "examples" / "bike-shop" / "rules.yaml")
     producer = EpochProducer("127.0.0.1:9")  # nothing is pushed: no broker needed
+    runtime = Runtime(rules, 2, held=())
     f = Flow(
         Intake(),
         producer,
+        runtime,
         prefix=PREFIX,
         partitions=2,
         inputs=INPUT_TOPICS,
@@ -58,7 +63,7 @@ def flow(tmp_path: Path) -> Iterator[Flow]:
         db = Rdict(str(tmp_path / f"p{p}"), Options(raw_mode=True))
         dbs.append(db)
         store = TableStore(db, p)
-        f.engines[p] = PartitionEngine(p, Engine(rules, store, partition=p), store)
+        runtime.add(p, Engine(rules, store, partition=p), store.offsets)
     yield f
     producer._queued.clear()
     producer.close(0.1)
@@ -155,7 +160,51 @@ def test_apply_queues_outputs_and_dead_letters_and_skips_what_the_state_has(flow
     assert dead.keys() == {"clickstream:0:1", "clickstream:0:2"}
     assert dead["clickstream:0:1"] == "invalid_json"
     assert dead["clickstream:0:2"] == "invalid_json"  # undecodable value: ...
-    assert flow.engines[0].store.offsets == {"t.clickstream": 2}
-    assert flow.touched == {0}
+    assert flow.runtime.offsets(0) == {"t.clickstream": 2}
     flow.apply(recs[:1])  # redelivered after a crash: already in the state
     assert len(queued(flow)) == len(out) and flow.stats["skipped"] == 1
+
+
+def test_a_record_found_on_another_partition_is_applied_on_its_key_partition(flow: Flow) -> None:
+    assert partition_for("u5", 2) == 1
+    flow.apply([rec("clickstream", 0, 0, 1.0, view("u5", 1, 800.0))])
+    runtime = flow.runtime
+    assert runtime.engines[1].consumer("u5") is not None
+    assert runtime.engines[0].consumer("u5") is None
+    assert runtime.rerouted == 1
+    assert runtime.offsets(0) == {"t.clickstream": 0}  # applied as read: partition 0's offset
+
+
+def test_a_record_whose_key_partition_another_worker_owns_goes_to_the_forwards_topic(
+    flow: Flow,
+) -> None:
+    runtime = flow.runtime
+    runtime.drop(1)  # another worker's now
+    event = view("u5", 1, 800.0)
+    flow.apply([rec("clickstream", 0, 7, 1.0, event)])
+    [(topic, value, key, partition)] = flow.producer._queued
+    assert (topic, key, partition) == ("t.forwards", "u5", 1)
+    assert value is not None
+    assert decode_forward(value) == EventForward("u5", event, ("clickstream", "clickstream:0:7"))
+    assert runtime.engines[0].consumer("u5") is None
+    assert flow.stats == {"forwards": 1}
+
+
+def test_a_forced_release_bounds_the_clock_by_the_position_of_a_backlogged_partition(
+    flow: Flow,
+) -> None:
+    flow.add(rec("identities", 0, 0, 5.0))
+    caught_up(flow)
+    flow.release(force=False)
+    flow.add(rec("clickstream", 0, 0, 50.0))
+    caught_up(flow)
+    intake = flow.intake
+    assert isinstance(intake, Intake)
+    intake.high[(PREFIX + "identities", 0)] = 9  # more identities written, not fetched yet
+    assert flow.release(force=False) == []
+    assert [r.offset for r in flow.release(force=True)] == [0]
+    assert flow.runtime.bound == 5.0  # the identities read so far reach t=5
+    intake.high[(PREFIX + "identities", 0)] = 1  # all fetched after all
+    flow.add(rec("clickstream", 0, 1, 60.0))
+    flow.release(force=False)
+    assert flow.runtime.bound == float("inf")

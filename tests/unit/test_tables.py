@@ -38,9 +38,8 @@ def test_a_drained_write_is_read_back_until_it_is_written(tmp_path: Path) -> Non
 def test_offsets_are_staged_with_the_state_and_survive_reopening(tmp_path: Path) -> None:
     db = _db(tmp_path / "p1")
     store = TableStore(db, 1)
-    store.offsets["clickstream"] = 41
     store.put("c/x", b"x")
-    store.stage_offsets()
+    store.stage_offsets({"clickstream": 41})
     store.write(store.drain(), None)
     db.close()
     again = TableStore(_db(tmp_path / "p1"), 1)

@@ -7,7 +7,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from streams.engine.outputs import Outputs
-from streams.router import Router
+from streams.runtime import Runtime as Router
 from tests.unit.engine.helpers import DAY, HOUR, T0, rules
 
 RULES = rules(
@@ -94,7 +94,7 @@ def _run(events, restart_every: int | None = None) -> list[bytes]:
         lines += _dump(router.process(ev))
         if restart_every and i % restart_every == 0:
             router.flush()
-            stores = [e.store for e in router.engines]
+            stores = [e.store for e in router.engines.values()]
             router = Router(RULES, 3, store_factory=stores.__getitem__)
     lines += _dump(router.advance(T0 + 400 * DAY))
     return lines

@@ -4,7 +4,7 @@ user's, across partitions, with history and pending timers; erasure removes ever
 from __future__ import annotations
 
 from streams.engine.partitioning import partition_for
-from streams.router import Router
+from streams.runtime import Runtime as Router
 from tests.unit.engine.helpers import HOUR, MIN, T0, anon_track, identify, rules, track
 
 RULES = rules(
@@ -101,7 +101,7 @@ def test_forget_removes_state_aliases_and_population_contribution():
     assert out.profiles == [
         {"consumer_id": uid, "email": None, "consented": False, "at": out.profiles[0]["at"]}]
     router.flush()
-    for eng in router.engines:
+    for eng in router.engines.values():
         keys = [k for k, _ in eng.store.items()]
         assert not any(uid in k or anon in k for k in keys), keys
     assert user_engine.population.frequency.total == 0

@@ -128,7 +128,7 @@ def test_dedupe_survives_restart_from_store():
 )
 def test_router_dead_letters_say_why_valid_json_is_not_an_event(raw, reason, message):
     from streams.engine.rules import loads_rules
-    from streams.router import Router
+    from streams.runtime import Runtime as Router
 
     router = Router(loads_rules(CART, "<test>"), 2)
     [dl] = router.process(raw, source="f.jsonl", offset="3").dead_letters

@@ -10,7 +10,7 @@ from streams.engine.clv import CustomerModels
 from streams.engine.gammagamma import CDNOW_SPEND, expected_spend
 from streams.engine.state import MAX_RECENT_ORDERS, ConsumerState
 from streams.engine.view import View
-from streams.router import Router
+from streams.runtime import Runtime
 from tests.unit.engine.helpers import DAY, HOUR, T0, anon_track, engine, identify, rules, run, track
 
 # events months apart move time here: more than the default max_clock_skew
@@ -106,7 +106,7 @@ def test_beyond_the_recent_orders_the_counts_still_follow_new_days():
 
 
 def test_merging_profiles_counts_a_day_both_ordered_on_once():
-    router = Router(rules(NO_RULES), 1)
+    router = Runtime(rules(NO_RULES), 1)
     for ev in (
         order("u", T0, "a", 10.0),
         order("u", T0 + 5 * DAY, "b", 20.0),

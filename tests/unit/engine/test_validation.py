@@ -199,7 +199,7 @@ def test_an_event_too_deep_to_forward_is_a_dead_letter_not_a_crash():
     # the merge made "anon" an alias of "user" (settled in process here: same engine)
     out = eng.process(identify("user", T0 + 1, anon="anon"))
     for fwd in out.forwards:
-        eng.receive(fwd.payload)
+        eng.receive(fwd)
     nested = b"1"
     for _ in range(300):
         nested = b"[" + nested + b"]"

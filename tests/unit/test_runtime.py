@@ -1,0 +1,233 @@
+"""The partition runtime: forwards between partitions as objects, the stream clock over every
+partition, and records found on the wrong partition. Real engines on MemoryStore."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+import pytest
+
+from streams.engine.outputs import (
+    EventForward,
+    Forget,
+    ForgetAlias,
+    Forward,
+    MergeIn,
+    MergeOut,
+    Outputs,
+    decode_forward,
+    encode_forward,
+)
+from streams.engine.partitioning import partition_for
+from streams.engine.state import ConsumerState
+from streams.runtime import Runtime
+from tests.unit.engine.helpers import HOUR, MIN, T0, anon_track, identify, rules, track
+
+RULES = rules(
+    """
+segments:
+  - name: browser
+    when: views >= 2
+triggers:
+  - name: cart
+    kind: retargeting
+    on: Product Added
+    wait: 30m
+    unless: [Order Completed]
+    offer: free-shipping
+"""
+)
+N = 4
+
+
+def on_partition(p: int, prefix: str = "u", n: int = N) -> list[str]:
+    """Ids whose key lands on partition `p` (the first few)."""
+    return [u for i in range(500) if partition_for(u := f"{prefix}{i}", n) == p][:5]
+
+
+def lines(out: Outputs) -> list[str]:
+    return [orjson.dumps([t, k, r]).decode() for t, k, r in out.records()]
+
+
+# ------------------------------------------------------------------------------------ forwards
+@pytest.mark.parametrize(
+    "fwd",
+    [
+        EventForward("u1", {"type": "track", "userId": "a"}),
+        EventForward("u1", {"type": "page"}, ("clickstream", "clickstream:3:9")),
+        MergeOut("anon", "user"),
+        MergeIn("user", "anon", ConsumerState("anon", T0)),
+        Forget("u1"),
+        ForgetAlias("u2"),
+    ],
+)
+def test_a_forward_survives_its_bytes_form(fwd: Forward) -> None:
+    assert decode_forward(encode_forward(fwd)) == fwd
+
+
+@pytest.mark.parametrize(
+    "data, reason",
+    [
+        (b"{not json", "malformed forward"),
+        (b"[1]", "not a JSON object"),
+        (b'{"op": "teleport", "id": "x"}', "unknown forward op 'teleport'"),
+        (b'{"op": "merge_out", "from": "a"}', "malformed forward"),
+        (b'{"op": "forget", "id": 5}', "malformed forward"),
+    ],
+)
+def test_a_forward_that_cannot_be_read_says_why(data: bytes, reason: str) -> None:
+    with pytest.raises(ValueError, match=reason):
+        decode_forward(data)
+
+
+def test_a_merge_across_partitions_travels_as_objects_and_settles_before_the_next_event() -> None:
+    anon = on_partition(0, "anon-")[0]
+    uid = on_partition(1, "user-")[0]
+    rt = Runtime(RULES, N)
+    rt.process(anon_track(anon, "Product Added", T0, product_id="p1"))
+    out = rt.process(identify(uid, T0 + MIN, anon=anon))
+    assert out.forwards == []  # every partition is held here: nothing left to send
+    user = rt.engines[1].consumer(uid)
+    assert user is not None and "cart" in user.timers and anon in user.aliases
+    assert rt.engines[0].consumer(anon) is None
+
+
+def test_forwards_to_partitions_held_elsewhere_are_left_for_the_shell_as_objects() -> None:
+    anon = on_partition(0, "anon-")[0]
+    uid = on_partition(1, "user-")[0]
+    here = Runtime(RULES, N, held=[1])  # the user's partition
+    there = Runtime(RULES, N, held=[0])  # the anonymous id's
+    there.process(anon_track(anon, "Product Added", T0, product_id="p1"))
+    out = here.process(identify(uid, T0 + MIN, anon=anon))
+    [merge_out] = out.forwards
+    assert merge_out == MergeOut(anon, uid)
+    back = there.receive(decode_forward(encode_forward(merge_out)))
+    [merge_in] = back.forwards
+    assert isinstance(merge_in, MergeIn) and merge_in.key == uid
+    assert here.receive(decode_forward(encode_forward(merge_in))).forwards == []
+    user = here.engines[1].consumer(uid)
+    assert user is not None and "cart" in user.timers
+
+
+def test_split_runtimes_that_exchange_forwards_as_bytes_give_one_runtimes_outputs() -> None:
+    events: list[dict[str, Any]] = []
+    for i in range(40):
+        anon, uid = f"anon-{i}", f"user-{i}"
+        t = T0 + i * MIN
+        events.append(anon_track(anon, "Product Viewed", t, product_id="p"))
+        events.append(anon_track(anon, "Product Added", t + 1, product_id="p"))
+        events.append(identify(uid, t + 2, anon=anon, email=f"{uid}@x.org"))
+        events.append(track(uid, "Product Viewed", t + 3, product_id="q"))
+    end = T0 + 5 * HOUR
+    one = Runtime(RULES, N)
+    expected = [line for ev in events for line in lines(one.process(ev))]
+    expected += lines(one.advance(end))
+
+    halves = [Runtime(RULES, N, held=[0, 1]), Runtime(RULES, N, held=[2, 3])]
+    got: list[str] = []
+
+    def owner(key: str) -> Runtime:
+        return halves[0] if partition_for(key, N) < 2 else halves[1]
+
+    def pump(out: Outputs) -> None:
+        got.extend(lines(out))
+        for fwd in out.forwards:
+            pump(owner(fwd.key).receive(decode_forward(encode_forward(fwd))))
+
+    for ev in events:
+        key = ev.get("userId") or ev["anonymousId"]
+        pump(owner(key).process(ev))
+    for rt in halves:
+        pump(rt.advance(end))
+    assert sorted(got) == sorted(expected)
+
+
+# ------------------------------------------------------------------------------------ clock
+def test_a_sparse_partitions_timer_fires_when_other_partitions_events_pass_its_due() -> None:
+    solo = on_partition(3)[0]
+    busy = on_partition(0)
+    rt = Runtime(RULES, N)
+    rt.process(track(solo, "Product Added", T0, product_id="p1"))
+    for i, t in enumerate((T0 + 10 * MIN, T0 + 29 * MIN)):
+        assert rt.process(track(busy[i], "Page", t)).triggers == []
+    out = rt.process(track(busy[2], "Product Viewed", T0 + 31 * MIN, product_id="p2"))
+    [trigger] = out.triggers
+    assert trigger["consumer_id"] == solo
+    assert all(e.watermark == T0 + 31 * MIN for e in rt.engines.values())
+
+
+def test_due_timers_fire_partitions_in_ascending_order_before_the_event() -> None:
+    users = {p: on_partition(p)[0] for p in (3, 1, 2)}
+    rt = Runtime(RULES, N)
+    for p, uid in users.items():
+        rt.process(track(uid, "Product Added", T0 + p, product_id="x"))
+    out = rt.process(track(on_partition(0)[0], "Product Viewed", T0 + HOUR, product_id="y"))
+    assert [t["consumer_id"] for t in out.triggers] == [users[1], users[2], users[3]]
+
+
+def test_the_clock_stays_behind_by_the_allowed_lateness() -> None:
+    late = rules(
+        """
+settings:
+  allowed_lateness: 10m
+triggers:
+  - name: cart
+    kind: retargeting
+    on: Product Added
+    wait: 30m
+    offer: free-shipping
+"""
+    )
+    solo = on_partition(3)[0]
+    rt = Runtime(late, N)
+    rt.process(track(solo, "Product Added", T0, product_id="p1"))
+    other = on_partition(0)
+    assert rt.process(track(other[0], "Page", T0 + 35 * MIN)).triggers == []
+    assert len(rt.process(track(other[1], "Page", T0 + 41 * MIN)).triggers) == 1
+
+
+def test_nothing_due_moves_only_the_clock_and_the_applied_partitions_watermark() -> None:
+    rt = Runtime(RULES, N)
+    uid = on_partition(2)[0]
+    rt.process(track(uid, "Page", T0 + HOUR))
+    assert rt.clock == T0 + HOUR
+    assert rt.engines[2].watermark == T0 + HOUR
+    assert [rt.engines[p].watermark for p in (0, 1, 3)] == [0.0, 0.0, 0.0]
+    # an engine called later starts from the clock (its dead letters' `at`)
+    [dead] = rt.process({"type": "track", "userId": on_partition(1)[0]}).dead_letters
+    assert dead["at"] == "2026-01-01T01:00:00.000Z"
+
+
+def test_a_backlog_bound_holds_the_clock_back() -> None:
+    solo = on_partition(3)[0]
+    rt = Runtime(RULES, N)
+    rt.process(track(solo, "Product Added", T0, product_id="p1"))
+    rt.bound = T0 + 20 * MIN  # an input partition still has records from t+20m on
+    assert rt.process(track(on_partition(0)[0], "Page", T0 + HOUR)).triggers == []
+    assert rt.clock == T0 + 20 * MIN
+    rt.bound = float("inf")
+    assert len(rt.process(track(on_partition(0)[1], "Page", T0 + HOUR)).triggers) == 1
+
+
+# ------------------------------------------------------------------------------------ partitions
+def test_a_record_found_on_another_partition_is_applied_on_its_keys() -> None:
+    uid = on_partition(2)[0]
+    rt = Runtime(RULES, N)
+    rt.process(track(uid, "Product Added", T0, product_id="p"), "clickstream", "x", found=0)
+    assert rt.engines[2].consumer(uid) is not None
+    assert rt.engines[0].consumer(uid) is None
+    assert rt.rerouted == 1 and rt.stats()["rerouted"] == 1
+
+
+def test_a_record_whose_key_partition_is_held_elsewhere_leaves_as_an_event_forward() -> None:
+    uid = on_partition(2)[0]
+    ev = track(uid, "Product Added", T0, product_id="p")
+    rt = Runtime(RULES, N, held=[0])
+    out = rt.process(ev, "clickstream", "clickstream:0:4", found=0)
+    assert out.forwards == [EventForward(uid, ev, ("clickstream", "clickstream:0:4"))]
+    owner = Runtime(RULES, N, held=[2])
+    owner.receive(decode_forward(encode_forward(out.forwards[0])))
+    state = owner.engines[2].consumer(uid)
+    assert state is not None and "cart" in state.timers
+    assert owner.stats()["events"] == 1  # processed as an input there
