@@ -22,7 +22,7 @@ from streams.engine.outputs import (
 from streams.engine.partitioning import partition_for
 from streams.engine.state import ConsumerState
 from streams.runtime import Runtime
-from tests.unit.engine.helpers import HOUR, MIN, T0, anon_track, identify, rules, track
+from tests.unit.engine.helpers import DAY, HOUR, MIN, T0, anon_track, identify, rules, track
 
 RULES = rules(
     """
@@ -208,6 +208,42 @@ def test_a_backlog_bound_holds_the_clock_back() -> None:
     assert rt.clock == T0 + 20 * MIN
     rt.bound = float("inf")
     assert len(rt.process(track(on_partition(0)[1], "Page", T0 + HOUR)).triggers) == 1
+
+
+def reasons(out: Outputs) -> list[str]:
+    return [d["reason"] for d in out.dead_letters]
+
+
+def test_a_lone_time_beyond_max_clock_skew_is_refused_and_never_moves_the_clock() -> None:
+    rt = Runtime(RULES, N)
+    a, b = on_partition(0)[:2]
+    rt.process(track(a, "Page", T0))
+    assert reasons(rt.process(track(b, "Page", T0 + 30 * DAY))) == ["time_out_of_range"]
+    assert rt.clock == T0
+    # the same consumer again (one device with a wrong clock) confirms nothing
+    assert reasons(rt.process(track(b, "Page", T0 + 30 * DAY + MIN))) == ["time_out_of_range"]
+    assert reasons(rt.process(track(a, "Page", T0 + HOUR))) == []
+    assert rt.clock == T0 + HOUR
+
+
+def test_another_consumers_far_ahead_time_confirms_that_a_quiet_period_ended() -> None:
+    rt = Runtime(RULES, N)
+    a, b, c = on_partition(1)[:3]
+    rt.process(track(a, "Product Added", T0, product_id="p1"))
+    assert reasons(rt.process(track(b, "Page", T0 + 3 * DAY))) == ["time_out_of_range"]
+    out = rt.process(track(c, "Page", T0 + 3 * DAY + HOUR))
+    assert reasons(out) == []
+    assert rt.clock == T0 + 3 * DAY + HOUR
+    assert [t["consumer_id"] for t in out.triggers] == [a]  # the cart timer fired on the way
+
+
+def test_the_wall_clock_confirms_a_far_ahead_time_within_max_clock_skew_of_it() -> None:
+    rt = Runtime(RULES, N)
+    a, b = on_partition(2)[:2]
+    rt.process(track(a, "Page", T0))
+    rt.tick(T0 + 5 * DAY)  # a live worker's tick: the wall clock is 5 days on
+    assert reasons(rt.process(track(b, "Page", T0 + 5 * DAY + HOUR))) == []
+    assert rt.clock == T0 + 5 * DAY + HOUR
 
 
 # ------------------------------------------------------------------------------------ partitions
