@@ -102,6 +102,9 @@ FIELDS: tuple[Field, ...] = (
     Field("order_days", "list[float]", "[0.0, 0.0]",
           "[days with orders, revenue of the first]: models count a day's orders once",
           since=2, legacy="_order_days_legacy(s)"),
+    Field("user", "bool", "False",
+          "a userId's event reached it: a profile with a user id, never merged into another",
+          since=3, legacy="bool(s.aliases)"),
 )
 STATE_VERSION = max(f.since for f in FIELDS)
 #: fields every stored state ever written holds (`plan` came in version 1 without a bump)
@@ -185,6 +188,7 @@ class ConsumerState:
         "segments",
         "timers",
         "traits",
+        "user",
         "views",
     )
 
@@ -225,6 +229,8 @@ class ConsumerState:
         self.recheck: float = 0.0  # due time of the next segment re-check (0: none)
         # [days with orders, revenue of the first]: models count a day's orders once
         self.order_days: list[float] = [0.0, 0.0]
+        # a userId's event reached it: a profile with a user id, never merged into another
+        self.user: bool = False
 
     def to_bytes(self) -> bytes:
         return orjson.dumps(
@@ -264,13 +270,14 @@ class ConsumerState:
                 self.plan,
                 self.recheck,
                 self.order_days,
+                self.user,
             ]
         )
 
     @classmethod
     def from_bytes(cls, data: bytes) -> ConsumerState:
         d = orjson.loads(data)
-        if type(d) is not list or len(d) != 35 or d[0] != STATE_VERSION:
+        if type(d) is not list or len(d) != 36 or d[0] != STATE_VERSION:
             check_version(d)  # raises unless a known version
         s = cls("", 0.0)  # (mypyc cannot build a native object without __init__)
         n = len(d)
@@ -313,5 +320,9 @@ class ConsumerState:
             s.order_days = d[34]
         else:
             s.order_days = _order_days_legacy(s)
+        if n > 35:
+            s.user = d[35]
+        else:
+            s.user = bool(s.aliases)
         return s
     # </generated>
