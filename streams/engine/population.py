@@ -79,17 +79,19 @@ class Population:
     # the scope
     def join(self, part: Population) -> None:
         """Score `part` (a partition's population) against this one, to which its counts are
-        added. A part restored with its scope's cut cache brings it (the first such part), and
-        its counts then are no change: a restart scores as before."""
+        added. The first part restored with a cut cache of its scope brings it; the counts of
+        the parts stored with that same cache (one checkpoint) are then no change: a restart
+        scores as before. Other parts' counts count toward recomputing the cut points."""
         cache = part.restored
         part.restored = None
-        for mine, theirs in zip(self._hists(), part._hists(), strict=True):
-            mine.merge(theirs, 1, cache is None)
         if cache is not None and self.restored is None:
             self.restored = cache
             for h, (cuts, stale) in zip(self._hists(), cache, strict=True):
                 h._cuts = [int(c) for c in cuts]
                 h._stale = int(stale)
+        known = cache is not None and cache == self.restored
+        for mine, theirs in zip(self._hists(), part._hists(), strict=True):
+            mine.merge(theirs, 1, not known)
         self.members.append(part)
         part.scope = self
 

@@ -107,13 +107,14 @@ class Histogram:
         self._stale += 1
 
     def merge(self, other: Histogram, sign: int = 1, changes: bool = True) -> None:
-        """Add (sign -1: take out) the counts of `other`; unless `changes`, as a restore that
-        the cached cut points already reflect."""
+        """Add (sign -1: take out) the counts of `other`, each a change toward recomputing the
+        cut points; unless `changes`: a restore that the cached cut points already reflect."""
         stale = self._stale
+        moved = 0
         for bucket, count in sorted(other.counts.items()):
             self.add(bucket, sign * count)
-        if not changes:
-            self._stale = stale
+            moved += abs(count)
+        self._stale = stale + moved if changes else stale
 
     def cuts(self, q: int = 5) -> list[int]:
         """The q-1 bucket boundaries splitting the population into q parts (see `_compute`)."""

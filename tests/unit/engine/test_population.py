@@ -186,3 +186,16 @@ def test_an_engine_alone_scores_against_its_own_partition():
     s.orders, s.revenue, s.last_order = 2, 20.0, T0 + DAY
     p.add(s)
     assert p.scope is p and p.rfm(s) == (1, 1, 1)
+
+
+def test_a_partition_joining_later_counts_as_a_change_of_the_population():
+    rt = Runtime(NO_RULES, 2)
+    for ev in _orders(300):
+        rt.process(ev)
+    rt.flush()
+    moved = rt.drop(1)
+    assert moved is not None
+    rt.population.frequency.cuts()  # (cut points of partition 0 alone, now fresh)
+    assert rt.population.frequency._stale == 0
+    rt.add(1, moved)
+    assert rt.population.frequency._stale >= moved.population.frequency.total
