@@ -112,6 +112,9 @@ class Engine:
         self._dirty: set[str] = set()
         self._aliases: dict[str, str | None] = {}
         self._dirty_aliases: set[str] = set()
+        #: erasures applied so far (forgotten consumers and aliases): the live shell compacts
+        #: their deleted keys out of its disk once the deletes are durable
+        self.erasures = 0
         raw_pop = store.get(POPULATION_KEY)
         self.population = Population.from_bytes(raw_pop) if raw_pop else Population()
         raw_meta = store.get(META_KEY)
@@ -656,6 +659,7 @@ class Engine:
         elif isinstance(fwd, ForgetAlias):
             if self._alias(fwd.key) is not None:
                 self._set_alias(fwd.key, None)
+                self.erasures += 1
         else:
             self._dead_letter(out, repr(fwd), INVALID_VALUE, "unknown forward", "forwards", None)
         return out
@@ -713,6 +717,7 @@ class Engine:
             target = self._alias(consumer_id)
             if target is not None:
                 self._set_alias(consumer_id, None)
+                self.erasures += 1
                 out.forwards.append(Forget(target))
             return out
         at = self._iso(max(self.watermark, state.last_seen))
@@ -726,6 +731,7 @@ class Engine:
         for alias in state.aliases:
             out.forwards.append(ForgetAlias(alias))
         self._drop(consumer_id)
+        self.erasures += 1
         self._stats["forgotten"] += 1
         return out
 
