@@ -25,6 +25,9 @@ from streams.engine.store import Store
 
 #: the name of a consumer's segment re-check in the index (trigger names are never empty)
 RECHECK = ""
+#: the name of a consumer's profile_ttl entry: due at or before last_seen + profile_ttl, moved
+#: on when it pops early (sorts after trigger names: timers due at the erase time fire first)
+TTL = "~ttl"
 INDEX_PREFIX = "t/"
 INDEX_END = "t0"  # the first key after every "t/..." key
 PAGE = 4096
