@@ -139,6 +139,14 @@ def build_report(runtime: Runtime, lines: int, elapsed: float) -> dict[str, Any]
             "events file? (reasons in dead_letters.jsonl)",
             file=sys.stderr,
         )
+    skewed = totals.get("beyond_clock_skew", 0)
+    if skewed:
+        print(
+            f"warning: {skewed} events were more than settings.max_clock_skew ahead of the "
+            "stream clock and refused (time_out_of_range); if the history has quiet periods "
+            "longer than that, raise max_clock_skew in the rules file",
+            file=sys.stderr,
+        )
     return {
         "input_lines": lines,
         "applied": applied,

@@ -68,9 +68,6 @@ class Runtime:
         #: the wall clock of the last tick (live with the wall clock on; -inf otherwise): an event
         #: within max_clock_skew of it is never too far ahead, however quiet the stream was
         self.wall = -_INF
-        #: the last time refused for being beyond max_clock_skew, and whose (see _confirmed)
-        self._suspect_t = 0.0
-        self._suspect_key = ""
         factory = store_factory or (lambda _p: MemoryStore())
         for p in range(partitions) if held is None else held:
             self.add(p, Engine(rules, factory(p), p, config))
@@ -166,7 +163,6 @@ class Runtime:
             wm - self.clock <= self._skew
             or self.clock <= 0.0
             or wm - self.wall <= self._skew
-            or self._confirmed(wm, key)
         ):
             self.clock = wm
             out = self._advance_all(wm) if wm >= self._next_due else Outputs()
@@ -190,18 +186,6 @@ class Runtime:
         if out.forwards:
             self._settle(out)
         return out
-
-    def _confirmed(self, wm: float, key: str | None) -> bool:
-        """Whether a jump of the clock to `wm`, more than max_clock_skew ahead, is confirmed: the
-        last event refused for being that far ahead was another consumer's, within
-        max_clock_skew of `wm` (a quiet period ended: the stream has moved on). A lone far-ahead
-        time never moves the clock; it is remembered, and the engine refuses its event."""
-        suspect_t, suspect_key = self._suspect_t, self._suspect_key
-        if suspect_key and suspect_key != key and abs(wm - suspect_t) <= self._skew:
-            self._suspect_t, self._suspect_key = 0.0, ""
-            return True
-        self._suspect_t, self._suspect_key = wm, key or ""
-        return False
 
     def _engine_for(self, found: int, p: int) -> Engine:
         """The engine that dead-letters a record without a (valid) key: where it was found."""

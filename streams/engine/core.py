@@ -395,6 +395,7 @@ class Engine:
         watermark = t - self._lateness
         if watermark > self.watermark:
             if watermark - self.watermark > self._skew and self.watermark > 0.0:
+                self._stats["beyond_clock_skew"] += 1
                 raise EventError(
                     f"timestamp {iso(t)} is more than max_clock_skew ahead of the clock "
                     f"({iso(self.watermark)})",
