@@ -102,6 +102,8 @@ FIELDS: tuple[Field, ...] = (
     Field("order_days", "list[float]", "[0.0, 0.0]",
           "[days with orders, revenue of the first]: models count a day's orders once",
           since=2, legacy="_order_days_legacy(s)"),
+    Field("ttl_due", "float", "0.0",
+          "due time of the profile_ttl entry in the index (0: none)", since=3),
 )
 STATE_VERSION = max(f.since for f in FIELDS)
 #: fields every stored state ever written holds (`plan` came in version 1 without a bump)
@@ -185,6 +187,7 @@ class ConsumerState:
         "segments",
         "timers",
         "traits",
+        "ttl_due",
         "views",
     )
 
@@ -225,6 +228,7 @@ class ConsumerState:
         self.recheck: float = 0.0  # due time of the next segment re-check (0: none)
         # [days with orders, revenue of the first]: models count a day's orders once
         self.order_days: list[float] = [0.0, 0.0]
+        self.ttl_due: float = 0.0  # due time of the profile_ttl entry in the index (0: none)
 
     def to_bytes(self) -> bytes:
         return orjson.dumps(
@@ -264,13 +268,14 @@ class ConsumerState:
                 self.plan,
                 self.recheck,
                 self.order_days,
+                self.ttl_due,
             ]
         )
 
     @classmethod
     def from_bytes(cls, data: bytes) -> ConsumerState:
         d = orjson.loads(data)
-        if type(d) is not list or len(d) != 35 or d[0] != STATE_VERSION:
+        if type(d) is not list or len(d) != 36 or d[0] != STATE_VERSION:
             check_version(d)  # raises unless a known version
         s = cls("", 0.0)  # (mypyc cannot build a native object without __init__)
         n = len(d)
@@ -313,5 +318,7 @@ class ConsumerState:
             s.order_days = d[34]
         else:
             s.order_days = _order_days_legacy(s)
+        if n > 35:
+            s.ttl_due = d[35]
         return s
     # </generated>
