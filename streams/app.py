@@ -18,6 +18,7 @@ import faust
 
 from connectors.broker import free_port
 from streams.contract import DEFAULT_PARTITIONS, topic_prefix
+from streams.tables import erasable
 
 log = logging.getLogger(__name__)
 
@@ -112,7 +113,7 @@ def create_app(settings: Settings) -> App:
 
 def state_table(app: faust.App, partitions: int) -> Any:
     """The consumer-state table: raw bytes, one RocksDB per partition, with a changelog."""
-    return app.Table(
+    table = app.Table(
         TABLE_NAME,
         default=None,
         partitions=partitions,
@@ -120,3 +121,6 @@ def state_table(app: faust.App, partitions: int) -> Any:
         value_type=bytes,
         help="consumer state of the engine (str key -> bytes), per input partition",
     )
+    store: Any = table.data
+    erasable(store.rocksdb_options)  # before Faust opens a partition database
+    return table

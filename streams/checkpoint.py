@@ -11,7 +11,9 @@ seconds (or `batch_max` records), as Kafka Streams commits:
 4. once every record of the batch is acknowledged, one atomic RocksDB WriteBatch per partition
    stores state + input offsets + the changelog offset (batches in order: at the first poll that
    finds the batch acknowledged, else at the next commit, before a revocation, and when the
-   worker stops);
+   worker stops); a partition whose batch holds an erasure (`micromarketing forget`) then has
+   the deleted keys compacted out of its files (`TableStore.compact_erased`, in a thread: one
+   compaction per batch however many erasures it holds, never on the per-event path);
 5. the input offsets are committed to the intake's group (for lag tools only: the state holds
    the truth), and the forwards consumed through Faust are acked (Faust commits them later).
 
@@ -21,6 +23,7 @@ ids come out again (at-least-once records, exactly-once ids).
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -39,7 +42,7 @@ class Batch:
     """A committed batch not yet durable: its epoch of records, its staged RocksDB writes, the
     input offsets it reached and the Faust events to ack."""
 
-    __slots__ = ("acks", "epoch", "offsets", "staged")
+    __slots__ = ("acks", "epoch", "erased", "offsets", "staged")
 
     def __init__(
         self,
@@ -47,11 +50,14 @@ class Batch:
         staged: list[tuple[TableStore, dict[bytes, bytes | None]]],
         acks: list[Any],
         offsets: list[TopicPartition],
+        erased: frozenset[int] = frozenset(),
     ) -> None:
         self.epoch = epoch
         self.staged = staged
         self.acks = acks
         self.offsets = offsets
+        #: partitions whose staged writes hold erasures
+        self.erased = erased
 
 
 class Checkpoint:
@@ -84,17 +90,21 @@ class Checkpoint:
         self._acks: list[Any] = []
         self._dirty = False
         self._staged_offsets: dict[int, dict[str, int]] = {}
+        self._erasures: dict[int, int] = {}  # each engine's erasure count at its last stage
         self._last_commit = time.monotonic()
 
     # ----------------------------------------------------------------- partitions
     def add(self, partition: int, store: TableStore) -> None:
         self.stores[partition] = store
         self._staged_offsets[partition] = dict(store.offsets)
+        engine = self.runtime.engines.get(partition)
+        self._erasures[partition] = engine.erasures if engine is not None else 0
 
     def drop(self, partition: int) -> None:
         """Forget a partition (after `settle`: nothing of it is pending)."""
         self.stores.pop(partition, None)
         self._staged_offsets.pop(partition, None)
+        self._erasures.pop(partition, None)
 
     # ----------------------------------------------------------------- applied
     def applied(self, records: int, acks: Sequence[Any] = ()) -> None:
@@ -153,6 +163,7 @@ class Checkpoint:
         """Steps 1-3."""
         staged: list[tuple[TableStore, dict[bytes, bytes | None]]] = []
         offsets: list[TopicPartition] = []
+        erased: set[int] = set()
         for p in sorted(self.stores):
             store = self.stores[p]
             engine = self.runtime.engines.get(p)
@@ -171,10 +182,13 @@ class Checkpoint:
             writes = store.drain()
             if not writes:
                 continue
+            if engine.erasures != self._erasures.get(p, 0):
+                self._erasures[p] = engine.erasures
+                erased.add(p)
             for key, value in writes.items():  # 2
                 self.producer.produce(self.changelog, key, value, partition=p)
             staged.append((store, writes))
-        return Batch(self.producer.seal(), staged, acks, offsets)  # 3
+        return Batch(self.producer.seal(), staged, acks, offsets, frozenset(erased))  # 3
 
     async def _settle(self, batch: Batch) -> None:
         """Steps 4-5."""
@@ -182,6 +196,9 @@ class Checkpoint:
         await epoch.acknowledged()
         for store, writes in batch.staged:  # 4
             store.write(writes, epoch.offsets.get((self.changelog, store.partition)))
+        for store, writes in batch.staged:
+            if store.partition in batch.erased:
+                await asyncio.to_thread(store.compact_erased, writes)
         if batch.offsets:  # 5
             with contextlib.suppress(Exception):
                 self.intake.commit(offsets=batch.offsets, asynchronous=True)

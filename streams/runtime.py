@@ -2,9 +2,11 @@
 them, the input offsets applied, and the stream clock. Replay and the live worker both run it.
 
 A consumer lives on the partition Kafka's default partitioner gives its key; each partition has
-its own engine (store, timers, population statistics). A forward to a partition held here is
-delivered at once, as an object, before the next input; one to a partition held elsewhere is
-left in the outputs for the shell to send (bytes only there: `encode_forward`).
+its own engine (store, timers, population statistics); the RFM scores of all are against the
+sum of their populations (`self.population`: the whole population in replay). A forward to a
+partition held here is delivered at once, as an object, before the next input; one to a
+partition held elsewhere is left in the outputs for the shell to send (bytes only there:
+`encode_forward`).
 
 The stream clock is one for all partitions held here: before an input event at time t is
 applied, every partition is advanced to `min(t, bound) - allowed_lateness` (timers of all
@@ -31,6 +33,7 @@ from streams.engine.core import Engine, EngineConfig
 from streams.engine.events import EventError, consumer_key, parse_event
 from streams.engine.outputs import EventForward, Forward, Outputs
 from streams.engine.partitioning import partition_for
+from streams.engine.population import Population
 from streams.engine.rules import RuleSet
 from streams.engine.state import ConsumerState
 from streams.engine.store import MemoryStore, Store
@@ -53,6 +56,8 @@ class Runtime:
         self.rules = rules
         self.config = config
         self.engines: dict[int, Engine] = {}
+        #: the populations of the partitions held here, summed: what RFM scores are against
+        self.population = Population()
         #: partition -> input topic -> highest offset applied (live; replay reads no offsets)
         self._offsets: dict[int, dict[str, int]] = {}
         self._partition_cache: dict[str, int] = {}
@@ -76,6 +81,7 @@ class Runtime:
     def add(self, partition: int, engine: Engine, offsets: dict[str, int] | None = None) -> None:
         """Hold `partition` with `engine`, whose state reflects input up to `offsets`."""
         self.engines[partition] = engine
+        self.population.join(engine.population)
         self._offsets[partition] = dict(offsets or {})
         if engine.watermark > self.clock:
             self.clock = engine.watermark
@@ -84,7 +90,10 @@ class Runtime:
     def drop(self, partition: int) -> Engine | None:
         """Stop holding `partition` (its engine, which the caller may flush)."""
         self._offsets.pop(partition, None)
-        return self.engines.pop(partition, None)
+        engine = self.engines.pop(partition, None)
+        if engine is not None:
+            self.population.leave(engine.population)
+        return engine
 
     def holds(self, partition: int) -> bool:
         return partition in self.engines

@@ -5,6 +5,10 @@ on assignment. We use Faust for that (topic, assignment, recovery) but write our
 engine's `put`/`delete` are staged in memory, and `PartitionWrites` makes them durable in this
 order: changelog records produced and acknowledged, then one atomic RocksDB WriteBatch holding
 the state, the input offsets already applied, and Faust's persisted changelog offset.
+
+Erasure: a delete only hides a key in RocksDB; its older values stay in SST files and the
+write-ahead log until compaction, and SST boundary keys in the MANIFEST. After a batch holding an
+erasure is written, `compact_erased` rewrites just the files that hold those keys.
 """
 
 from __future__ import annotations
@@ -19,7 +23,28 @@ import orjson
 FAUST_OFFSET_KEY = b"__faust\0offset__"
 #: Our key: the input offsets (per topic) whose events are reflected in this partition's state.
 OFFSETS_KEY = b"\x00mm/offsets"
-_INTERNAL = (FAUST_OFFSET_KEY, OFFSETS_KEY)
+#: Our key: the number of erasure compactions of this partition database (each one's last write).
+ERASED_KEY = b"\x00mm/erased"
+_INTERNAL = (FAUST_OFFSET_KEY, OFFSETS_KEY, ERASED_KEY)
+#: key prefixes of a consumer's records (state, alias) compacted one key at a time on erasure
+_ERASED_PREFIXES = (b"c/", b"a/")
+#: the due-time index (`streams.engine.timers`): a consumer's past entries are keyed by due, not
+#: by id, so erasure compacts the whole index range (one small key per pending timer)
+_INDEX_RANGE = (b"t/", b"t0")
+
+
+def erasable(options: Any) -> None:
+    """Make Faust's RocksDB options (`faust.stores.rocksdb.RocksDBOptions`) roll the MANIFEST at
+    every version edit, so that it never names files bounded by keys erased since (each roll
+    writes the list of live files once: small next to a flush or compaction)."""
+    base = options.as_options
+
+    def as_options() -> Any:
+        opts = base()
+        opts.set_max_manifest_file_size(1)
+        return opts
+
+    options.as_options = as_options
 
 
 class TableStore:
@@ -134,6 +159,22 @@ class TableStore:
         self.db.write(batch)
         if self.unwritten and self.unwritten[0] is writes:
             self.unwritten.popleft()
+
+    def compact_erased(self, writes: dict[bytes, bytes | None]) -> None:
+        """Remove from disk every trace of the keys `writes` deleted (a written batch holding
+        erasures): flush the memtable (its write-ahead log file is then deleted), compact each
+        deleted state and alias key and the index range down to the last level (where the
+        tombstones are dropped too), and make one more version edit (the MANIFEST rolls)."""
+        db = self.db
+        db.flush(True)
+        for key in sorted(k for k, v in writes.items() if v is None):
+            if key[:2] in _ERASED_PREFIXES:
+                db.compact_range(key, key)
+        db.compact_range(*_INDEX_RANGE)
+        done = db.get(ERASED_KEY)
+        db.put(ERASED_KEY, str(int(done) + 1 if done is not None else 1).encode())
+        db.flush(True)
+        db.flush_wal(True)
 
     def apply_changelog(self, records: list[tuple[bytes, bytes | None, int]]) -> None:
         """Apply changelog records (key, value, offset) read after Faust's recovery."""

@@ -49,7 +49,7 @@ from streams.engine.segments import KIND_BITS, SegmentPlan, evaluate, mask_of, o
 from streams.engine.state import MAX_SEEN_IDS, ConsumerState
 from streams.engine.store import Store
 from streams.engine.timeplan import INF
-from streams.engine.timers import RECHECK, TimerIndex, entry_key, entry_value
+from streams.engine.timers import RECHECK, TTL, TimerIndex, entry_key, entry_value
 from streams.engine.triggers import (
     arm,
     choose_offer,
@@ -119,6 +119,9 @@ class Engine:
         self._dirty: set[str] = set()
         self._aliases: dict[str, str | None] = {}
         self._dirty_aliases: set[str] = set()
+        #: erasures applied so far (forgotten consumers and aliases): the live shell compacts
+        #: their deleted keys out of its disk once the deletes are durable
+        self.erasures = 0
         raw_pop = store.get(POPULATION_KEY)
         self.population = Population.from_bytes(raw_pop) if raw_pop else Population()
         raw_meta = store.get(META_KEY)
@@ -184,6 +187,7 @@ class Engine:
         self._window = s.dedupe_window
         self._half_life = s.affinity_half_life
         self._models = s.models
+        self._ttl = s.profile_ttl
         self._view: View | None = None  # made by the next evaluation, with these settings
 
     @property
@@ -213,7 +217,7 @@ class Engine:
         state = None
         if raw is not None:
             state = ConsumerState.from_bytes(raw)
-            if state.timers or state.recheck:
+            if state.timers or state.recheck or state.ttl_due:
                 self._indexed[cid] = _entries(state)
         self._cache[cid] = state
         return state
@@ -244,7 +248,7 @@ class Engine:
                 new: tuple[tuple[float, str], ...] = ()
             else:
                 store.put("c/" + cid, state.to_bytes())
-                new = _entries(state) if state.timers or state.recheck else ()
+                new = _entries(state) if state.timers or state.recheck or state.ttl_due else ()
             old = indexed.pop(cid, ())
             if new:
                 indexed[cid] = new
@@ -433,6 +437,8 @@ class Engine:
             state.last_seen = t
         if ev.user_id is not None and not state.user:
             state.user = True
+        if state.ttl_due == 0.0 and self._ttl > 0.0:
+            self._arm_ttl(state)
         track = etype == "track"
         name = (ev.name or "") if track else etype
         new = state.events <= 1  # (a new consumer is evaluated in full, whatever changed)
@@ -594,6 +600,9 @@ class Engine:
             if name == RECHECK:
                 self._recheck(state, due, out)
                 continue
+            if name == TTL:
+                self._expire(state, due, out)
+                continue
             timer = state.timers.get(name)
             if timer is None:
                 continue  # disarmed, fired or dropped since
@@ -620,6 +629,30 @@ class Engine:
         self._dirty.add(state.id)
         self._stats["rechecks"] += 1
         self._segments(state, due, out, _TIME)
+
+    def _arm_ttl(self, state: ConsumerState) -> None:
+        """Give the consumer its profile_ttl entry (one per consumer, moved on lazily)."""
+        state.ttl_due = state.last_seen + self._ttl
+        self._dirty.add(state.id)
+        self.timers.push(state.ttl_due, state.id, TTL)
+
+    def _expire(self, state: ConsumerState, due: float, out: Outputs) -> None:
+        """The profile_ttl entry at `due`: erase the consumer if no event came for profile_ttl,
+        else move the entry on to last_seen + profile_ttl (events never touch it)."""
+        current = state.ttl_due
+        if current != due:
+            if current > due:  # moved later since: its entry moves on
+                self.timers.push(current, state.id, TTL)
+            return
+        if self._ttl <= 0.0:  # profile_ttl turned off since
+            state.ttl_due = 0.0
+            self._dirty.add(state.id)
+            return
+        if state.last_seen + self._ttl > due:
+            self._arm_ttl(state)
+            return
+        self._erase(state, due, out)
+        self._stats["expired"] += 1
 
     def _fire(self, state: ConsumerState, trig: Trigger, timer: Any, due: float,
               out: Outputs) -> None:
@@ -677,6 +710,7 @@ class Engine:
         elif isinstance(fwd, ForgetAlias):
             if self._alias(fwd.key) is not None:
                 self._set_alias(fwd.key, None)
+                self.erasures += 1
         else:
             self._dead_letter(out, repr(fwd), INVALID_VALUE, "unknown forward", "forwards", None)
         return out
@@ -726,6 +760,8 @@ class Engine:
         self.population.remove(state)
         had_email, had_consent = state.email, state.consented
         merge_states(state, other, self._half_life)
+        if state.ttl_due == 0.0 and self._ttl > 0.0:  # a new target: the merged last_seen
+            self._arm_ttl(state)
         state.seen[mark] = int(state.last_seen)
         self.population.add(state)
         self._dirty.add(target)
@@ -749,9 +785,18 @@ class Engine:
             target = self._alias(consumer_id)
             if target is not None:
                 self._set_alias(consumer_id, None)
+                self.erasures += 1
                 out.forwards.append(Forget(target))
             return out
-        at = self._iso(max(self.watermark, state.last_seen))
+        self._erase(state, max(self.watermark, state.last_seen), out)
+        self._stats["forgotten"] += 1
+        return out
+
+    def _erase(self, state: ConsumerState, t: float, out: Outputs) -> None:
+        """Segment exits and an empty profile at `t`, the population contribution, the state
+        with its timers and index entries, and forwards erasing its aliases."""
+        consumer_id = state.id
+        at = self._iso(t)
         for seg in state.segments:
             out.segment_changes.append(
                 _change(consumer_id, seg, "exited", at, self.rules.version)
@@ -762,8 +807,7 @@ class Engine:
         for alias in state.aliases:
             out.forwards.append(ForgetAlias(alias))
         self._drop(consumer_id)
-        self._stats["forgotten"] += 1
-        return out
+        self.erasures += 1
 
 
 def _check_merge(ev: Event, cid: str, state: ConsumerState | None) -> None:
@@ -792,6 +836,8 @@ def _entries(state: ConsumerState) -> tuple[tuple[float, str], ...]:
     entries = [(timer.due, name) for name, timer in state.timers.items()]
     if state.recheck:
         entries.append((state.recheck, RECHECK))
+    if state.ttl_due:
+        entries.append((state.ttl_due, TTL))
     return tuple(entries)
 
 

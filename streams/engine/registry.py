@@ -23,6 +23,11 @@ can compute, counted in days from the event time in the state field `since`; "ca
 periodic re-check sees it, for the consumers `drifts_for` names); `population` that it is
 relative to other consumers; `computed` that the View computes it anew on every read (shared
 uses in a rule set are then memoized).
+
+`rfm.*` are quintile scores against every buyer the process holds (all partitions in replay:
+`population.Population`), with the tie rule of `sketches.Histogram._compute` (a tied value is
+never split, no level is skipped); `rfm.m` scores total revenue (net of refunds), not the
+average order value (that is `avg_order_value`).
 """
 
 from __future__ import annotations
@@ -129,11 +134,17 @@ FEATURES: dict[str, Feature] = {
                 ("orders",), time="crossing", since="last_order"),
         feature("days_since_last_seen", "days", "days since the last event", ("events",),
                 time="crossing", since="last_seen"),
-        feature("rfm.r", "number", "recency quintile 1..5 (0 without orders)", ("orders",),
+        feature("rfm.r", "number",
+                "recency quintile 1..5 of the last order's day (0 without orders)",
+                ("orders",),
                 time="cadence", population=True, drifts_for="buyer"),
-        feature("rfm.f", "number", "frequency quintile 1..5 (0 without orders)", ("orders",),
+        feature("rfm.f", "number",
+                "frequency quintile 1..5 of `orders` (0 without orders)",
+                ("orders",),
                 time="cadence", population=True, drifts_for="buyer"),
-        feature("rfm.m", "number", "monetary quintile 1..5 (0 without orders)", ("orders",),
+        feature("rfm.m", "number",
+                "monetary quintile 1..5 of total revenue, not average (0 without orders)",
+                ("orders",),
                 time="cadence", population=True, drifts_for="buyer"),
         feature("p_alive", "number", "BG/NBD probability the consumer is alive", ("orders",),
                 time="cadence", computed=True, drifts_for="repeat_buyer"),

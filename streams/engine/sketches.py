@@ -89,7 +89,7 @@ class Histogram:
         self.total = sum(self.counts.values())
         self._keys = sorted(self.counts)
         self._cuts: list[int] = []
-        self._stale = 1
+        self._stale = max(1, self.total)  # (all of the counts are new: compute at the first use)
 
     def add(self, bucket: int, n: int = 1) -> None:
         counts = self.counts
@@ -106,32 +106,66 @@ class Histogram:
         self.total += n
         self._stale += 1
 
+    def merge(self, other: Histogram, sign: int = 1, changes: bool = True) -> None:
+        """Add (sign -1: take out) the counts of `other`, each a change toward recomputing the
+        cut points; unless `changes`: a restore that the cached cut points already reflect."""
+        stale = self._stale
+        moved = 0
+        for bucket, count in sorted(other.counts.items()):
+            self.add(bucket, sign * count)
+            moved += abs(count)
+        self._stale = stale + moved if changes else stale
+
     def cuts(self, q: int = 5) -> list[int]:
-        """The q-1 bucket boundaries splitting the population into q equal parts."""
+        """The q-1 bucket boundaries splitting the population into q parts (see `_compute`)."""
         if self._stale and self._stale * 100 >= self.total:
             self._cuts = self._compute(q)
             self._stale = 0
         return self._cuts
 
     def _compute(self, q: int) -> list[int]:
-        if self.total <= 0:
+        """Cut points that never skip a score level on tied data.
+
+        Cut i (1..q-1) is the nearest-rank quantile at i/q: the lowest bucket whose cumulative
+        count reaches total * i / q (Hyndman & Fan 1996, "Sample quantiles in statistical
+        packages", definition 1: the inverse of the empirical distribution function). A tied
+        bucket is never split, so heavy ties make nearest-rank cuts coincide and a score level
+        would be empty (CDNOW: 59 % of buyers have one order, the 20 % and 40 % cuts both fall
+        on it, nobody scored f = 2). Here a cut that falls on or below the previous one moves to
+        the next distinct bucket, and no cut goes so high that fewer distinct buckets remain
+        above it than cuts and levels still to place. So with k distinct buckets, scores are
+        exactly 1..min(k, q), every level held by at least one bucket, higher bucket never a
+        lower score; without ties the cuts are the nearest-rank quantiles unchanged.
+        """
+        keys = self._keys
+        n = len(keys)
+        if self.total <= 0 or n == 0:
             return []
-        targets = [self.total * i / q for i in range(1, q)]
+        if n <= q:  # one level per distinct bucket (one cut even for one: [] means empty)
+            return keys[: max(1, n - 1)]
+        counts = self.counts
         cuts: list[int] = []
-        counts, keys = self.counts, self._keys
-        acc = 0
+        acc = 0  # the count of keys[:i]
         i = 0
-        bucket = 0
-        for t in targets:
+        last = -1  # the index of the previous cut
+        for j in range(1, q):
+            t = self.total * j / q
             while acc < t:
-                bucket = keys[i]
+                acc += counts[keys[i]]
                 i += 1
-                acc += counts[bucket]
-            cuts.append(bucket)
+            x = i - 1
+            if x <= last:
+                x = last + 1
+            top = n - 1 - q + j  # leaves room above for the cuts to come and the top level
+            if x > top:
+                x = top
+            cuts.append(keys[x])
+            last = x
         return cuts
 
     def score(self, bucket: int, q: int = 5) -> int:
-        """1..q: which q-quantile `bucket` falls in (higher bucket, higher score)."""
+        """1..q: which q-quantile `bucket` falls in (higher bucket, higher score); 0 when the
+        histogram is empty."""
         cuts = self.cuts(q)
         return 1 + bisect_left(cuts, bucket) if cuts else 0
 

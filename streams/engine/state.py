@@ -102,9 +102,11 @@ FIELDS: tuple[Field, ...] = (
     Field("order_days", "list[float]", "[0.0, 0.0]",
           "[days with orders, revenue of the first]: models count a day's orders once",
           since=2, legacy="_order_days_legacy(s)"),
+    Field("ttl_due", "float", "0.0",
+          "due time of the profile_ttl entry in the index (0: none)", since=3),
     Field("user", "bool", "False",
           "a userId's event reached it: a profile with a user id, never merged into another",
-          since=3, legacy="bool(s.aliases)"),
+          since=4, legacy="bool(s.aliases)"),
 )
 STATE_VERSION = max(f.since for f in FIELDS)
 #: fields every stored state ever written holds (`plan` came in version 1 without a bump)
@@ -188,6 +190,7 @@ class ConsumerState:
         "segments",
         "timers",
         "traits",
+        "ttl_due",
         "user",
         "views",
     )
@@ -229,6 +232,7 @@ class ConsumerState:
         self.recheck: float = 0.0  # due time of the next segment re-check (0: none)
         # [days with orders, revenue of the first]: models count a day's orders once
         self.order_days: list[float] = [0.0, 0.0]
+        self.ttl_due: float = 0.0  # due time of the profile_ttl entry in the index (0: none)
         # a userId's event reached it: a profile with a user id, never merged into another
         self.user: bool = False
 
@@ -270,6 +274,7 @@ class ConsumerState:
                 self.plan,
                 self.recheck,
                 self.order_days,
+                self.ttl_due,
                 self.user,
             ]
         )
@@ -277,7 +282,7 @@ class ConsumerState:
     @classmethod
     def from_bytes(cls, data: bytes) -> ConsumerState:
         d = orjson.loads(data)
-        if type(d) is not list or len(d) != 36 or d[0] != STATE_VERSION:
+        if type(d) is not list or len(d) != 37 or d[0] != STATE_VERSION:
             check_version(d)  # raises unless a known version
         s = cls("", 0.0)  # (mypyc cannot build a native object without __init__)
         n = len(d)
@@ -321,7 +326,9 @@ class ConsumerState:
         else:
             s.order_days = _order_days_legacy(s)
         if n > 35:
-            s.user = d[35]
+            s.ttl_due = d[35]
+        if n > 36:
+            s.user = d[36]
         else:
             s.user = bool(s.aliases)
         return s

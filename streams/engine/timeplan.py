@@ -53,7 +53,7 @@ ANCHORS: dict[str, int] = {"last_order": LAST_ORDER, "last_seen": LAST_SEEN}
 
 #: The features time alone moves, by rules name, and how (derived from the registry):
 #: ("clock", anchor): max(0, now - anchor) in days, so crossings of constants are exact;
-#: ("drift", guard): moves continuously or with the partition's population, re-checked on the
+#: ("drift", guard): moves continuously or with the population, re-checked on the
 #: cadence while the consumer passes the guard.
 TIME_DEPENDENCE: dict[str, tuple[str, str]] = {
     f.name: ("clock", f.since or "") if f.time == "crossing" else ("drift", f.drifts_for)

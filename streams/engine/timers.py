@@ -1,10 +1,11 @@
-"""The due-time index: pending trigger timers and segment re-checks of a partition, by due time.
+"""The due-time index: pending trigger timers, segment re-checks and profile_ttl entries of a
+partition, by due time.
 
-The consumer's state is the source of truth (`ConsumerState.timers` and `.recheck`); the index
-only says when to look. In memory it is a heap. Every pending timer or re-check has an entry due
-at or before it: moving one later leaves the entry where it is, and the engine pushes it on to
-the new due when it pops; entries of disarmed timers are skipped when popped, and identical
-entries pop together and count once. Nothing ever scans consumers.
+The consumer's state is the source of truth (`ConsumerState.timers`, `.recheck`, `.ttl_due`);
+the index only says when to look. In memory it is a heap. Every pending timer or re-check has an
+entry due at or before it: moving one later leaves the entry where it is, and the engine pushes
+it on to the new due when it pops; entries of disarmed timers are skipped when popped, and
+identical entries pop together and count once. Nothing ever scans consumers.
 
 In the store the index is kept exactly, one key per pending timer or re-check, in due order:
 `t/<due>/<[consumer, name]>` where <due> is the 16 hex digits of the due's IEEE-754 bits
@@ -25,6 +26,9 @@ from streams.engine.store import Store
 
 #: the name of a consumer's segment re-check in the index (trigger names are never empty)
 RECHECK = ""
+#: the name of a consumer's profile_ttl entry: due at or before last_seen + profile_ttl, moved
+#: on when it pops early (sorts after trigger names: timers due at the erase time fire first)
+TTL = "~ttl"
 INDEX_PREFIX = "t/"
 INDEX_END = "t0"  # the first key after every "t/..." key
 PAGE = 4096

@@ -95,3 +95,65 @@ triggers:
     restarted.flush()
     assert again.scan("t/", "t0", 10) == []
     again.db.close()
+
+
+def test_compact_erased_leaves_no_trace_in_files_wal_or_manifest(tmp_path: Path) -> None:
+    from faust.stores.rocksdb import RocksDBOptions
+
+    from streams.tables import erasable
+
+    options = RocksDBOptions(use_rocksdict=True)
+    erasable(options)
+    path = tmp_path / "p4"
+    store = TableStore(options.open(path), 4)
+    gone, kept = b"Zq8vXw3Kp0Lm", b"Bm3cGj8Ld5Ri"
+
+    def found(needle: bytes) -> list[str]:
+        return sorted(f.name for f in path.iterdir() if needle in f.read_bytes())
+
+    store.put("c/" + gone.decode(), b"{}")  # the smallest key of its file: named in the MANIFEST
+    store.put("c/" + kept.decode(), b"{}")
+    store.write(store.drain(), None)
+    store.db.flush(True)
+    assert any(name.startswith("MANIFEST") for name in found(gone))
+    store.put("t/0/" + gone.decode(), b"x")  # in the write-ahead log only
+    store.write(store.drain(), None)
+    store.delete("c/" + gone.decode())
+    store.delete("t/0/" + gone.decode())
+    erasure = store.drain()
+    store.write(erasure, None)
+    assert found(gone)
+    store.compact_erased(erasure)
+    assert found(gone) == [] and found(kept) != []
+    assert store.get("c/" + kept.decode()) == b"{}" and store.get("c/" + gone.decode()) is None
+    store.db.close()
+
+
+def test_compact_erased_reaches_index_entries_deleted_before_the_erasure(tmp_path: Path) -> None:
+    from faust.stores.rocksdb import RocksDBOptions
+
+    from streams.tables import erasable
+
+    options = RocksDBOptions(use_rocksdict=True)
+    erasable(options)
+    path = tmp_path / "p5"
+    store = TableStore(options.open(path), 5)
+    gone = "Zq8vXw3Kp0Lm"
+    store.put("t/0/" + gone, b"x")  # a timer of the consumer, fired before the erasure
+    store.write(store.drain(), None)
+    store.db.flush(True)
+    store.db.compact_range(None, None)  # a file of index keys in the last level
+    store.put("c/" + gone, b"{}")
+    store.put("c/kept", b"{}")
+    store.write(store.drain(), None)
+    store.db.flush(True)
+    store.db.compact_range(b"c/", b"c0")  # and one of states beside it
+    store.delete("t/0/" + gone)
+    store.write(store.drain(), None)
+    store.db.flush(True)
+    store.delete("c/" + gone)
+    erasure = store.drain()  # the erasure's batch no longer holds the index entry
+    store.write(erasure, None)
+    store.compact_erased(erasure)
+    assert not [f.name for f in path.iterdir() if gone.encode() in f.read_bytes()]
+    store.db.close()

@@ -47,6 +47,7 @@ SETTINGS_KEYS = (
     "models",
     "discount_rate",
     "max_clock_skew",
+    "profile_ttl",
 )
 BGNBD_KEYS = ("r", "alpha", "a", "b")
 # Segment's e-commerce v2 events, and the names non-track events go by
@@ -296,6 +297,9 @@ class _Loader(NodeReader):
         if e is None:
             return None
         name = self.unique(e["name"][1], "trigger", seen) if "name" in e else None
+        if name is not None and name.startswith("~"):  # (the index's own entries: TTL)
+            self.issue(e["name"][1], f"trigger name '{name}' may not start with '~'")
+            name = None
         what = f"trigger '{name}'" if name else "trigger"
         kind = self.kind(e["kind"][1]) if "kind" in e else None
         for key in ("on", "unless"):
@@ -438,6 +442,7 @@ class _Loader(NodeReader):
             reevaluate_every=dur("reevaluate_every", defaults.reevaluate_every),
             models=self.models(e, bgnbd),
             max_clock_skew=dur("max_clock_skew", defaults.max_clock_skew),
+            profile_ttl=dur("profile_ttl", defaults.profile_ttl),
         )
 
     def models(self, e: Entries, bgnbd: tuple[float, float, float, float]) -> CustomerModels:

@@ -88,6 +88,8 @@ class Settings:
     #: models file) and `discount_rate`, else `bgnbd` and the CDNOW spend model
     models: CustomerModels = field(default_factory=CustomerModels)
     max_clock_skew: float = DAY  # an event further ahead of the watermark is refused
+    #: a profile with no event for this long is erased like `forget` (0: never)
+    profile_ttl: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)

@@ -56,7 +56,7 @@ def test_a_version_1_state_loads_into_the_same_state(i: int) -> None:
 @pytest.mark.parametrize("i", range(3))
 def test_a_version_1_state_is_written_back_in_the_current_version(i: int) -> None:
     data = ConsumerState.from_bytes(V1_LINES[i]).to_bytes()
-    assert orjson.loads(data)[0] == STATE_VERSION == 3
+    assert orjson.loads(data)[0] == STATE_VERSION == 4
     assert len(orjson.loads(data)) == len(FIELDS) + 1
     again = ConsumerState.from_bytes(data)
     assert as_json(again) == as_json(ConsumerState.from_bytes(V1_LINES[i]))
@@ -78,7 +78,8 @@ def test_an_engine_on_a_store_of_version_1_states_keeps_their_timers() -> None:
 def test_a_state_of_an_unknown_newer_version_is_refused_with_the_reason() -> None:
     newer = orjson.loads(V1_LINES[0])
     newer[0] = STATE_VERSION + 1
-    with pytest.raises(StateVersionError, match=r"version 4 is unknown .* newer release"):
+    reason = rf"version {STATE_VERSION + 1} is unknown .* newer release"
+    with pytest.raises(StateVersionError, match=reason):
         ConsumerState.from_bytes(orjson.dumps(newer))
 
 
