@@ -21,6 +21,7 @@ from typing import Any, Final
 import orjson
 
 from streams.engine.events import (
+    IDENTITY_CONFLICT,
     INTERNAL_ERROR,
     INVALID_JSON,
     INVALID_VALUE,
@@ -73,6 +74,12 @@ META_KEY = "~meta"
 #: the store's `t/` due-time index is kept (absent from stores of the previous release)
 INDEX_VERSION = 1
 CLOSE_PAGE = 10_000
+#: ids merged into one consumer at most (Segment's identity graph: 100 merges per profile); a
+#: merge beyond is refused (identity_conflict)
+MAX_MERGES = 100
+#: alias links a forward follows at most: merges never chain (an id that merged away, or holds
+#: a user id, never merges again), so this only cuts a cycle a race or an older release made
+MAX_HOPS = 8
 
 
 @dataclass(frozen=True, slots=True)
@@ -371,18 +378,27 @@ class Engine:
             }
         )
 
-    def _route(self, ev: Event, obj: dict[str, Any], out: Outputs, cid: str | None = None) -> None:
+    def _route(
+        self, ev: Event, obj: dict[str, Any], out: Outputs, cid: str | None = None, hops: int = 0
+    ) -> None:
         cid = cid or ev.consumer_id
         state = self._get(cid)
         if state is None:
             target = self._alias(cid)
             if target is not None:
+                if hops >= MAX_HOPS:  # a cycle of alias links: cut it here
+                    self._set_alias(cid, None)
+                    self._stats["identity_cycles_cut"] += 1
+                    raise EventError(
+                        f"the ids merged into {cid!r} form a cycle (over {MAX_HOPS} alias links)",
+                        IDENTITY_CONFLICT,
+                    )
                 self._stats["forwarded"] += 1
                 try:  # (it crosses Kafka when another worker owns the target)
                     orjson.dumps(obj)
                 except orjson.JSONEncodeError as exc:  # parse_event bounds only what is read
                     raise EventError(f"the event cannot be forwarded: {exc}", TOO_DEEP) from None
-                out.forwards.append(EventForward(target, obj))
+                out.forwards.append(EventForward(target, obj, None, hops + 1))
                 return
         self._apply(ev, cid, state, out)
 
@@ -391,6 +407,9 @@ class Engine:
         if state is not None and seen in state.seen:
             self._stats["duplicates"] += 1
             return
+        etype = ev.type
+        if etype == "identify" or etype == "alias":
+            _check_merge(ev, cid, state)
         t = ev.timestamp
         watermark = t - self._lateness
         if watermark > self.watermark:
@@ -416,9 +435,10 @@ class Engine:
         state.events += 1
         if t > state.last_seen:
             state.last_seen = t
+        if ev.user_id is not None and not state.user:
+            state.user = True
         if state.ttl_due == 0.0 and self._ttl > 0.0:
             self._arm_ttl(state)
-        etype = ev.type
         track = etype == "track"
         name = (ev.name or "") if track else etype
         new = state.events <= 1  # (a new consumer is evaluated in full, whatever changed)
@@ -676,7 +696,7 @@ class Engine:
             obj = fwd.event
             try:
                 ev = parse_event(obj)
-                self._route(ev, obj, out, cid=fwd.key)
+                self._route(ev, obj, out, fwd.key, fwd.hops)
             except EventError as exc:  # too far ahead of this partition's clock, say
                 self._dead_letter(out, obj, exc.code, exc.message, "forwards", None)
             return out
@@ -684,7 +704,7 @@ class Engine:
         if isinstance(fwd, MergeOut):
             self._merge_out(fwd.key, fwd.into, out)
         elif isinstance(fwd, MergeIn):
-            self._merge_in(fwd.key, fwd.source, fwd.state, out)
+            self._merge_in(fwd.key, fwd.source, fwd.state, out, fwd.hops)
         elif isinstance(fwd, Forget):
             out.extend(self.forget(fwd.key))
         elif isinstance(fwd, ForgetAlias):
@@ -696,9 +716,18 @@ class Engine:
         return out
 
     def _merge_out(self, source: str, target: str, out: Outputs) -> None:
-        if self._alias(source) is not None:
-            return  # merged before; the first merge stands
+        """Give up `source` to `target`, unless a profile never merges that way: an id merged
+        before stays with its first user, and a user id (or an id holding one) never merges
+        into another (Segment's limit of one user id per profile). The event that asked was
+        applied to the target all the same (Segment drops the anonymous id from it)."""
+        if source == target or self._alias(source) is not None:
+            if self._alias(source) != target:
+                self._stats["merges_refused"] += 1
+            return
         state = self._get(source)
+        if state is not None and state.user:
+            self._stats["merges_refused"] += 1
+            return
         self._set_alias(source, target)
         self._stats["merged"] += 1
         if state is None:
@@ -710,13 +739,19 @@ class Engine:
         self._drop(source)
         out.forwards.append(MergeIn(target, source, state))
 
-    def _merge_in(self, target: str, source: str, other: ConsumerState, out: Outputs) -> None:
+    def _merge_in(
+        self, target: str, source: str, other: ConsumerState, out: Outputs, hops: int = 0
+    ) -> None:
         state = self._get(target)
         if state is None:
             target_alias = self._alias(target)
             if target_alias is not None:  # the target itself merged on meanwhile: pass it on
-                out.forwards.append(MergeIn(target_alias, source, other))
-                return
+                if hops < MAX_HOPS:
+                    out.forwards.append(MergeIn(target_alias, source, other, hops + 1))
+                    return
+                # a cycle of alias links: cut it here, this id keeps the profile
+                self._set_alias(target, None)
+                self._stats["identity_cycles_cut"] += 1
             state = ConsumerState(target, other.first_seen)
             self._cache[target] = state
         mark = _seen_key("merge:" + source)
@@ -773,6 +808,27 @@ class Engine:
             out.forwards.append(ForgetAlias(alias))
         self._drop(consumer_id)
         self.erasures += 1
+
+
+def _check_merge(ev: Event, cid: str, state: ConsumerState | None) -> None:
+    """Refuse (identity_conflict) an identify/alias whose merge would close a cycle (its user
+    id was merged into the very id it merges now) or exceed MAX_MERGES ids in one consumer;
+    `cid` is the consumer the event reached, `state` its state."""
+    source = ev.merge_source
+    if source is None:
+        return
+    if source == cid:
+        raise EventError(
+            f"{ev.user_id!r} was merged into {source!r} before: merging {source!r} into it "
+            "would make a cycle",
+            IDENTITY_CONFLICT,
+        )
+    if state is not None and len(state.aliases) >= MAX_MERGES and source not in state.aliases:
+        raise EventError(
+            f"{cid!r} has {MAX_MERGES} ids merged into it already (the limit): {source!r} is "
+            "not merged",
+            IDENTITY_CONFLICT,
+        )
 
 
 def _entries(state: ConsumerState) -> tuple[tuple[float, str], ...]:

@@ -41,16 +41,18 @@ class Forward:
 class EventForward(Forward):
     """An event for consumer `key`: an id merged into `key` (the engine's alias), or an input
     record read on a partition other than its key's (`where` = (source, offset), processed as
-    an input there)."""
+    an input there). `hops`: alias links followed so far (bounded: see core.MAX_HOPS)."""
 
-    __slots__ = ("event", "where")
+    __slots__ = ("event", "hops", "where")
 
     def __init__(
-        self, key: str, event: dict[str, Any], where: tuple[str, str | None] | None = None
+        self, key: str, event: dict[str, Any], where: tuple[str, str | None] | None = None,
+        hops: int = 0,
     ) -> None:
         self.key = key
         self.event = event
         self.where = where
+        self.hops = hops
 
 
 class MergeOut(Forward):
@@ -64,14 +66,16 @@ class MergeOut(Forward):
 
 
 class MergeIn(Forward):
-    """The state of `source`, to merge into consumer `key`."""
+    """The state of `source`, to merge into consumer `key`. `hops`: alias links followed so
+    far when `key` itself had merged on (bounded: see core.MAX_HOPS)."""
 
-    __slots__ = ("source", "state")
+    __slots__ = ("hops", "source", "state")
 
-    def __init__(self, key: str, source: str, state: ConsumerState) -> None:
+    def __init__(self, key: str, source: str, state: ConsumerState, hops: int = 0) -> None:
         self.key = key
         self.source = source
         self.state = state
+        self.hops = hops
 
 
 class Forget(Forward):
@@ -88,11 +92,11 @@ class ForgetAlias(Forward):
 
 def _fields(fwd: Forward) -> tuple[Any, ...]:
     if isinstance(fwd, EventForward):
-        return (fwd.key, fwd.event, fwd.where)
+        return (fwd.key, fwd.event, fwd.where, fwd.hops)
     if isinstance(fwd, MergeOut):
         return (fwd.key, fwd.into)
     if isinstance(fwd, MergeIn):
-        return (fwd.key, fwd.source, fwd.state.to_bytes())
+        return (fwd.key, fwd.source, fwd.state.to_bytes(), fwd.hops)
     return (fwd.key,)
 
 
@@ -103,11 +107,15 @@ def encode_forward(fwd: Forward) -> bytes:
         msg = {"op": "event", "to": fwd.key, "event": fwd.event}
         if fwd.where is not None:
             msg["input"] = list(fwd.where)
+        if fwd.hops:
+            msg["hops"] = fwd.hops
     elif isinstance(fwd, MergeOut):
         msg = {"op": "merge_out", "from": fwd.key, "into": fwd.into}
     elif isinstance(fwd, MergeIn):
         msg = {"op": "merge_in", "from": fwd.source, "into": fwd.key,
                "state": fwd.state.to_bytes().decode()}
+        if fwd.hops:
+            msg["hops"] = fwd.hops
     elif isinstance(fwd, Forget):
         msg = {"op": "forget", "id": fwd.key}
     elif isinstance(fwd, ForgetAlias):
@@ -130,12 +138,13 @@ def decode_forward(data: bytes) -> Forward:
                 _str(msg["to"]), _dict(msg["event"]),
                 (str(where[0]), None if where[1] is None else str(where[1]))
                 if where is not None else None,
+                _int(msg.get("hops", 0)),
             )
         if op == "merge_out":
             return MergeOut(_str(msg["from"]), _str(msg["into"]))
         if op == "merge_in":
             state = ConsumerState.from_bytes(_str(msg["state"]).encode())
-            return MergeIn(_str(msg["into"]), _str(msg["from"]), state)
+            return MergeIn(_str(msg["into"]), _str(msg["from"]), state, _int(msg.get("hops", 0)))
         if op == "forget":
             return Forget(_str(msg["id"]))
         if op == "forget_alias":
@@ -148,6 +157,12 @@ def decode_forward(data: bytes) -> Forward:
 def _str(value: Any) -> str:
     if not isinstance(value, str):
         raise TypeError(f"expected a string, got {type(value).__name__}")
+    return value
+
+
+def _int(value: Any) -> int:
+    if type(value) is not int or value < 0:
+        raise TypeError(f"expected a count, got {value!r}")
     return value
 
 

@@ -104,6 +104,9 @@ FIELDS: tuple[Field, ...] = (
           since=2, legacy="_order_days_legacy(s)"),
     Field("ttl_due", "float", "0.0",
           "due time of the profile_ttl entry in the index (0: none)", since=3),
+    Field("user", "bool", "False",
+          "a userId's event reached it: a profile with a user id, never merged into another",
+          since=4, legacy="bool(s.aliases)"),
 )
 STATE_VERSION = max(f.since for f in FIELDS)
 #: fields every stored state ever written holds (`plan` came in version 1 without a bump)
@@ -188,6 +191,7 @@ class ConsumerState:
         "timers",
         "traits",
         "ttl_due",
+        "user",
         "views",
     )
 
@@ -229,6 +233,8 @@ class ConsumerState:
         # [days with orders, revenue of the first]: models count a day's orders once
         self.order_days: list[float] = [0.0, 0.0]
         self.ttl_due: float = 0.0  # due time of the profile_ttl entry in the index (0: none)
+        # a userId's event reached it: a profile with a user id, never merged into another
+        self.user: bool = False
 
     def to_bytes(self) -> bytes:
         return orjson.dumps(
@@ -269,13 +275,14 @@ class ConsumerState:
                 self.recheck,
                 self.order_days,
                 self.ttl_due,
+                self.user,
             ]
         )
 
     @classmethod
     def from_bytes(cls, data: bytes) -> ConsumerState:
         d = orjson.loads(data)
-        if type(d) is not list or len(d) != 36 or d[0] != STATE_VERSION:
+        if type(d) is not list or len(d) != 37 or d[0] != STATE_VERSION:
             check_version(d)  # raises unless a known version
         s = cls("", 0.0)  # (mypyc cannot build a native object without __init__)
         n = len(d)
@@ -320,5 +327,9 @@ class ConsumerState:
             s.order_days = _order_days_legacy(s)
         if n > 35:
             s.ttl_due = d[35]
+        if n > 36:
+            s.user = d[36]
+        else:
+            s.user = bool(s.aliases)
         return s
     # </generated>

@@ -56,8 +56,10 @@ def lines(out: Outputs) -> list[str]:
     [
         EventForward("u1", {"type": "track", "userId": "a"}),
         EventForward("u1", {"type": "page"}, ("clickstream", "clickstream:3:9")),
+        EventForward("u1", {"type": "track", "userId": "a"}, None, 3),
         MergeOut("anon", "user"),
         MergeIn("user", "anon", ConsumerState("anon", T0)),
+        MergeIn("user", "anon", ConsumerState("anon", T0), 2),
         Forget("u1"),
         ForgetAlias("u2"),
     ],
@@ -74,6 +76,7 @@ def test_a_forward_survives_its_bytes_form(fwd: Forward) -> None:
         (b'{"op": "teleport", "id": "x"}', "unknown forward op 'teleport'"),
         (b'{"op": "merge_out", "from": "a"}', "malformed forward"),
         (b'{"op": "forget", "id": 5}', "malformed forward"),
+        (b'{"op": "event", "to": "u", "event": {}, "hops": -1}', "malformed forward"),
     ],
 )
 def test_a_forward_that_cannot_be_read_says_why(data: bytes, reason: str) -> None:
@@ -141,6 +144,96 @@ def test_split_runtimes_that_exchange_forwards_as_bytes_give_one_runtimes_output
     for rt in halves:
         pump(rt.advance(end))
     assert sorted(got) == sorted(expected)
+
+
+def _split_like_one(events: list[dict[str, Any]], owners: tuple[list[int], list[int]]) -> None:
+    """Split runtimes exchanging forwards as bytes, each event settled before the next (as the
+    workers' forwards are, in order), give the outputs of one runtime holding every partition,
+    and terminate. (A dead letter's `at` is its partition's clock, which each worker keeps.)"""
+
+    def comparable(out: Outputs) -> list[str]:
+        for d in out.dead_letters:
+            d.pop("at")
+        return lines(out)
+
+    one = Runtime(RULES, N)
+    expected = [line for ev in events for line in comparable(one.process(ev))]
+    halves = [Runtime(RULES, N, held=owners[0]), Runtime(RULES, N, held=owners[1])]
+    got: list[str] = []
+
+    def owner(key: str) -> Runtime:
+        return halves[0] if partition_for(key, N) in owners[0] else halves[1]
+
+    def pump(out: Outputs) -> None:
+        got.extend(comparable(out))
+        for fwd in out.forwards:
+            pump(owner(fwd.key).receive(decode_forward(encode_forward(fwd))))
+
+    for ev in events:
+        pump(owner(ev.get("userId") or ev["anonymousId"]).process(ev))
+    assert got == expected
+
+
+def test_identify_back_and_forth_across_split_runtimes_is_refused_as_in_one_runtime() -> None:
+    a, b = on_partition(0, "a-")[0], on_partition(2, "b-")[0]
+    events = [
+        anon_track(a, "Product Viewed", T0),
+        identify(b, T0 + 1, anon=a),
+        identify(a, T0 + 2, anon=b),
+        anon_track(a, "Product Viewed", T0 + 3),
+    ]
+    _split_like_one(events, ([0, 1], [2, 3]))
+    one = Runtime(RULES, N)
+    reasons = [d["reason"] for ev in events for d in one.process(ev).dead_letters]
+    assert reasons == ["identity_conflict"]
+
+
+def test_a_three_id_cycle_across_three_partitions_terminates_as_in_one_runtime() -> None:
+    a, b, c = on_partition(0, "a-")[0], on_partition(1, "b-")[0], on_partition(2, "c-")[0]
+    events = [
+        anon_track(a, "Product Viewed", T0),
+        identify(b, T0 + 1, anon=a),
+        identify(c, T0 + 2, anon=b),
+        identify(a, T0 + 3, anon=c),
+        track(a, "Product Viewed", T0 + 4),
+    ]
+    _split_like_one(events, ([0], [1, 2, 3]))
+    _split_like_one(events, ([0, 2], [1, 3]))
+
+
+def test_crossed_identifies_racing_on_two_workers_merge_neither_user_and_terminate() -> None:
+    a, b = on_partition(0, "a-")[0], on_partition(2, "b-")[0]
+    left, right = Runtime(RULES, N, held=[0, 1]), Runtime(RULES, N, held=[2, 3])
+    # each worker applies its identify before the other's forwards arrive
+    out_b = right.process(identify(b, T0, anon=a))
+    out_a = left.process(identify(a, T0 + 1, anon=b))
+    pending = [*out_b.forwards, *out_a.forwards]
+    hops = 0
+    while pending:
+        fwd = pending.pop(0)
+        rt = left if partition_for(fwd.key, N) < 2 else right
+        pending.extend(rt.receive(decode_forward(encode_forward(fwd))).forwards)
+        hops += 1
+        assert hops < 50
+    assert left.engines[0].consumer(a) is not None and right.engines[2].consumer(b) is not None
+    assert left.stats()["merges_refused"] + right.stats()["merges_refused"] == 2
+
+
+def test_a_cycle_of_aliases_left_by_an_older_release_is_cut_across_split_runtimes() -> None:
+    a, b = on_partition(0, "a-")[0], on_partition(2, "b-")[0]
+    left, right = Runtime(RULES, N, held=[0, 1]), Runtime(RULES, N, held=[2, 3])
+    left.engines[0].store.put("a/" + a, b.encode())
+    right.engines[2].store.put("a/" + b, a.encode())
+    pending = list(left.process(track(a, "Product Viewed", T0)).forwards)
+    dead: list[str] = []
+    while pending:
+        fwd = pending.pop(0)
+        rt = left if partition_for(fwd.key, N) < 2 else right
+        out = rt.receive(decode_forward(encode_forward(fwd)))
+        dead += [d["reason"] for d in out.dead_letters]
+        pending.extend(out.forwards)
+    assert dead == ["identity_conflict"]
+    assert left.stats()["identity_cycles_cut"] + right.stats()["identity_cycles_cut"] == 1
 
 
 # ------------------------------------------------------------------------------------ clock

@@ -56,7 +56,7 @@ def test_a_version_1_state_loads_into_the_same_state(i: int) -> None:
 @pytest.mark.parametrize("i", range(3))
 def test_a_version_1_state_is_written_back_in_the_current_version(i: int) -> None:
     data = ConsumerState.from_bytes(V1_LINES[i]).to_bytes()
-    assert orjson.loads(data)[0] == STATE_VERSION == 3
+    assert orjson.loads(data)[0] == STATE_VERSION == 4
     assert len(orjson.loads(data)) == len(FIELDS) + 1
     again = ConsumerState.from_bytes(data)
     assert as_json(again) == as_json(ConsumerState.from_bytes(V1_LINES[i]))
@@ -93,3 +93,11 @@ def test_state_written_before_the_plan_signature_still_reads() -> None:
     """Version 1 before `plan` existed has no such field: it reads as never evaluated."""
     older = orjson.dumps(orjson.loads(V1_LINES[0])[:32])
     assert ConsumerState.from_bytes(older).plan == 0
+
+
+@pytest.mark.parametrize("i", range(3))
+def test_a_state_written_before_the_user_flag_holds_a_user_id_when_ids_merged_into_it(
+    i: int,
+) -> None:
+    state = ConsumerState.from_bytes(V1_LINES[i])
+    assert state.user == bool(state.aliases)
