@@ -269,7 +269,10 @@ class Runtime:
 
     def close(self, at: float) -> Outputs:
         """The end of a replay (`--close-at`): every partition advanced to `at`, then every
-        consumer's time-driven segments re-evaluated at `at`."""
+        consumer's time-driven segments re-evaluated at `at` (or at the stream clock, when `at`
+        is before it: time never goes back)."""
+        if at < self.clock:
+            at = self.clock
         out = self.advance(at)
         for p in sorted(self.engines):
             out.extend(self.engines[p].close(at))

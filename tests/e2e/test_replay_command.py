@@ -33,7 +33,7 @@ def lines(path: Path) -> list[dict]:
 
 
 def test_replay_bike_shop_writes_outputs_and_report(tmp_path):
-    res = replay(tmp_path / "out", "--close-at", "2026-12-31T00:00:00Z")
+    res = replay(tmp_path / "out", "--close-at", "2027-02-01T00:00:00Z")  # after the last event
     assert res.returncode == 0, res.stderr
     out = tmp_path / "out"
     for name in (*OUTPUTS, "report.json"):

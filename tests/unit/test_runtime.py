@@ -358,3 +358,22 @@ def test_a_record_whose_key_partition_is_held_elsewhere_leaves_as_an_event_forwa
     state = owner.engines[2].consumer(uid)
     assert state is not None and "cart" in state.timers
     assert owner.stats()["events"] == 1  # processed as an input there
+
+
+def test_a_close_before_the_stream_clock_closes_at_the_clock() -> None:
+    timed = rules(
+        """
+segments:
+  - name: quiet
+    when: days_since_last_seen >= 2d
+"""
+    )
+    rt = Runtime(timed, N)
+    a, b = on_partition(0)[:2]
+    rt.process(track(a, "Page", T0))
+    rt.process(track(b, "Page", T0 + DAY))
+    out = rt.close(T0)  # before the last event: time never goes back
+    assert rt.clock == T0 + DAY
+    assert out.segment_changes == []
+    [entered] = rt.close(T0 + 2 * DAY).segment_changes
+    assert entered["consumer_id"] == a and entered["at"] == "2026-01-03T00:00:00.000Z"
