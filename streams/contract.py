@@ -33,6 +33,7 @@ from typing import Any
 import orjson
 
 from streams.codec import AvroCodec, CodecError, JsonCodec, is_confluent_avro
+from streams.engine.core import MAX_DEAD_LETTER_RAW
 from streams.engine.events import INVALID_JSON, EventError, consumer_key, iso, parse_time
 from streams.engine.partitioning import partition_for
 from streams.engine.topics import (
@@ -147,8 +148,9 @@ def where(base: str, partition: int, offset: int) -> str:
 
 # dead letters ------------------------------------------------------------------------------
 
-#: Longest `raw` of a dead letter made outside the engine, in characters (the rest is cut).
-MAX_DEAD_RAW = 8 * 1024
+#: Longest `raw` of a dead letter made outside the engine, in characters (the rest is cut): the
+#: engine's own bound, so every dead letter is cut alike.
+MAX_DEAD_RAW = MAX_DEAD_LETTER_RAW
 #: Nesting kept in a dead letter's `raw` (deeper containers become a placeholder).
 MAX_DEAD_DEPTH = 16
 
