@@ -26,7 +26,7 @@ import orjson
 from streams import compiled
 from streams.engine.events import EventError, parse_time
 from streams.engine.outputs import Outputs
-from streams.engine.rules import RulesError, load_rules
+from streams.engine.rules import RulesError, RuleSet, load_rules
 from streams.runtime import DEFAULT_PARTITIONS, Runtime, tune_gc
 
 OUTPUT_FILES = {
@@ -179,7 +179,9 @@ def write_report(out_dir: Path, report: dict[str, Any]) -> None:
     )
 
 
-def run(args: argparse.Namespace) -> int:
+def rules_and_close(args: argparse.Namespace) -> tuple[RuleSet, float | None] | int:
+    """The rules and `--close-at` of a replay command, or its exit code after saying what is
+    wrong (1: a bad rules file, 2: unreadable, or a bad time)."""
     try:
         rules = load_rules(args.rules)
     except RulesError as exc:
@@ -188,7 +190,6 @@ def run(args: argparse.Namespace) -> int:
     except OSError as exc:
         print(f"cannot read rules: {exc}", file=sys.stderr)
         return 2
-    partitions = args.partitions or DEFAULT_PARTITIONS
     close_at = None
     if getattr(args, "close_at", None):
         try:
@@ -196,6 +197,15 @@ def run(args: argparse.Namespace) -> int:
         except EventError as exc:
             print(exc, file=sys.stderr)
             return 2
+    return rules, close_at
+
+
+def run(args: argparse.Namespace) -> int:
+    loaded = rules_and_close(args)
+    if isinstance(loaded, int):
+        return loaded
+    rules, close_at = loaded
+    partitions = args.partitions or DEFAULT_PARTITIONS
     out_dir = Path(args.out)
     if not args.events:
         print("replay needs EVENTS.jsonl (or --from-topics)", file=sys.stderr)

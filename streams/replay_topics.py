@@ -23,8 +23,8 @@ from connectors.sources.topics import TopicRecord, TopicReplayError, read_range
 from streams.contract import DEFAULT_PARTITIONS, input_topic_names, undecodable
 from streams.engine.events import EventError, iso, parse_time
 from streams.engine.outputs import Outputs
-from streams.engine.rules import RulesError, RuleSet, load_rules
-from streams.replay import OutputFiles, replay, write_report
+from streams.engine.rules import RuleSet
+from streams.replay import OutputFiles, replay, rules_and_close, write_report
 from streams.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -32,21 +32,10 @@ log = logging.getLogger(__name__)
 
 def run(args: argparse.Namespace) -> int:
     """Entry point of `micromarketing replay --from-topics`; the exit code."""
-    try:
-        rules = load_rules(args.rules)
-    except RulesError as exc:
-        print(exc, file=sys.stderr)
-        return 1
-    except OSError as exc:
-        print(f"cannot read rules: {exc}", file=sys.stderr)
-        return 2
-    close_at = None
-    if getattr(args, "close_at", None):
-        try:
-            close_at = parse_time(args.close_at, "--close-at")
-        except EventError as exc:
-            print(exc, file=sys.stderr)
-            return 2
+    loaded = rules_and_close(args)
+    if isinstance(loaded, int):
+        return loaded
+    rules, close_at = loaded
     return replay_topics(args, rules, Path(args.out), close_at)
 
 

@@ -247,11 +247,16 @@ class Runtime:
 
     def _advance_all(self, t: float) -> Outputs:
         """Every partition to `t`, in ascending order (each fires in due order)."""
+        return self._fire_all(t, True)
+
+    def _fire_all(self, t: float, move: bool) -> Outputs:
+        """Fire what is due by `t` on every partition, in ascending order; `move`: the
+        watermarks move to `t` too (event time), else they stay (the wall clock)."""
         out = Outputs()
         next_due = _INF
         for p in sorted(self.engines):
             engine = self.engines[p]
-            out.extend(engine.advance(t))
+            out.extend(engine.advance(t) if move else engine.fire(t))
             nd = engine.next_due()
             if nd is not None and nd < next_due:
                 next_due = nd
@@ -283,20 +288,9 @@ class Runtime:
     def tick(self, now: float) -> Outputs:
         """Fire what the wall clock `now` makes due on every partition (live, `tick`); the
         stream clock and the watermarks stay in event time."""
-        out = Outputs()
         if now > self.wall:
             self.wall = now
-        next_due = _INF
-        for p in sorted(self.engines):
-            engine = self.engines[p]
-            out.extend(engine.fire(now))
-            nd = engine.next_due()
-            if nd is not None and nd < next_due:
-                next_due = nd
-        self._next_due = next_due
-        if out.forwards:
-            self._settle(out)
-        return out
+        return self._fire_all(now, False)
 
     def forget(self, consumer_id: str) -> Outputs:
         """Erase a consumer held here (aliases on other partitions get forwards)."""
