@@ -171,12 +171,17 @@ class Earliest(TimePlan):
         self.parts = parts
 
     def next(self, view: View) -> float:
-        best = INF
-        for p in self.parts:
-            t = p.next(view)
-            if t < best:
-                best = t
-        return best
+        return _earliest(self.parts, view)
+
+
+def _earliest(parts: tuple[TimePlan, ...], view: View) -> float:
+    """The earliest next re-check of `parts` (inf: none)."""
+    best = INF
+    for p in parts:
+        t = p.next(view)
+        if t < best:
+            best = t
+    return best
 
 
 class AllOf(TimePlan):
@@ -190,12 +195,7 @@ class AllOf(TimePlan):
         for n in self.fixed:
             if not n.ev(view):
                 return INF
-        best = INF
-        for p in self.parts:
-            t = p.next(view)
-            if t < best:
-                best = t
-        return best
+        return _earliest(self.parts, view)
 
 
 class AnyOf(TimePlan):
@@ -209,12 +209,7 @@ class AnyOf(TimePlan):
         for n in self.fixed:
             if n.ev(view):
                 return INF
-        best = INF
-        for p in self.parts:
-            t = p.next(view)
-            if t < best:
-                best = t
-        return best
+        return _earliest(self.parts, view)
 
 
 # ------------------------------------------------------------------ building plans (load time)

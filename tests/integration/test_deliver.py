@@ -7,16 +7,13 @@ import asyncio
 import random
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from email import message_from_bytes, policy
-from email.message import EmailMessage
 from typing import Any
 
 import orjson
 import pytest
 from aiohttp import web
-from aiosmtpd.controller import Controller
 from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
 
 from connectors.broker import EmbeddedBroker, ensure_topics, free_port
@@ -26,6 +23,7 @@ from connectors.deliver.retry import RetryPolicy
 from connectors.deliver.sender import Sender
 from connectors.deliver.smtp import SmtpSender
 from connectors.deliver.webhook import WebhookSender, verify
+from tests.integration.conftest import Inbox
 
 pytestmark = pytest.mark.integration
 
@@ -86,19 +84,6 @@ class WebhookServer:
 
     def for_trigger(self, trigger_id: str) -> list[Received]:
         return [c for c in self.calls if c.headers.get("Idempotency-Key") == trigger_id]
-
-
-class Inbox:
-    """aiosmtpd handler keeping every message."""
-
-    def __init__(self) -> None:
-        self.messages: list[tuple[list[str], EmailMessage]] = []
-
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
-        msg = message_from_bytes(envelope.content, policy=policy.default)
-        assert isinstance(msg, EmailMessage)
-        self.messages.append((list(envelope.rcpt_tos), msg))
-        return "250 OK"
 
 
 @pytest.fixture
@@ -246,17 +231,6 @@ def test_webhook_gives_up_into_delivery_failures(
     assert (snap["failed"], snap["retries"], snap["delivered"]) == (2, 2, 0)
 
 
-@pytest.fixture
-def smtp_server() -> Iterator[tuple[Inbox, int]]:
-    inbox, port = Inbox(), free_port()
-    controller = Controller(inbox, hostname="127.0.0.1", port=port)
-    controller.start()
-    try:
-        yield inbox, port
-    finally:
-        controller.stop()
-
-
 def test_smtp_sends_rendered_email_to_profile_address(
     broker: EmbeddedBroker,
     topics: DeliverTopics,
@@ -314,13 +288,6 @@ class CrashBeforeCommit(Deliverer):
         pass
 
 
-def emails_by_trigger(inbox: Inbox) -> dict[str, int]:
-    counts: dict[str, int] = {}
-    for _, msg in inbox.messages:
-        counts[msg["X-Trigger-Id"]] = counts.get(msg["X-Trigger-Id"], 0) + 1
-    return counts
-
-
 def test_a_re_emitted_trigger_id_gets_one_email_across_deliver_restarts(
     broker: EmbeddedBroker,
     topics: DeliverTopics,
@@ -352,14 +319,14 @@ def test_a_re_emitted_trigger_id_gets_one_email_across_deliver_restarts(
 
     first = deliverer(broker.bootstrap, smtp(), topics, group)
     assert run(first, max_messages=2) == 2
-    assert emails_by_trigger(inbox) == {t1["trigger_id"]: 1, t2["trigger_id"]: 1}
+    assert inbox.by_trigger() == {t1["trigger_id"]: 1, t2["trigger_id"]: 1}
 
     # a worker restarted after a crash emits both again, with the same ids, then a new one
     t3 = trigger(unique, 3, ann)
     produce(broker.bootstrap, [(retargeting, t1), (winback, t2), (retargeting, t3)])
     second = deliverer(broker.bootstrap, smtp(), topics, group)
     assert run(second, idle_timeout=2.0) == 3
-    assert emails_by_trigger(inbox) == {
+    assert inbox.by_trigger() == {
         tid: 1 for tid in (t1["trigger_id"], t2["trigger_id"], t3["trigger_id"])
     }
     snap = second.metrics.snapshot()
@@ -391,13 +358,13 @@ def test_a_deliverer_dying_between_the_record_and_the_commit_sends_no_second_ema
     # nothing was committed: the next instance of the group reads all three again
     again = deliverer(broker.bootstrap, smtp(), topics, group)
     assert run(again, idle_timeout=2.0) == 3
-    assert emails_by_trigger(inbox) == {t["trigger_id"]: 1 for t in triggers}
+    assert inbox.by_trigger() == {t["trigger_id"]: 1 for t in triggers}
     assert again.metrics.snapshot()["skipped_duplicate"] == 3
 
     # another group (say a second email service) has deliveries of its own
     other = deliverer(broker.bootstrap, smtp(), topics, f"{group}-other")
     assert run(other, idle_timeout=2.0) == 3
-    assert emails_by_trigger(inbox) == {t["trigger_id"]: 2 for t in triggers}
+    assert inbox.by_trigger() == {t["trigger_id"]: 2 for t in triggers}
 
 
 def test_the_deliveries_store_reads_back_only_its_group_within_the_window(
@@ -487,7 +454,7 @@ def test_partitions_moving_between_two_instances_of_a_group_send_one_email_per_i
     a_thread.join(15)
     b_thread.join(15)
     expected = {t["trigger_id"]: 1 for t in first_wave + second_wave}
-    assert emails_by_trigger(inbox) == expected
+    assert inbox.by_trigger() == expected
     for d in (a, b):  # both instances did part of the work
         snap = d.metrics.snapshot()
         assert snap["delivered"] + snap["skipped_duplicate"] > 0
