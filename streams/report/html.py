@@ -111,8 +111,9 @@ window is the share of targeted consumers who would have bought without the offe
 {% for name, row in campaigns.items() %}
 <li><b>{{ name }}</b>: {{ row.get("conversion_rate_holdout") | pct }} of
 {{ row.get("holdout") | count }} held-out triggers converted anyway
-{% if anyway[name] is not none %}; of the {{ row.get("treated") | count }} offers sent, about
-<b>{{ anyway[name] | count }}</b> went to consumers who would have bought anyway{% endif %}.</li>
+{%- if anyway[name] is not none %}; of the {{ row.get("treated") | count }} offers sent, about
+<b>{{ anyway[name] | count }}</b> went to consumers who would have bought anyway
+{%- endif %}.</li>
 {% endfor %}
 </ul>
 {% endif %}

@@ -19,6 +19,7 @@ figure { margin: 1rem 0; } figure svg { max-width: 100%; height: auto; }
 figcaption { color: #555; font-size: .9rem; max-width: 60rem; }
 table { border-collapse: collapse; font-size: .85rem; margin: .8rem 0; }
 th, td { padding: .3rem .6rem; border-bottom: 1px solid #e4e4e4; text-align: right; }
+td { white-space: nowrap; }
 th { background: #f4f4f4; } td:first-child, th:first-child { text-align: left; }
 tr.offer td:first-child { padding-left: 1.6rem; color: #555; }
 .cards { display: flex; flex-wrap: wrap; gap: .8rem; margin: 1rem 0; }

@@ -171,7 +171,7 @@ def campaign_results(campaigns: Mapping[str, Mapping[str, Any]]) -> str:
     the "would have bought anyway" share); right: the lift with its 95% interval."""
     names = sorted(campaigns)
     label_w = _labels_width(names)
-    with _figure("results", 1.2 + 0.45 * len(names), cols=2, left=label_w, bottom=0.55,
+    with _figure("results", 1.4 + 0.45 * len(names), cols=2, left=label_w, bottom=0.55, top=0.4,
                  wspace=0.5 + label_w) as (fig, (rates, lift)):
         y = list(range(len(names)))
         for offset, arm in ((-0.2, "treated"), (0.2, "holdout")):
@@ -182,7 +182,8 @@ def campaign_results(campaigns: Mapping[str, Mapping[str, Any]]) -> str:
         rates.set_yticks(y, names)
         rates.invert_yaxis()
         rates.set_xlabel("converted within the attribution window (%)")
-        rates.legend(loc="lower right", frameon=False, fontsize=8)
+        rates.legend(loc="lower left", bbox_to_anchor=(0.0, 1.0), ncols=2, frameon=False,
+                     fontsize=8)
         rates.grid(axis="x", alpha=0.3)
         for i, name in enumerate(names):
             value = _pct(campaigns[name].get("lift"))

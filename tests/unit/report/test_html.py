@@ -1,0 +1,123 @@
+"""report.html as text: every plot, the campaign results as report.json has them, no outside
+reference, and a clear note when there are no campaign results."""
+
+from __future__ import annotations
+
+import re
+from html import unescape
+from typing import Any
+
+import pytest
+
+from streams.report import page
+from streams.report.html import render, write_report
+from streams.report.timeline import Timeline
+from tests.unit.report.conftest import Replayed
+
+
+def arm_figures(treated: int, holdout: int, conv_t: int, conv_h: int) -> dict[str, Any]:
+    rate_t, rate_h = conv_t / treated, conv_h / holdout
+    return {
+        "treated": treated, "holdout": holdout,
+        "converted_treated": conv_t, "converted_holdout": conv_h,
+        "conversion_rate_treated": rate_t, "conversion_rate_holdout": rate_h,
+        "revenue_per_trigger_treated": 12.5, "revenue_per_trigger_holdout": 10.0,
+        "lift": rate_t - rate_h, "lift_ci95": [rate_t - rate_h - 0.05, rate_t - rate_h + 0.05],
+        "relative_lift": (rate_t - rate_h) / rate_h, "p_value": 0.0004,
+        "incremental_revenue": 2.5 * treated,
+    }
+
+
+def campaigns() -> dict[str, Any]:
+    """A `report["campaigns"]` of the documented shape (streams.measure.results)."""
+    winback = arm_figures(200, 40, 50, 6)
+    winback["offers"] = {"vip-20": arm_figures(50, 10, 20, 2),
+                         "comeback-10": arm_figures(150, 30, 30, 4)}
+    cart = arm_figures(100, 20, 30, 4)
+    cart["offers"] = {"free-shipping": arm_figures(100, 20, 30, 4)}
+    empty = {k: None for k in arm_figures(1, 1, 0, 1)}
+    empty.update(treated=3, holdout=0, converted_treated=1, converted_holdout=0, offers={})
+    return {"winback-60d": winback, "cart-abandonment": cart, "new-campaign": empty}
+
+
+@pytest.fixture(scope="module")
+def with_results(example: Replayed) -> str:
+    """The example's page with campaign results."""
+    return render({**example.report, "campaigns": campaigns()}, example.timeline)
+
+
+def test_every_plot_of_the_replay_is_an_inline_svg(with_results: str) -> None:
+    html = with_results
+    for plot in ("plot-segment-sizes", "plot-triggers", "plot-suppressions", "plot-results"):
+        assert re.search(f'<figure id="{plot}"><svg', html), plot
+    assert "<?xml" not in html
+
+
+def test_the_page_needs_nothing_from_outside(with_results: str) -> None:
+    html = with_results
+    assert "<script" not in html and "<link" not in html
+    assert not re.search(r'(src|href)="(https?:)?//', html)
+    assert "@import" not in html and "url(" not in html.replace("url(#", "")
+
+
+def test_campaign_results_show_lift_with_its_interval_and_the_would_have_bought_share(
+    with_results: str,
+) -> None:
+    html = with_results
+    table = html[html.index('<table id="results-table">'):html.index("</table>")]
+    # winback: 50/200 treated vs 6/40 held out: +10.0 pts, CI [+5.0, +15.0], bought anyway 15%
+    row = table[table.index("<td>winback-60d</td>"):]
+    row = row[:row.index("</tr>")]
+    cells = [unescape(c) for c in re.findall(r"<td[^>]*>\s*([^<]*)</td>", row)]
+    assert cells[:11] == ["winback-60d", "200", "40", "50", "6", "25.0%", "15.0%", "+10.0 pts",
+                          "[+5.0, +15.0] pts", "66.7%", "< 0.001"]
+    assert cells[13] == "500.00"
+    # offers under a campaign with several of them; a single offer is not repeated
+    assert "<td>vip-20</td>" in table and "<td>comeback-10</td>" in table
+    assert "<td>free-shipping</td>" not in table
+    # an arm with no triggers: no rate, no lift, said with a dash rather than a number
+    empty = table[table.index("<td>new-campaign</td>"):]
+    assert re.findall(r"<td[^>]*>\s*([^<]*)</td>", empty[:empty.index("</tr>")])[6:9] == \
+        ["–", "–", "–"]
+    anyway = html[html.index('<ul id="anyway-list">'):]
+    assert "15.0% of\n40 held-out triggers converted anyway" in anyway
+    assert "about\n<b>30</b> went to consumers who would have bought anyway" in anyway
+
+
+def test_a_report_without_campaign_results_says_so_and_still_has_its_plots(
+    example: Replayed,
+) -> None:
+    report = {k: v for k, v in example.report.items() if k != "campaigns"}
+    html = render(report, example.timeline)
+    assert "This report has no campaign results" in html
+    assert 'id="results-table"' not in html and 'id="plot-results"' not in html
+    assert 'id="plot-segment-sizes"' in html
+
+
+def test_campaigns_with_no_closed_window_yet_say_there_is_nothing_to_measure() -> None:
+    html = render({"campaigns": {}}, Timeline())
+    assert "nothing to measure yet" in html
+
+
+def test_an_empty_replay_gives_a_page_that_says_what_is_missing() -> None:
+    html = render({}, Timeline())
+    assert "No segment changes in this replay" in html
+    assert "No triggers fired in this replay" in html
+    assert "No trigger was suppressed in this replay" in html
+
+
+def test_the_same_replay_draws_the_same_page(example: Replayed, with_results: str) -> None:
+    assert render({**example.report, "campaigns": campaigns()}, example.timeline) == with_results
+
+
+def test_write_report_puts_report_html_in_the_output_directory(example: Replayed, tmp_path) -> None:
+    path = write_report(tmp_path, example.report, example.timeline)
+    assert path == tmp_path / "report.html" and path.read_text().startswith("<!doctype html>")
+
+
+def test_numbers_are_formatted_for_people_and_non_numbers_become_a_dash() -> None:
+    assert page.pct(0.1234) == "12.3%" and page.pct(None) == "–" and page.pct(float("nan")) == "–"
+    assert page.points(-0.021) == "-2.1 pts" and page.points(True) == "–"
+    assert page.interval([-0.01, 0.03]) == "[-1.0, +3.0] pts" and page.interval([0.1]) == "–"
+    assert page.money(1234.5) == "1,234.50" and page.pvalue(0.0123) == "0.012"
+    assert page.count(12345) == "12,345" and page.count(None) == "–"
