@@ -35,7 +35,7 @@ def replay(out: Path, *extra: str) -> subprocess.CompletedProcess[str]:
 @pytest.fixture(scope="module")
 def replayed(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("replay")
-    res = replay(out)
+    res = replay(out, "--close-at", "2027-02-01T00:00:00Z")  # as the README's backtest
     assert res.returncode == 0, res.stderr
     return out
 
