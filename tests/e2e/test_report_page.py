@@ -67,6 +67,7 @@ def test_replay_writes_a_report_page_that_opens_offline_with_every_plot(replayed
     if not has_results:
         assert "This report has no campaign results" in text
     if os.environ.get("MICROMARKETING_UPDATE_DOCS"):
+        (ROOT / "docs").mkdir(exist_ok=True)
         shutil.copyfile(image, ROOT / "docs" / "report.png")
 
 
