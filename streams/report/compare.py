@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Mapping, Sequence
-from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -57,7 +56,7 @@ def run(args: argparse.Namespace) -> int:
     from streams.report import compare_page  # matplotlib: only once there is a page to draw
 
     compare_page.write_page(out, result, Timeline.from_dir(out / "a"),
-                            Timeline.from_dir(out / "b"))
+                            Timeline.from_dir(out / "b"), max_ids=MAX_IDS)
     t = result["targeted"]
     print(
         f"compared {labels[0]} and {labels[1]}: {t['a']} and {t['b']} consumers targeted, "
@@ -183,29 +182,3 @@ def _campaigns(reports: Sequence[Mapping[str, Any]]) -> dict[str, dict[str, Any]
                for side, s in zip(SIDES, sides, strict=True)}
         for name in sorted(set(sides[0]) | set(sides[1]))
     }
-
-
-def aligned_days(timelines: Sequence[Timeline]) -> list[str]:
-    """Every day from the earliest first day to the latest last day of the timelines."""
-    spans = [(d[0], d[-1]) for d in (t.days() for t in timelines) if d]
-    if not spans:
-        return []
-    start = date.fromisoformat(min(s for s, _ in spans))
-    end = date.fromisoformat(max(e for _, e in spans))
-    return [(start + timedelta(n)).isoformat() for n in range((end - start).days + 1)]
-
-
-def align_sizes(timeline: Timeline, days: Sequence[str]) -> dict[str, list[int]]:
-    """The timeline's segment sizes on `days` (0 before its first day, the last size after)."""
-    own = timeline.days()
-    index = {d: i for i, d in enumerate(own)}
-    out: dict[str, list[int]] = {}
-    for name, series in timeline.segment_sizes().items():
-        values, last = [], 0
-        for day in days:
-            i = index.get(day)
-            if i is not None:
-                last = series[i]
-            values.append(last if own and day >= own[0] else 0)
-        out[name] = values
-    return out

@@ -6,9 +6,8 @@ from pathlib import Path
 from typing import Any
 
 from streams.report import plots
-from streams.report.compare import MAX_IDS, align_sizes, aligned_days
 from streams.report.page import environment
-from streams.report.timeline import Timeline
+from streams.report.timeline import Timeline, align_sizes, aligned_days
 
 FILE = "compare.html"
 SHOWN_IDS = 20
@@ -113,8 +112,11 @@ attribution window: consumers who would have bought without the offer.</figcapti
 """
 
 
-def write_page(out_dir: Path, result: dict[str, Any], a: Timeline, b: Timeline) -> Path:
-    """Write `out_dir/compare.html` from `compare()`'s result and the two timelines."""
+def write_page(
+    out_dir: Path, result: dict[str, Any], a: Timeline, b: Timeline, max_ids: int
+) -> Path:
+    """Write `out_dir/compare.html` from `compare()`'s result and the two timelines
+    (`max_ids`: how many ids per group compare.json lists)."""
     days = aligned_days([a, b])
     labels = (result["labels"]["a"], result["labels"]["b"])
     sizes_a, sizes_b = align_sizes(a, days), align_sizes(b, days)
@@ -143,7 +145,7 @@ def write_page(out_dir: Path, result: dict[str, Any], a: Timeline, b: Timeline) 
     html = environment().from_string(TEMPLATE).render(
         result=result, labels=result["labels"], t=result["targeted"], sent=sent,
         plots=figures, period=f"{days[0]} to {days[-1]}" if days else "",
-        shown=SHOWN_IDS, max_ids=MAX_IDS,
+        shown=SHOWN_IDS, max_ids=max_ids,
     )
     path = out_dir / FILE
     path.write_text(html, encoding="utf-8")

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
@@ -187,6 +187,32 @@ class Timeline:
             "suppressions_by_campaign": self.suppressions_by_campaign(),
             "conversions": self.conversions_per_day(),
         }
+
+
+def aligned_days(timelines: Sequence[Timeline]) -> list[str]:
+    """Every day from the earliest first day to the latest last day of the timelines."""
+    spans = [(d[0], d[-1]) for d in (t.days() for t in timelines) if d]
+    if not spans:
+        return []
+    start = date.fromisoformat(min(s for s, _ in spans))
+    end = date.fromisoformat(max(e for _, e in spans))
+    return [(start + timedelta(n)).isoformat() for n in range((end - start).days + 1)]
+
+
+def align_sizes(timeline: Timeline, days: Sequence[str]) -> dict[str, list[int]]:
+    """The timeline's segment sizes on `days` (0 before its first day, the last size after)."""
+    own = timeline.days()
+    index = {d: i for i, d in enumerate(own)}
+    out: dict[str, list[int]] = {}
+    for name, series in timeline.segment_sizes().items():
+        values, last = [], 0
+        for day in days:
+            i = index.get(day)
+            if i is not None:
+                last = series[i]
+            values.append(last if own and day >= own[0] else 0)
+        out[name] = values
+    return out
 
 
 def _series(

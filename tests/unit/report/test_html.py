@@ -35,7 +35,7 @@ def campaigns() -> dict[str, Any]:
                          "comeback-10": arm_figures(150, 30, 30, 4)}
     cart = arm_figures(100, 20, 30, 4)
     cart["offers"] = {"free-shipping": arm_figures(100, 20, 30, 4)}
-    empty = {k: None for k in arm_figures(1, 1, 0, 1)}
+    empty: dict[str, Any] = {k: None for k in arm_figures(1, 1, 0, 1)}
     empty.update(treated=3, holdout=0, converted_treated=1, converted_holdout=0, offers={})
     return {"winback-60d": winback, "cart-abandonment": cart, "new-campaign": empty}
 

@@ -6,7 +6,7 @@ import json
 from collections import Counter
 from datetime import date, timedelta
 
-from streams.report.timeline import Timeline
+from streams.report.timeline import Timeline, align_sizes, aligned_days
 from tests.unit.report.conftest import Replayed
 
 
@@ -114,3 +114,16 @@ def test_a_year_of_history_keeps_one_counter_per_day_and_segment_not_the_records
             t.add("segment-changes", change("s", "entered" if i % 2 else "exited", at))
     assert len(t.to_state()["segments"]) == 365
     assert t.segment_sizes()["s"] == [0] * 365
+
+
+def test_two_timelines_are_aligned_on_the_days_of_both() -> None:
+    early, late = Timeline(), Timeline()
+    early.add("segment-changes", change("s", "entered", "2026-01-01T00:00:00Z"))
+    early.add("segment-changes", change("s", "entered", "2026-01-02T00:00:00Z"))
+    late.add("segment-changes", change("s", "entered", "2026-01-03T00:00:00Z"))
+    days = aligned_days([early, late])
+    assert days == ["2026-01-01", "2026-01-02", "2026-01-03"]
+    # empty before a timeline's first day, its last size after its last day
+    assert align_sizes(early, days) == {"s": [1, 2, 2]}
+    assert align_sizes(late, days) == {"s": [0, 0, 1]}
+    assert aligned_days([Timeline()]) == []
