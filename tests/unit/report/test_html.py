@@ -121,3 +121,17 @@ def test_numbers_are_formatted_for_people_and_non_numbers_become_a_dash() -> Non
     assert page.interval([-0.01, 0.03]) == "[-1.0, +3.0] pts" and page.interval([0.1]) == "–"
     assert page.money(1234.5) == "1,234.50" and page.pvalue(0.0123) == "0.012"
     assert page.count(12345) == "12,345" and page.count(None) == "–"
+
+
+def test_names_from_the_rules_are_text_never_markup() -> None:
+    t = Timeline()
+    odd = "$5 off $50 <b>&</b>"
+    t.add("segment-changes", {"segment": odd, "change": "entered", "at": "2026-01-01T00:00:00Z"})
+    t.add("triggers.winback", {"campaign": odd, "offer": odd, "holdout": False,
+                               "fired_at": "2026-01-01T00:00:00Z"})
+    t.add("suppressed", {"campaign": odd, "reason": "cooldown", "due_at": "2026-01-01T00:00:00Z"})
+    html = render({"campaigns": {odd: arm_figures(10, 10, 5, 2)}}, t)
+    assert "<b>&</b>" not in html
+    for plot in ("plot-segment-sizes", "plot-triggers", "plot-suppressions", "plot-results"):
+        svg = html[html.index(f'<figure id="{plot}">'):]
+        assert ">$5 off $50 &lt;b&gt;&amp;&lt;/b&gt;</text>" in svg[:svg.index("</svg>")], plot
