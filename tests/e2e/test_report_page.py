@@ -17,7 +17,7 @@ import pytest
 
 from tests.browser import ROOT, open_page, screenshot
 from tests.conftest import EXAMPLES
-from tests.unit.report.test_html import campaigns
+from tests.unit.report.helpers import campaigns
 
 pytestmark = pytest.mark.e2e
 
