@@ -203,7 +203,12 @@ def main(argv: list[str]) -> int:
     if not data.strip():
         return 0
     msg = orjson.loads(data)
-    write_report(Path(argv[0]), msg["report"], Timeline.from_state(msg["timeline"]))
+    out = Path(argv[0])
+    try:
+        write_report(out, msg["report"], Timeline.from_state(msg["timeline"]))
+    except OSError as exc:
+        print(f"cannot write {out / FILE}: {exc.strerror or exc}", file=sys.stderr)
+        return 1
     return 0
 
 
