@@ -20,6 +20,6 @@ def run(args: argparse.Namespace) -> int:
         print(f"broker ready on {broker.bootstrap} (memory storage; Ctrl-C stops)", flush=True)
         while not stop.wait(0.5):
             if not broker.running():
-                print("broker exited", file=sys.stderr)
+                print("micromarketing broker: the broker exited", file=sys.stderr)
                 return 1
     return 0
