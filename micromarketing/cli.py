@@ -38,7 +38,7 @@ RUNTIME = 1
 def fail(command: str, message: str, code: int = RUNTIME) -> int:
     """Say `micromarketing COMMAND: message` on stderr in one line; return the exit `code`."""
     text = " ".join(str(message).split())  # one line, whatever the message held
-    print(f"micromarketing {command}: {text}", file=sys.stderr, flush=True)
+    print(f"micromarketing {command}".strip() + f": {text}", file=sys.stderr, flush=True)
     return code
 
 
@@ -46,7 +46,7 @@ class Parser(argparse.ArgumentParser):
     """argparse, but a usage mistake is one line (`micromarketing COMMAND: message`), exit 2."""
 
     def error(self, message: str) -> NoReturn:
-        command = self.prog.removeprefix("micromarketing").strip() or "usage"
+        command = self.prog.removeprefix("micromarketing").strip()
         fail(command, f"{message} (see `{self.prog} --help`)", USAGE)
         sys.exit(USAGE)
 
@@ -274,6 +274,14 @@ def _is_user_error(exc: BaseException) -> bool:
     return broker is not None and isinstance(exc, broker.BrokerError)
 
 
+def _describe(exc: BaseException) -> str:
+    """The message of a user error: `PATH: what` for a file, else the error's own words."""
+    if isinstance(exc, OSError) and exc.strerror:
+        where = exc.filename if exc.filename is not None else ""
+        return f"{where}: {exc.strerror}" if where else exc.strerror
+    return str(exc)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(
@@ -296,7 +304,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as exc:
         if not _is_user_error(exc):
             raise
-        return fail(command, str(exc), RUNTIME)
+        return fail(command, _describe(exc), RUNTIME)
 
 
 if __name__ == "__main__":

@@ -12,6 +12,7 @@ import pytest
 from confluent_kafka import Producer
 
 from connectors.broker import EmbeddedBroker, ensure_topics, free_port
+from connectors.tail import near_miss
 from tests.conftest import ROOT
 
 pytestmark = pytest.mark.integration
@@ -115,3 +116,20 @@ def test_tail_of_a_missing_topic_fails_clearly(broker: EmbeddedBroker, unique: s
     proc = _tail(f"missing-{unique}", "--broker", broker.bootstrap, "--timeout", "1")
     assert proc.returncode == 1
     assert "does not exist" in proc.stderr.decode()
+
+
+def test_tail_of_a_misspelt_topic_suggests_the_nearest_one(broker: EmbeddedBroker) -> None:
+    ensure_topics(broker.bootstrap, ["segment-changes"])
+    proc = _tail("segment-chnages", "--broker", broker.bootstrap, "--timeout", "1")
+    assert proc.returncode == 1
+    assert proc.stderr.decode().splitlines() == [
+        "micromarketing tail: topic 'segment-chnages' does not exist; "
+        "did you mean 'segment-changes'?"
+    ]
+
+
+def test_near_miss_prefers_a_case_slip_then_the_closest_name() -> None:
+    known = ["segment-changes", "triggers.winback", "triggers.retargeting", "dead-letters"]
+    assert near_miss("Dead-Letters", known) == "dead-letters"
+    assert near_miss("trigers.winback", known) == "triggers.winback"
+    assert near_miss("orders", known) is None
