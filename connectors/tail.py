@@ -100,7 +100,7 @@ def _partitions(consumer: Consumer, topic: str) -> list[int]:
 
 def near_miss(topic: str, known: Iterable[str]) -> str | None:
     """The name in `known` that `topic` most likely meant (a typo, a missing prefix), if any."""
-    names = sorted(set(known))
+    names = sorted(set(known) - {topic})
     lowered = {name.lower(): name for name in names}
     if topic.lower() in lowered and lowered[topic.lower()] != topic:
         return lowered[topic.lower()]
@@ -111,6 +111,8 @@ def near_miss(topic: str, known: Iterable[str]) -> str | None:
 def _did_you_mean(consumer: Consumer, topic: str) -> str:
     """`; did you mean 'X'?` with the nearest topic on the broker or of our contract, or ''."""
     known = {topic_name(base) for base in ALL_TOPICS}
+    if topic in known:
+        return " yet (a worker or `micromarketing broker` creates our topics when it starts)"
     with contextlib.suppress(KafkaException):
         known.update(consumer.list_topics(timeout=CONNECT_TIMEOUT).topics)
     known = {name for name in known if not name.startswith("__")}  # Kafka's internal topics

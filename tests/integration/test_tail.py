@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import time
@@ -133,3 +134,22 @@ def test_near_miss_prefers_a_case_slip_then_the_closest_name() -> None:
     assert near_miss("Dead-Letters", known) == "dead-letters"
     assert near_miss("trigers.winback", known) == "triggers.winback"
     assert near_miss("orders", known) is None
+
+
+def test_tail_of_one_of_our_topics_not_created_yet_says_who_creates_it(
+    broker: EmbeddedBroker, unique: str
+) -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "micromarketing", "tail", "segment-changes", "--timeout", "1",
+         "--broker", broker.bootstrap],
+        cwd=ROOT,
+        capture_output=True,
+        timeout=60,
+        check=False,
+        env={**os.environ, "MICROMARKETING_TOPIC_PREFIX": f"tl-{unique}-"},
+    )
+    assert proc.returncode == 1
+    assert proc.stderr.decode().splitlines() == [
+        f"micromarketing tail: topic 'tl-{unique}-segment-changes' does not exist yet (a worker "
+        "or `micromarketing broker` creates our topics when it starts)"
+    ]
