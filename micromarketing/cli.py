@@ -58,17 +58,37 @@ def _version() -> str:
         return "unknown (not installed)"
 
 
-def _broker_arg(p: argparse.ArgumentParser) -> None:
+def _broker_arg(
+    p: argparse.ArgumentParser,
+    without: str = "the embedded broker",
+) -> None:
     p.add_argument(
         "--broker",
         metavar="HOST:PORT",
         default=None,
-        help="Kafka bootstrap server; without it, the embedded broker",
+        help=f"Kafka bootstrap server; without it, {without}",
     )
 
 
+def _describe_commands(parser: argparse.ArgumentParser) -> None:
+    """Give each subcommand's --help page its one-line summary as description, when it has none."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for choice in action._choices_actions:
+                sub = action.choices[choice.dest]
+                if sub.description is None and choice.help:
+                    sub.description = choice.help[0].upper() + choice.help[1:] + "."
+                _describe_commands(sub)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = Parser(prog="micromarketing", description="Real-time micromarketing engine")
+    parser = Parser(
+        prog="micromarketing",
+        description="Real-time micromarketing engine: Segment events in, segments and "
+        "triggers out.",
+        epilog="`micromarketing COMMAND --help` explains a command's options; README.md and "
+        "docs/contract.md describe the product.",
+    )
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     parser.add_argument("--version", action="version", version=f"micromarketing {_version()}")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -124,8 +144,12 @@ def build_parser() -> argparse.ArgumentParser:
     _broker_arg(demo)
 
     broker = sub.add_parser("broker", help="the embedded broker alone, in the foreground")
-    broker.add_argument("--port", type=int, default=9092, help="port to listen on (default 9092)")
-    broker.add_argument("--partitions", type=int, default=None, help="partitions per topic")
+    broker.add_argument(
+        "--port", type=int, default=9092, metavar="N", help="port to listen on (default 9092)"
+    )
+    broker.add_argument(
+        "--partitions", type=int, default=None, metavar="N", help="partitions per topic (default 4)"
+    )
 
     tail = sub.add_parser("tail", help="print a topic as JSON lines")
     tail.add_argument(
@@ -134,13 +158,15 @@ def build_parser() -> argparse.ArgumentParser:
     tail.add_argument(
         "--from-beginning", action="store_true", help="print what the topic holds, then follow"
     )
-    tail.add_argument("--max", type=int, default=None, help="stop after N messages")
-    tail.add_argument("--timeout", type=float, default=None, help="stop after N idle seconds")
-    _broker_arg(tail)
+    tail.add_argument("--max", type=int, default=None, metavar="N", help="stop after N messages")
+    tail.add_argument(
+        "--timeout", type=float, default=None, metavar="N", help="stop after N idle seconds"
+    )
+    _broker_arg(tail, "$MICROMARKETING_BROKER, else 127.0.0.1:9092")
 
     forget = sub.add_parser("forget", help="erase every trace of a consumer")
     forget.add_argument("consumer_id", help="the consumer id (userId or anonymousId) to erase")
-    _broker_arg(forget)
+    _broker_arg(forget, "127.0.0.1:9092 if a broker answers there")
 
     collector = sub.add_parser("collector", help="Segment-compatible HTTP collector")
     collector.add_argument("--port", type=int, default=8088, help="HTTP port (default 8088)")
@@ -241,6 +267,7 @@ def build_parser() -> argparse.ArgumentParser:
     fit.add_argument("--out", required=True, help="models file to write (YAML)")
     fit.add_argument("--no-progress", action="store_true", help="no progress bar")
     fit.add_argument("--broker", metavar="HOST:PORT", help="with --from-topics: Kafka bootstrap")
+    _describe_commands(parser)
     return parser
 
 
