@@ -10,6 +10,7 @@ bad options, ports in use, unreadable files and unreachable brokers.
 from __future__ import annotations
 
 import argparse
+import errno
 import importlib
 import importlib.metadata
 import logging
@@ -278,7 +279,7 @@ def _command(args: argparse.Namespace) -> str:
 
 
 def _port_in_use(args: argparse.Namespace) -> str | None:
-    """Why a port this command would listen on (`--port`, `--web-port`) is taken, if it is."""
+    """Why this command could not listen on its `--port` / `--web-port`, if it could not."""
     host = getattr(args, "host", None) or "127.0.0.1"
     for option in ("port", "web_port"):
         port = getattr(args, option, None)
@@ -289,7 +290,9 @@ def _port_in_use(args: argparse.Namespace) -> str | None:
                 probe.bind((host, port))
             except OSError as exc:
                 flag = "--" + option.replace("_", "-")
-                return f"port {port} is in use ({exc.strerror}); pick another with {flag} N"
+                if exc.errno == errno.EADDRINUSE:
+                    return f"port {port} is in use ({exc.strerror}); pick another with {flag} N"
+                return f"cannot listen on {host}:{port}: {exc.strerror or exc}"
     return None
 
 

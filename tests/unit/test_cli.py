@@ -178,6 +178,15 @@ def test_a_port_in_use_is_said_in_one_line(argv, taken_port, capsys):
     ]
 
 
+def test_an_address_that_cannot_be_listened_on_is_said_in_one_line(capsys):
+    code, lines = _run(["collector", "--host", "no-such-host.invalid", "--port", "8088"], capsys)
+    assert code == 1
+    assert len(lines) == 1
+    assert lines[0].startswith(
+        "micromarketing collector: cannot listen on no-such-host.invalid:8088: "
+    )
+
+
 def test_a_bad_rules_file_keeps_its_file_line_column_lines(capsys, tmp_path):
     bad = tmp_path / "rules.yaml"
     bad.write_text("segments:\n  - name: x\n    when: orderz > 1\n")
