@@ -12,6 +12,7 @@ with a broker or collector already running on this machine.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import signal
@@ -43,6 +44,13 @@ PUBLIC_DOCS = (
     "https://segment.com/docs/",
     "https://kafka.apache.org/",
     "https://docs.confluent.io/",
+)
+
+
+HINT = (
+    "(a block that runs until stopped needs `<!-- example: runs until stopped; ready when it "
+    'prints "TEXT" -->` on the line before it; one that cannot run here `<!-- example: not run '
+    "(REASON) -->`)"
 )
 
 
@@ -178,7 +186,8 @@ def test_readme_example_runs_as_written(
                 missing = _wait_ready(proc, example.ready, out_path, err_path)
                 exited = proc.poll()
             else:
-                proc.wait(timeout=RUN_TIMEOUT)
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    proc.wait(timeout=RUN_TIMEOUT)
         finally:
             _stop(proc)
             proc.wait()
@@ -190,7 +199,7 @@ def test_readme_example_runs_as_written(
         assert exited is None, f"stopped on its own ({exited})\n{said}"
         assert not missing, f"never printed {missing}\n{said}"
     else:
-        assert proc.returncode == 0, said
+        assert proc.returncode == 0, f"{said}\n{HINT}"
 
 
 def _wait_ready(
@@ -243,3 +252,27 @@ def test_links_stay_in_the_repository_or_go_to_public_docs(doc: Path) -> None:
             if not path.exists() or not path.is_relative_to(ROOT):
                 bad.append(target)
     assert bad == []
+
+
+def test_markers_say_how_a_block_runs_and_an_unknown_one_is_refused():
+    text = (
+        "```sh\necho plain\n```\n"
+        "<!-- example: not run (needs a GPU) -->\n```sh\nnvidia-smi\n```\n"
+        '<!-- example: runs until stopped; ready when it prints "a", "b c" -->\n'
+        "```sh\nserve\n```\n```yaml\nnot: shell\n```\n"
+    )
+    assert examples(text) == [
+        Example(1, "echo plain\n"),
+        Example(5, "nvidia-smi\n", skip="needs a GPU"),
+        Example(9, "serve\n", ready=("a", "b c")),
+    ]
+    for bad in ("not run", "runs until stopped", "sometimes"):
+        with pytest.raises(ValueError):
+            parse_marker(bad)
+
+
+def test_localize_moves_only_the_well_known_ports():
+    code = "x --port 9092 &\ny --broker 127.0.0.1:9092 --port 90921 http://127.0.0.1:8099/h\n"
+    assert localize(code, {9092: 1, 8099: 2}) == (
+        "x --port 1 &\ny --broker 127.0.0.1:1 --port 90921 http://127.0.0.1:2/h\n"
+    )
