@@ -52,7 +52,7 @@ class Follower(threading.Thread):
         self.names = {topic_name(base, prefix): base for base in topics}
         self.assigned: set[str] = set()
         self.connected = False
-        self._stop = threading.Event()
+        self._halt = threading.Event()
         self.consumer = Consumer(
             {
                 "bootstrap.servers": bootstrap,
@@ -66,7 +66,7 @@ class Follower(threading.Thread):
         )
 
     def stop(self) -> None:
-        self._stop.set()
+        self._halt.set()
 
     def _refresh(self) -> None:
         """Assign, from the beginning, every partition of a followed topic not assigned yet."""
@@ -90,12 +90,12 @@ class Follower(threading.Thread):
     def run(self) -> None:
         next_refresh = 0.0
         try:
-            while not self._stop.is_set():
+            while not self._halt.is_set():
                 if time.monotonic() >= next_refresh:
                     self._refresh()
                     next_refresh = time.monotonic() + REFRESH
                 if not self.assigned:
-                    self._stop.wait(0.5)
+                    self._halt.wait(0.5)
                     continue
                 msgs = self.consumer.consume(BATCH, 0.25)
                 if msgs:
