@@ -4,7 +4,7 @@
     GET  /v1/overview          segment sizes and history, trigger and suppression counts and
                                rates, the recent triggers, the rules in force, the sources
     GET  /v1/campaigns         campaign results (lift, CI) of the triggers whose window closed
-    GET  /v1/rules             the rules in force: version, where from, text
+    GET  /v1/rules             the rules in force: version, where from, text (`known`)
     GET  /v1/profiles/{id}     proxied to the worker's /v1/profiles/{id} (`--worker`)
     POST /v1/dry-run           {yaml, hours}: the rules in force vs `yaml` over the last hours
     POST /v1/rules             {yaml}: publish on the control topic
@@ -201,11 +201,12 @@ class Console:
     async def rules(self, _request: web.Request) -> web.Response:
         rules = self._rules_in_force()
         if rules is None:
-            return error(
-                404, "no_rules", "no rules known: none published on the control topic yet and "
-                "the console was started without --rules"
-            )
-        return json_response(rules)
+            return json_response({
+                "known": False,
+                "message": "no rules known: none published on the control topic yet and the "
+                "console was started without --rules",
+            })
+        return json_response({"known": True, **rules})
 
     async def profile(self, request: web.Request) -> web.Response:
         consumer_id = request.match_info["consumer_id"]

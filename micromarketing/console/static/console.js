@@ -58,7 +58,8 @@ function table(headers, rows, numeric = []) {
 
 // a line chart of several series sharing one time grid: {start, width, series: {name: [v]}}
 function lineChart(grid, w, h, names) {
-  const root = svg("svg", { width: w, height: h, viewBox: `0 0 ${w} ${h}`, role: "img" });
+  const root = svg("svg", { viewBox: `0 0 ${w} ${h}`, role: "img", class: "chart" });
+  root.style.maxWidth = `${w}px`;
   const all = names.flatMap((n) => grid.series[n] || []);
   if (!all.length) return root;
   const len = Math.max(...names.map((n) => (grid.series[n] || []).length));
@@ -195,6 +196,9 @@ function renderHeader(o) {
   b.textContent = o.rules ? `rules ${o.rules.version}` : "rules: unknown";
   const total = Object.values(o.records).reduce((a, v) => a + v, 0);
   document.getElementById("counts").textContent = `${fmt(total)} output records read`;
+  const seen = Object.keys(o.versions_seen);
+  document.getElementById("versions").textContent = seen.length
+    ? `versions in the outputs read: ${seen.join(", ")}` : "";
   if (o.rules && o.rules.version !== rulesVersion) loadRules();
 }
 
@@ -231,7 +235,7 @@ function ciBar(lift, ci, scale) {
 function campaignRows(name, r, scale, indent) {
   const lift = r.lift;
   return [
-    indent ? `  ${name}` : name, fmt(r.treated), fmt(r.holdout),
+    indent ? `↳ ${name}` : name, fmt(r.treated), fmt(r.holdout),
     pct(r.conversion_rate_treated), pct(r.conversion_rate_holdout),
     el("span", { class: lift > 0 ? "up" : lift < 0 ? "down" : "" },
       lift === null || lift === undefined ? "–" : `${(100 * lift).toFixed(2)} pt`),
@@ -280,7 +284,7 @@ async function pollCampaigns() {
 async function loadRules() {
   const { status, body } = await api("/v1/rules");
   const area = document.getElementById("dryrun-yaml");
-  if (status !== 200) {
+  if (status !== 200 || !body.known) {
     rulesVersion = null;
     fill("rules-body", empty(body.message || "no rules known"));
     return;
@@ -356,6 +360,7 @@ async function post(path, button, label) {
   if (path === "/v1/dry-run") payload.hours = Number(document.getElementById("dryrun-hours").value);
   button.disabled = true;
   status.textContent = `${label}…`;
+  if (path === "/v1/dry-run") document.getElementById("dryrun-body").replaceChildren();
   showErrors({});
   try {
     const res = await api(path, { method: "POST", headers: authHeaders(),
