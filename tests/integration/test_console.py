@@ -127,7 +127,7 @@ def console(st: Stack, *extra: str) -> Iterator[str]:
     log = open(st.tmp / f"console-{uuid.uuid4().hex[:6]}.log", "ab")  # noqa: SIM115
     proc = subprocess.Popen(
         [sys.executable, "-m", "micromarketing", "console", "--broker", st.bootstrap,
-         "--rules", str(RULES), *extra],
+         "--rules", str(RULES.relative_to(ROOT)), *extra],
         cwd=ROOT, env=st.env, stdout=subprocess.PIPE, stderr=log,
     )
     try:
@@ -245,6 +245,36 @@ def only_refusals(errors: list[str], status: int) -> bool:
 def look_up(page: Any, consumer_id: str) -> None:
     page.fill("#lookup-id", consumer_id)
     page.click("#lookup-form button")
+
+
+def console_error(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "micromarketing", "console", *args],
+        cwd=ROOT, capture_output=True, text=True, timeout=60, check=False,
+    )
+
+
+def test_an_unreachable_broker_is_one_line_and_exit_2() -> None:
+    res = console_error("--broker", f"127.0.0.1:{free_port()}")
+    assert res.returncode == 2 and res.stdout == ""
+    assert res.stderr.startswith("micromarketing console: ") and res.stderr.count("\n") == 1
+
+
+def test_a_port_in_use_is_one_line_and_exit_2(broker: EmbeddedBroker) -> None:
+    port = int(broker.bootstrap.rsplit(":", 1)[1])  # the broker holds it
+    res = console_error("--broker", broker.bootstrap, "--port", str(port))
+    assert res.returncode == 2
+    assert res.stderr == f"micromarketing console: port {port} is in use: choose another " \
+        "with --port\n"
+
+
+def test_rules_that_do_not_load_stop_it_with_file_line_col(broker: EmbeddedBroker,
+                                                           tmp_path: Path) -> None:
+    bad = tmp_path / "rules.yaml"
+    bad.write_text("segments:\n  - name: x\n    when: orderz > 1\n")
+    res = console_error("--broker", broker.bootstrap, "--rules", str(bad))
+    assert res.returncode == 1 and f"{bad}:3:11: unknown feature 'orderz'" in res.stderr
+    assert "Traceback" not in res.stderr
 
 
 def test_a_consumer_look_up_shows_features_segments_and_timers(stack: Stack) -> None:
