@@ -3,7 +3,8 @@
     GET  /                     the page (assets under /static/, shipped in the package)
     GET  /v1/overview          segment sizes and history, trigger and suppression counts and
                                rates, the recent triggers, the rules in force, the sources
-    GET  /v1/campaigns         campaign results (lift, CI) of the triggers whose window closed
+    GET  /v1/campaigns         campaign results (lift, CI) of every trigger read; `?closed=1`:
+                               of those whose attribution window closed by the stream's time
     GET  /v1/rules             the rules in force: version, where from, text (`known`)
     GET  /v1/profiles/{id}     proxied to the worker's /v1/profiles/{id} (`--worker`)
     POST /v1/dry-run           {yaml, hours}: the rules in force vs `yaml` over the last hours
@@ -193,9 +194,10 @@ class Console:
         }
         return json_response(body)
 
-    async def campaigns(self, _request: web.Request) -> web.Response:
+    async def campaigns(self, request: web.Request) -> web.Response:
+        closed = request.query.get("closed", "") in ("1", "true", "yes")
         with self.lock:
-            body = self.state.campaigns()
+            body = self.state.campaigns(closed)
         return json_response(body)
 
     async def rules(self, _request: web.Request) -> web.Response:

@@ -129,6 +129,8 @@ class ConsoleState:
         self.undecodable = 0
         self.versions: dict[str, str] = {}  # rules_version seen in outputs -> last seen (iso)
         self.control_rules: dict[str, Any] | None = None
+        #: the latest event time of the outputs read: the stream's clock as the console sees it
+        self.clock: float | None = None
         self.publishes = 0
 
     def apply(self, topic: str, record: Mapping[str, Any], now: float | None = None) -> None:
@@ -146,8 +148,12 @@ class ConsoleState:
             t = _time(record, "due_at", "at")
             if t is not None:
                 self.suppression_history.add(reason, t)
+                self._tick(t)
         elif topic == CONVERSIONS:
             self.conversions += 1
+            t = _time(record, "converted_at")
+            if t is not None:
+                self._tick(t)
             revenue = record.get("revenue")
             if isinstance(revenue, (int, float)):
                 self.revenue += float(revenue)
@@ -159,6 +165,10 @@ class ConsoleState:
         if isinstance(version, str) and topic != CONTROL:
             self._version(version, now)
 
+    def _tick(self, t: float) -> None:
+        if self.clock is None or t > self.clock:
+            self.clock = t
+
     def _segment_change(self, record: Mapping[str, Any]) -> None:
         segment = str(record.get("segment", "?"))
         delta = 1 if record.get("change") == "entered" else -1
@@ -166,6 +176,7 @@ class ConsoleState:
         t = _time(record, "at")
         if t is not None:
             self.segment_history.add(segment, t, delta)
+            self._tick(t)
 
     def _trigger(self, record: Mapping[str, Any], now: float) -> None:
         campaign = str(record.get("campaign", "?"))
@@ -178,6 +189,7 @@ class ConsoleState:
         t = _time(record, "fired_at", "due_at")
         if t is not None:
             self.trigger_history.add(campaign, t)
+            self._tick(t)
         self.feed.append({k: record.get(k) for k in FEED_FIELDS})
         if self.results is not None:
             self.results.add_trigger(record)
@@ -220,15 +232,27 @@ class ConsoleState:
             "records": dict(sorted(self.records.items())),
             "undecodable": self.undecodable,
             "versions_seen": dict(sorted(self.versions.items(), key=lambda kv: kv[1])),
+            "stream_time": None if self.clock is None else iso(self.clock),
         }
 
-    def campaigns(self, now: float | None = None) -> dict[str, Any]:
-        """`{"available", "until", "campaigns"}`: the campaign results whose windows closed."""
-        now = time.time() if now is None else now
-        if self.results is None:
-            return {"available": False, "until": iso(now), "campaigns": {}}
-        report = self.results.report(datetime.fromtimestamp(now, UTC))
-        return {"available": True, "until": iso(now), "campaigns": report}
+    def campaigns(self, closed: bool = False) -> dict[str, Any]:
+        """`{"available", "closed", "until", "campaigns"}`: the campaign results of every
+        trigger read (as the worker's /v1/campaigns), or with `closed` of those whose
+        attribution window closed by `until`, the latest event time read (the stream's time,
+        not the wall clock: a replayed or compressed stream has its own)."""
+        until = self.clock
+        body: dict[str, Any] = {
+            "available": self.results is not None,
+            "closed": closed,
+            "until": None if until is None else iso(until),
+            "campaigns": {},
+        }
+        if self.results is not None and (until is not None or not closed):
+            cutoff = None
+            if closed and until is not None:
+                cutoff = datetime.fromtimestamp(until, UTC)
+            body["campaigns"] = self.results.report(cutoff)
+        return body
 
 
 FEED_FIELDS = (

@@ -36,6 +36,7 @@ class Results:
 
     def __init__(self) -> None:
         self.triggers = 0
+        self.untils: list[Any] = []
 
     def add_trigger(self, trigger: Mapping[str, Any]) -> None:
         self.triggers += 1
@@ -47,6 +48,7 @@ class Results:
         pass
 
     def report(self, until: Any = None) -> dict[str, dict[str, Any]]:
+        self.untils.append(until)
         empty = dict.fromkeys(ARM, None) | {"treated": 3, "holdout": 0}
         return {
             "cart-abandonment": {**ARM, "offers": {"free-shipping": dict(ARM)}},
@@ -82,7 +84,8 @@ def serve(state: ConsoleState) -> Iterator[str]:
 
 
 def test_campaign_results_show_rates_lift_and_its_interval_per_offer() -> None:
-    state = ConsoleState(Results())
+    results = Results()
+    state = ConsoleState(results)
     t0 = 1_767_225_600.0
     state.apply("triggers.retargeting", {
         "trigger_id": "a", "campaign": "cart-abandonment", "offer": "free-shipping",
@@ -99,6 +102,11 @@ def test_campaign_results_show_rates_lift_and_its_interval_per_offer() -> None:
         # the interval is drawn, in green since it is above zero
         assert page.query_selector("#campaigns-body svg line[stroke='#15803d']") is not None
         screenshot(page, "console-campaigns.png")
+        assert results.untils and all(u is None for u in results.untils)  # every trigger
+        page.check("#closed-only")
+        page.wait_for_selector("#campaigns-body >> text=triggers whose window closed by "
+                               "2026-01-01T00:00:00.000Z", timeout=10_000)
+        assert results.untils[-1].timestamp() == t0  # the latest event time read
     assert log.errors == [] and log.external_requests == []
 
 

@@ -248,7 +248,8 @@ function campaignRows(name, r, scale, indent) {
 
 async function pollCampaigns() {
   try {
-    const { status, body } = await api("/v1/campaigns");
+    const closed = document.getElementById("closed-only").checked;
+    const { status, body } = await api(closed ? "/v1/campaigns?closed=1" : "/v1/campaigns");
     if (status !== 200) throw new Error(body.message);
     if (!body.available) {
       fill("campaigns-body", empty("campaign results are not available in this installation"));
@@ -256,7 +257,9 @@ async function pollCampaigns() {
     }
     const names = Object.keys(body.campaigns).sort();
     if (!names.length) {
-      fill("campaigns-body", empty(`no trigger's attribution window has closed by ${body.until}`));
+      fill("campaigns-body", empty(body.closed
+        ? `no trigger's attribution window has closed by ${body.until || "the stream's time"}`
+        : "no triggers read yet"));
       return;
     }
     const bounds = names.flatMap((n) => body.campaigns[n].lift_ci95 || []).map(Math.abs);
@@ -273,8 +276,9 @@ async function pollCampaigns() {
       ["campaign / offer", "treated", "holdout", "conv. treated", "conv. holdout (anyway)",
         "lift", "95% CI (pt)", `CI, ±${(100 * scale).toFixed(1)} pt`, "p", "incr. revenue"],
       rows, [1, 2, 3, 4, 5, 8, 9]),
-    el("p", { class: "muted" }, `windows closed by ${body.until}; “conv. holdout” is the share ` +
-      "that would have bought anyway")));
+    el("p", { class: "muted" }, (body.closed ? `triggers whose window closed by ${body.until}`
+      : `every trigger read, windows still open included (stream time ${body.until})`) +
+      "; “conv. holdout” is the share that would have bought anyway")));
   } catch (e) {
     fill("campaigns-body", empty(`campaign results unavailable: ${e.message}`));
   }
@@ -415,6 +419,7 @@ function start() {
   document.getElementById("dryrun-yaml").addEventListener("input", () => { yamlTouched = true; });
   document.getElementById("dryrun-run").addEventListener("click", dryRun);
   document.getElementById("dryrun-publish").addEventListener("click", publish);
+  document.getElementById("closed-only").addEventListener("change", pollCampaigns);
   document.getElementById("lookup-form").addEventListener("submit", (e) => {
     e.preventDefault();
     runLookup();

@@ -123,14 +123,25 @@ def test_campaign_results_get_every_trigger_and_conversion() -> None:
     state = ConsoleState(results)
     state.apply("triggers.retargeting", trigger(1, T0), T0)
     state.apply("triggers.retargeting", trigger(2, T0, holdout=True), T0)
-    state.apply("conversions", {"trigger_id": "t1", "revenue": 12.5}, T0)
-    body = state.campaigns(T0 + 5)
-    assert body["available"] is True
+    state.apply("conversions", {"trigger_id": "t1", "revenue": 12.5,
+                                "converted_at": iso(T0 + 5)}, T0)
+    body = state.campaigns()
+    assert body["available"] is True and body["closed"] is False
     assert body["campaigns"] == {"cart": {"treated": 2}}
-    assert results.until.timestamp() == T0 + 5
+    assert results.until is None  # every trigger, as the worker's /v1/campaigns
     assert state.overview(T0)["revenue"] == 12.5
 
 
+def test_closed_windows_are_those_closed_by_the_latest_event_time_read() -> None:
+    results = Recorder()
+    state = ConsoleState(results)
+    state.apply("triggers.retargeting", trigger(1, T0), 5.0)  # wall clock: far in the past
+    state.apply("segment-changes", change("a", "s", "entered", T0 + 60), 5.0)
+    body = state.campaigns(closed=True)
+    assert results.until.timestamp() == T0 + 60
+    assert body["until"] == iso(T0 + 60) and body["closed"] is True
+
+
 def test_without_the_results_module_campaigns_say_unavailable() -> None:
-    body = ConsoleState(None).campaigns(T0)
-    assert body == {"available": False, "until": iso(T0), "campaigns": {}}
+    body = ConsoleState(None).campaigns()
+    assert body == {"available": False, "closed": False, "until": None, "campaigns": {}}
