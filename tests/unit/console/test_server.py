@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
@@ -169,3 +171,32 @@ def test_a_look_up_without_a_worker_or_with_a_dead_one_says_so() -> None:
 
     run(no_worker)
     run(dead_worker, worker=f"http://127.0.0.1:{free_port()}")
+
+
+def test_a_dry_run_ends_at_the_stream_time_when_it_runs_ahead_of_the_wall_clock(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """(the replay itself is tested over the broker in tests/integration/test_console.py)"""
+    seen: dict[str, float] = {}
+
+    def fake_dry_run(_bootstrap: str, _cur: Any, _new: Any, since: float, until: float,
+                     _prefix: str | None) -> dict[str, Any]:
+        seen.update(since=since, until=until)
+        return {}
+
+    monkeypatch.setattr("micromarketing.console.server.dry_run", fake_dry_run)
+    c = console()
+    ahead = time.time() + 86_400 * 30
+    c.state.clock = ahead
+
+    async def main() -> None:
+        async with TestClient(TestServer(c.app())) as client:
+            resp = await client.post(
+                "/v1/dry-run", json={"yaml": (EXAMPLES / "rules.yaml").read_text(), "hours": 2},
+                headers={"Authorization": f"Bearer {TOKEN}"},
+            )
+            assert resp.status == 200 and (await resp.json())["hours"] == 2
+
+    asyncio.run(main())
+    assert seen["until"] == pytest.approx(ahead, abs=0.01)
+    assert seen["until"] - seen["since"] == pytest.approx(7200)
