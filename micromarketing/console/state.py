@@ -77,23 +77,30 @@ class Timeline:
 
 
 class Rates:
-    """Records per kind over the last `window` wall-clock seconds (live rates)."""
+    """Records per kind over the last `window` wall-clock seconds (live rates), counted per
+    whole second so memory does not grow with the rate."""
 
     def __init__(self, window: float = RATE_WINDOW) -> None:
         self.window = window
-        self.seen: deque[tuple[float, str]] = deque()
+        self.seconds: deque[tuple[int, Counter[str]]] = deque()
 
     def add(self, kind: str, now: float) -> None:
-        self.seen.append((now, kind))
+        second = int(now)
+        if not self.seconds or self.seconds[-1][0] != second:
+            self.seconds.append((second, Counter()))
+        self.seconds[-1][1][kind] += 1
         self._trim(now)
 
     def _trim(self, now: float) -> None:
-        while self.seen and self.seen[0][0] < now - self.window:
-            self.seen.popleft()
+        while self.seconds and self.seconds[0][0] <= now - self.window - 1:
+            self.seconds.popleft()
 
     def per_minute(self, now: float) -> dict[str, float]:
         self._trim(now)
-        counts = Counter(kind for _, kind in self.seen)
+        counts: Counter[str] = Counter()
+        for second, per_kind in self.seconds:
+            if second > now - self.window - 1:
+                counts.update(per_kind)
         return {k: round(v * 60.0 / self.window, 2) for k, v in sorted(counts.items())}
 
 

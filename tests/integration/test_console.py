@@ -184,11 +184,14 @@ def test_the_page_loads_clean_and_segment_sizes_appear_and_change(stack: Stack) 
             "'td[data-segment]')].map(td => [td.dataset.segment, td.innerText]))) !== before",
             arg=orjson.dumps(before).decode(), timeout=120_000,
         )
-        # a second load, the stack caught up: navigation to every panel filled
-        started = time.perf_counter()
-        page.reload()
-        page.wait_for_selector("body[data-ready='1'] td[data-segment]", timeout=30_000)
-        warm = time.perf_counter() - started
+        # loads with the console caught up: navigation to every panel filled, median of 3
+        loads = []
+        for _ in range(3):
+            started = time.perf_counter()
+            page.reload()
+            page.wait_for_selector("body[data-ready='1'] td[data-segment]", timeout=30_000)
+            loads.append(time.perf_counter() - started)
+        warm = sorted(loads)[1]
         assert page.query_selector("#feed-body table") is not None
         campaigns = page.inner_text("#campaigns-body")
         if "not available" not in campaigns:  # with streams.measure (the attribution helper's)
@@ -197,7 +200,7 @@ def test_the_page_loads_clean_and_segment_sizes_appear_and_change(stack: Stack) 
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     (ARTIFACTS / "console-load-time.txt").write_text(
         f"first load (console reading the topics from the beginning): {loaded:.3f} s\n"
-        f"load with the console caught up: {warm:.3f} s\n"
+        f"load with the console caught up (median of 3): {warm:.3f} s\n"
     )
     assert log.errors == [] and log.external_requests == []
 

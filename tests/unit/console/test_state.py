@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from micromarketing.console.state import FEED_SIZE, ConsoleState, Timeline
+from micromarketing.console.state import FEED_SIZE, ConsoleState, Rates, Timeline
 from streams.engine.events import iso
 from streams.engine.rules.loader import version_of
 
@@ -81,6 +81,16 @@ def test_rates_count_only_the_last_minute_of_wall_clock() -> None:
     assert state.overview(1055.0)["rates_per_minute"] == {"suppressed": 2.0}
     assert state.overview(1100.0)["rates_per_minute"] == {"suppressed": 1.0}
     assert state.overview(1100.0)["suppressions"] == {"consent": 1, "cooldown": 1}
+
+
+def test_rates_keep_one_entry_per_second_however_many_records() -> None:
+    rates = Rates()
+    for i in range(10_000):
+        rates.add("triggers", 2000.0 + i / 1000)  # ten seconds, a thousand a second
+    assert len(rates.seconds) == 10
+    assert rates.per_minute(2010.0) == {"triggers": 10_000.0}
+    rates.add("triggers", 3000.0)
+    assert len(rates.seconds) == 1
 
 
 def test_rules_published_on_the_control_topic_are_the_rules_in_force() -> None:
