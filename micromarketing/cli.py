@@ -30,6 +30,7 @@ HANDLERS = {
     "collector": "connectors.collector.server",
     "deliver": "connectors.deliver.command",
     "fit": "streams.fit.command",
+    "console": "micromarketing.console.command",
 }
 
 USAGE = 2
@@ -268,6 +269,26 @@ def build_parser() -> argparse.ArgumentParser:
     fit.add_argument("--out", required=True, help="models file to write (YAML)")
     fit.add_argument("--no-progress", action="store_true", help="no progress bar")
     fit.add_argument("--broker", metavar="HOST:PORT", help="with --from-topics: Kafka bootstrap")
+    console = sub.add_parser("console", help="the operator's web page over a running stack")
+    console.add_argument(
+        "--port", type=int, default=None, help="port on 127.0.0.1 (default: a free one)"
+    )
+    console.add_argument(
+        "--worker", metavar="URL", default=None,
+        help="a worker's web address (http://HOST:PORT), for consumer look-ups",
+    )
+    console.add_argument(
+        "--token", default=None,
+        help="token needed to publish rules and run dry runs (default: generated and printed)",
+    )
+    console.add_argument(
+        "--rules", metavar="FILE", default=None,
+        help="the workers' rules file: the rules in force until rules are published",
+    )
+    console.add_argument(
+        "--broker", metavar="HOST:PORT", default=None,
+        help="Kafka bootstrap server (default: $MICROMARKETING_BROKER, else 127.0.0.1:9092)",
+    )
     _describe_commands(parser)
     return parser
 
