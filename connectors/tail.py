@@ -48,6 +48,7 @@ from streams.contract import (
 DEFAULT_BOOTSTRAP = "127.0.0.1:9092"
 BROKER_ENV = "MICROMARKETING_BROKER"
 CONNECT_TIMEOUT = 4.0
+OUR_TOPIC_WAIT = 10.0
 BATCH = 500
 
 
@@ -88,14 +89,21 @@ def consumer_config(bootstrap: str, from_beginning: bool, verbose: bool = False)
 
 
 def _partitions(consumer: Consumer, topic: str) -> list[int]:
-    try:
-        md = consumer.list_topics(topic, timeout=CONNECT_TIMEOUT + 1)
-    except KafkaException as exc:
-        raise TailError(f"broker does not answer metadata requests: {exc}") from None
-    meta = md.topics.get(topic)
-    if meta is None or meta.error is not None or not meta.partitions:
-        raise TailError(f"topic {topic!r} does not exist{_did_you_mean(consumer, topic)}")
-    return sorted(meta.partitions)
+    """The partitions of `topic`. One of our topics may be on its way (a broker or a worker
+    started just before creates them), so it is awaited for OUR_TOPIC_WAIT seconds."""
+    ours = topic in {topic_name(base) for base in ALL_TOPICS}
+    deadline = time.monotonic() + (OUR_TOPIC_WAIT if ours else 0.0)
+    while True:
+        try:
+            md = consumer.list_topics(topic, timeout=CONNECT_TIMEOUT + 1)
+        except KafkaException as exc:
+            raise TailError(f"broker does not answer metadata requests: {exc}") from None
+        meta = md.topics.get(topic)
+        if meta is not None and meta.error is None and meta.partitions:
+            return sorted(meta.partitions)
+        if time.monotonic() >= deadline:
+            raise TailError(f"topic {topic!r} does not exist{_did_you_mean(consumer, topic)}")
+        time.sleep(0.5)
 
 
 def near_miss(topic: str, known: Iterable[str]) -> str | None:

@@ -38,7 +38,7 @@ RUN_TIMEOUT = 180.0
 READY_TIMEOUT = 120.0
 STOP_GRACE = 20.0
 BROKER_PORT = 9092
-OTHER_PORTS = (8088, 8099, 2525)  # the collector, the webhook receiver, an SMTP server
+OTHER_PORTS = (8088, 8091, 8099, 2525)  # collector, worker web, webhook receiver, SMTP server
 # Links to these well-known public docs are fine; anything else must be in the repository.
 PUBLIC_DOCS = (
     "https://segment.com/docs/",
@@ -105,10 +105,11 @@ def starts_a_broker(code: str) -> bool:
 
 
 def localize(code: str, ports: dict[int, int]) -> str:
-    """`code` with each well-known port (`127.0.0.1:PORT`, `--port PORT`) moved."""
+    """`code` with each well-known port (`127.0.0.1:PORT`, `--port PORT`, `--web-port PORT`)
+    moved."""
     for old, new in ports.items():
         code = re.sub(rf"(?<=127\.0\.0\.1:){old}\b", str(new), code)
-        code = re.sub(rf"(?<=--port ){old}\b", str(new), code)
+        code = re.sub(rf"(?<=-port ){old}\b", str(new), code)  # --port, --web-port
     return code
 
 
