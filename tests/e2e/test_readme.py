@@ -7,7 +7,8 @@ first on PYTHONPATH, and must exit 0. An HTML comment on the line before the blo
 stopped; ready when it prints "TEXT", ... -->` passes once it printed every TEXT (and is then
 stopped with SIGTERM). The well-known ports of the examples are moved to free ones (9092 to the
 test session's embedded broker unless the block starts its own), so the tests never collide
-with a broker or collector already running on this machine.
+with a broker or collector already running on this machine; `xdg-open` / `open` (there is no
+desktop here) only check that the file they are given exists.
 """
 
 from __future__ import annotations
@@ -126,6 +127,11 @@ def _scratch(tmp_path: Path) -> Path:
     work.mkdir()
     (work / ".venv").symlink_to(_venv())
     (work / "examples").symlink_to(ROOT / "examples")
+    shims = tmp_path / "bin"  # no desktop here: "open it in a browser" checks the file exists
+    shims.mkdir()
+    for opener in ("xdg-open", "open"):
+        (shims / opener).write_text('#!/bin/sh\ncase "$1" in *://*) exit 0;; esac\ntest -e "$1"\n')
+        (shims / opener).chmod(0o755)
     return work
 
 
@@ -159,7 +165,11 @@ def test_readme_example_runs_as_written(
     if example.skip:
         pytest.skip(f"README.md:{example.line}: {example.skip}")
     ports = {port: free_port() for port in OTHER_PORTS}
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(ROOT),
+        "PATH": f"{tmp_path / 'bin'}{os.pathsep}{os.environ.get('PATH', '')}",
+    }
     env.pop("MICROMARKETING_BROKER", None)
     env.pop(PREFIX_ENV, None)
     if "9092" in example.code:
@@ -276,4 +286,19 @@ def test_localize_moves_only_the_well_known_ports():
     code = "x --port 9092 &\ny --broker 127.0.0.1:9092 --port 90921 http://127.0.0.1:8099/h\n"
     assert localize(code, {9092: 1, 8099: 2}) == (
         "x --port 1 &\ny --broker 127.0.0.1:1 --port 90921 http://127.0.0.1:2/h\n"
+    )
+
+
+def test_opening_a_file_in_a_browser_checks_that_the_file_exists(tmp_path: Path) -> None:
+    _scratch(tmp_path)
+    env = {**os.environ, "PATH": f"{tmp_path / 'bin'}{os.pathsep}{os.environ['PATH']}"}
+    (tmp_path / "report.html").write_text("<html></html>")
+
+    def opens(target: str) -> int:
+        return subprocess.run(["xdg-open", target], env=env, cwd=tmp_path, check=False).returncode
+
+    assert (opens("report.html"), opens("http://127.0.0.1:8080/"), opens("missing.html")) == (
+        0,
+        0,
+        1,
     )
