@@ -188,14 +188,18 @@ def rules_and_close(args: argparse.Namespace) -> tuple[RuleSet, float | None] | 
         print(exc, file=sys.stderr)
         return 1
     except OSError as exc:
-        print(f"cannot read rules: {exc}", file=sys.stderr)
+        print(
+            f"micromarketing replay: cannot read the rules file {args.rules}: "
+            f"{exc.strerror or exc}",
+            file=sys.stderr,
+        )
         return 2
     close_at = None
     if getattr(args, "close_at", None):
         try:
             close_at = parse_time(args.close_at, "--close-at")
         except EventError as exc:
-            print(exc, file=sys.stderr)
+            print(f"micromarketing replay: {exc}", file=sys.stderr)
             return 2
     return rules, close_at
 
@@ -208,10 +212,10 @@ def run(args: argparse.Namespace) -> int:
     partitions = args.partitions or DEFAULT_PARTITIONS
     out_dir = Path(args.out)
     if not args.events:
-        print("replay needs EVENTS.jsonl (or --from-topics)", file=sys.stderr)
+        print("micromarketing replay: give EVENTS.jsonl (or --from-topics)", file=sys.stderr)
         return 2
     if args.events != "-" and not Path(args.events).exists():
-        print(f"no such file: {args.events}", file=sys.stderr)
+        print(f"micromarketing replay: no such file: {args.events}", file=sys.stderr)
         return 2
     runtime = Runtime(rules, partitions)
     tune_gc()

@@ -45,7 +45,7 @@ def _config(args: argparse.Namespace) -> Config | int:
         wait_for_bootstrap(bootstrap, timeout=4)
     except BrokerError as exc:
         _say(f"{exc}; start one with `micromarketing broker` or pass --broker HOST:PORT")
-        return 2
+        return 1
     config = Config(bootstrap=bootstrap, token=args.token or secrets.token_urlsafe(18))
     if args.worker:
         if not args.worker.startswith(("http://", "https://")):
@@ -106,9 +106,9 @@ def run(args: argparse.Namespace) -> int:
     try:
         asyncio.run(_serve(Console(config, state, lock, follower), args.port or 0,
                            not args.token))
-    except ConsoleError as exc:
+    except ConsoleError as exc:  # it cannot serve (the port): a runtime failure
         _say(str(exc))
-        return 2
+        return 1
     finally:
         follower.stop()
         follower.join(10)

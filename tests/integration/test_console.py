@@ -261,18 +261,18 @@ def console_error(*args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-def test_an_unreachable_broker_is_one_line_and_exit_2() -> None:
+def test_an_unreachable_broker_is_one_line_and_exit_1() -> None:
     res = console_error("--broker", f"127.0.0.1:{free_port()}")
-    assert res.returncode == 2 and res.stdout == ""
+    assert res.returncode == 1 and res.stdout == ""
     assert res.stderr.startswith("micromarketing console: ") and res.stderr.count("\n") == 1
 
 
-def test_a_port_in_use_is_one_line_and_exit_2(broker: EmbeddedBroker) -> None:
+def test_a_port_in_use_is_one_line_and_exit_1(broker: EmbeddedBroker) -> None:
     port = int(broker.bootstrap.rsplit(":", 1)[1])  # the broker holds it
     res = console_error("--broker", broker.bootstrap, "--port", str(port))
-    assert res.returncode == 2
-    assert res.stderr == f"micromarketing console: port {port} is in use: choose another " \
-        "with --port\n"
+    assert res.returncode == 1
+    assert res.stderr == f"micromarketing console: port {port} is in use (Address already in " \
+        "use); pick another with --port N\n"
 
 
 def test_rules_that_do_not_load_stop_it_with_file_line_col(broker: EmbeddedBroker,
