@@ -270,6 +270,7 @@ class Flow:
             or out.suppressed
             or out.profiles
             or out.dead_letters
+            or out.conversions
         ):  # most events change nothing: skip the generator
             produce = self.producer.produce
             for base, key, value in out.records():
