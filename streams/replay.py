@@ -35,6 +35,7 @@ OUTPUT_FILES = {
     "suppressed": "suppressed.jsonl",
     "dead_letters": "dead_letters.jsonl",
     "profiles": "profiles.jsonl",
+    "conversions": "conversions.jsonl",
 }
 
 
