@@ -765,6 +765,7 @@ class Engine:
         at = self._iso(max(self.watermark, state.last_seen))
         for seg in state.segments:
             out.segment_changes.append(_change(source, seg, "exited", at, self.rules.version))
+            self._stats["exited:" + seg] += 1
         self._drop(source)
         out.forwards.append(MergeIn(target, source, state))
 
@@ -833,6 +834,7 @@ class Engine:
             out.segment_changes.append(
                 _change(consumer_id, seg, "exited", at, self.rules.version)
             )
+            self._stats["exited:" + seg] += 1
         out.profiles.append({"consumer_id": consumer_id, "email": None, "consented": False,
                              "at": at})
         self.population.remove(state)
