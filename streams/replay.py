@@ -28,7 +28,7 @@ from streams import compiled
 from streams.engine.events import EventError, parse_time
 from streams.engine.outputs import Outputs
 from streams.engine.rules import RulesError, RuleSet, load_rules
-from streams.measure.results import CampaignResults
+from streams.measure.results import CampaignResults, feed
 from streams.runtime import DEFAULT_PARTITIONS, Runtime, tune_gc
 
 OUTPUT_FILES = {
@@ -116,26 +116,18 @@ def replay(
         out = process(raw, source, offset)
         files.write(out)
         if out.triggers or out.conversions:
-            measure(results, out)
+            feed(results, out)
         n += 1
         if progress is not None and isinstance(raw, bytes):
             progress.update(len(raw) + 1)
     if close_at is not None:
         out = runtime.close(close_at)
         files.write(out)
-        measure(results, out)
+        feed(results, out)
     elapsed = time.perf_counter() - started
     report = build_report(runtime, n, elapsed)
     report["campaigns"] = campaigns(results, runtime)
     return report
-
-
-def measure(results: CampaignResults, out: Outputs) -> None:
-    """Feed the triggers and conversions of one runtime call to `results`."""
-    for trigger in out.triggers:
-        results.add_trigger(trigger)
-    for conversion in out.conversions:
-        results.add_conversion(conversion)
 
 
 def campaigns(results: CampaignResults, runtime: Runtime) -> dict[str, Any]:

@@ -30,6 +30,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from streams.engine.events import EventError, parse_time
+from streams.engine.outputs import Outputs
 from streams.measure.stats import lift as lift_of
 
 #: the keys of one campaign's (or offer's) figures, in report order
@@ -168,3 +169,11 @@ def _time(value: Any) -> float:
 
 def _epoch(until: datetime) -> float:
     return (until if until.tzinfo else until.replace(tzinfo=UTC)).timestamp()
+
+
+def feed(results: CampaignResults, out: Outputs) -> None:
+    """Add the triggers and conversions of one engine (or runtime) call to `results`."""
+    for trigger in out.triggers:
+        results.add_trigger(trigger)
+    for conversion in out.conversions:
+        results.add_conversion(conversion)

@@ -18,7 +18,7 @@ from rocksdict import Options, Rdict
 
 from streams.contract import INPUT_TOPICS
 from streams.engine.core import Engine
-from streams.engine.outputs import EventForward, decode_forward
+from streams.engine.outputs import EventForward, Outputs, decode_forward
 from streams.engine.partitioning import partition_for
 from streams.engine.rules import load_rules
 from streams.epochs import EpochProducer
@@ -208,3 +208,23 @@ def test_a_forced_release_bounds_the_clock_by_the_position_of_a_backlogged_parti
     flow.add(rec("clickstream", 0, 1, 60.0))
     flow.release(force=False)
     assert flow.runtime.bound == float("inf")
+
+
+def test_emit_queues_conversions_and_feeds_the_workers_campaign_results(flow: Flow) -> None:
+    trigger = {"trigger_id": "t1", "kind": "retargeting", "campaign": "cart", "consumer_id": "u1",
+               "fired_at": "2026-01-05T10:00:00.000Z", "due_at": "2026-01-05T10:00:00.000Z",
+               "offer": "x", "products": [], "segments": [], "holdout": False, "reason": None,
+               "attribution_until": "2026-01-12T10:00:00.000Z", "rules_version": "v"}
+    conversion = {"trigger_id": "t1", "campaign": "cart", "kind": "retargeting", "offer": "x",
+                  "consumer_id": "u1", "holdout": False, "fired_at": "2026-01-05T10:00:00.000Z",
+                  "converted_at": "2026-01-06T10:00:00.000Z", "order_id": "o1", "revenue": 9.5}
+    out = Outputs()
+    out.conversions.append(conversion)
+    flow.emit(out)
+    assert [(t, v) for t, _, v in queued(flow)] == [("t.conversions", conversion)]
+    out = Outputs()
+    out.triggers.append(trigger)
+    flow.emit(out)
+    figures = flow.results.report()["cart"]
+    assert (figures["treated"], figures["converted_treated"]) == (1, 1)
+    assert figures["revenue_per_trigger_treated"] == 9.5
