@@ -1,12 +1,14 @@
 """`GET /v1/campaigns` on a worker's web server: its CampaignResults as JSON.
 
-The worker's web server (owned elsewhere) calls `add_routes(app.router, results)`; the body
+The worker's web server (owned elsewhere) calls `add_routes(app.router, results)` (or takes
+`route_hook(results)` among its route hooks); the body
 is `{"until": <now, ISO-8601>, "campaigns": results.report()}` (every trigger counted, window
 closed or not: a live operator wants today's figures; `?closed=1` counts only the triggers
 whose attribution window closed by now)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -32,3 +34,12 @@ def add_routes(router: web.UrlDispatcher, results: CampaignResults) -> None:
         return web.json_response(campaigns_body(results, datetime.now(UTC), closed))
 
     router.add_get(ROUTE, campaigns)
+
+
+def route_hook(results: CampaignResults) -> Callable[[web.Application], None]:
+    """`add_routes` as a hook called with the aiohttp application before it starts."""
+
+    def hook(app: web.Application) -> None:
+        add_routes(app.router, results)
+
+    return hook

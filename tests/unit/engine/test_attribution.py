@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
+import orjson
 import pytest
 
 from streams.engine.attribution import MAX_WINDOWS
@@ -12,6 +13,7 @@ from streams.engine.core import Engine
 from streams.engine.events import iso
 from streams.engine.partitioning import partition_for
 from streams.engine.rules import RulesError, loads_rules
+from streams.engine.state import STATE_VERSION, ConsumerState
 from streams.engine.store import MemoryStore
 from streams.engine.triggers import in_global_control
 from streams.runtime import Runtime
@@ -209,3 +211,17 @@ def test_bad_attribution_settings_are_refused_at_their_line_and_column(
     with pytest.raises(RulesError) as err:
         loads_rules(snippet, "test.yaml")
     assert str(err.value).startswith(where) and message in str(err.value)
+
+
+def test_a_state_of_version_4_reads_with_no_open_window_and_is_written_back_as_version_5():
+    eng = engine(RULES)
+    run(eng, added())
+    eng.advance(FIRED)
+    fresh = eng.consumer("u")
+    assert fresh is not None and len(fresh.windows) == 1
+    old = orjson.loads(fresh.to_bytes())
+    assert old[0] == STATE_VERSION == 5
+    old = [4, *old[1:-1]]  # version 4 had no `windows`
+    back = ConsumerState.from_bytes(orjson.dumps(old))
+    assert back.windows == [] and back.id == "u"
+    assert orjson.loads(back.to_bytes())[0] == 5

@@ -10,7 +10,7 @@ from aiohttp import ClientSession, web
 from aiohttp.test_utils import TestServer
 
 from streams.measure.results import CampaignResults
-from streams.measure.web import ROUTE, add_routes, campaigns_body
+from streams.measure.web import ROUTE, add_routes, campaigns_body, route_hook
 from tests.unit.measure.test_results import conv, trig
 
 
@@ -24,7 +24,7 @@ def results() -> CampaignResults:
 
 async def get(r: CampaignResults, query: str = "") -> tuple[int, dict[str, Any]]:
     app = web.Application()
-    add_routes(app.router, r)
+    route_hook(r)(app)
     server = TestServer(app)
     await server.start_server()
     try:
@@ -49,6 +49,13 @@ def test_get_campaigns_closed_counts_only_triggers_whose_window_closed():
     status, body = asyncio.run(get(results(), "?closed=1"))
     assert status == 200 and body["campaigns"]["cart"]["holdout"] == 0
     assert body["campaigns"]["cart"]["treated"] == 1
+
+
+def test_add_routes_registers_get_campaigns_on_a_router():
+    app = web.Application()
+    add_routes(app.router, results())
+    assert [r.resource.canonical for r in app.router.routes()
+            if r.method == "GET" and r.resource is not None] == [ROUTE]
 
 
 def test_campaigns_body_says_until_in_iso_8601():
