@@ -4,6 +4,7 @@ the input events; report.json's other counts agree with the output files."""
 from __future__ import annotations
 
 import math
+import re
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -145,3 +146,18 @@ triggers:
     assert report["segment_sizes"] == {"nobody": 0}
     assert report["triggers"] == report["holdout"] == {"never": 0}
     assert report["conversions"] == 0 and report["campaigns"] == {}
+
+
+def test_every_key_of_report_json_and_of_the_campaign_figures_is_explained_in_the_readme(
+    replayed,
+):
+    _, report = replayed
+    readme = (EXAMPLES.parents[1] / "README.md").read_text()
+    keys_table = readme.split("### report.json", 1)[1].split("## Campaign results", 1)[0]
+    figures_table = readme.split("## Campaign results", 1)[1].split("### Global control", 1)[0]
+    documented = set(re.findall(r"`([a-z_0-9]+)`", keys_table))
+    assert set(report) <= documented, set(report) - documented
+    assert set(report["timing"]) <= documented
+    figures = set(re.findall(r"`([a-z_0-9]+)`", figures_table))
+    for campaign in report["campaigns"].values():
+        assert set(campaign) - {"offers"} <= figures, set(campaign) - figures
