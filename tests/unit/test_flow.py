@@ -8,6 +8,7 @@ real but never pushes: the test reads the records it queued.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -228,3 +229,31 @@ def test_emit_queues_conversions_and_feeds_the_workers_campaign_results(flow: Fl
     figures = flow.results.report()["cart"]
     assert (figures["treated"], figures["converted_treated"]) == (1, 1)
     assert figures["revenue_per_trigger_treated"] == 9.5
+
+
+def test_the_workers_campaign_results_equal_replays_on_the_example_file(
+    flow: Flow, tmp_path: Path
+) -> None:
+    from streams.contract import input_topic, partition_of, record_key
+    from streams.replay import OutputFiles, read_lines, replay
+
+    events = ROOT / "examples" / "bike-shop" / "events.jsonl"
+    recs, offsets = [], {}
+    for no, line in read_lines(str(events)):
+        try:
+            obj = orjson.loads(line)
+            base = input_topic(obj)
+            key = record_key(obj)
+        except (orjson.JSONDecodeError, AttributeError):
+            base, key = "clickstream", None
+        p = partition_of(key.decode() if key else None, 2)
+        offsets[(base, p)] = offset = offsets.get((base, p), -1) + 1
+        recs.append(rec(base, p, offset, float(no), line))
+    flow.apply(recs)
+    runtime = Runtime(flow.runtime.rules, 2)
+    with OutputFiles(tmp_path / "replay") as files:
+        report = replay((("f", str(no), line) for no, line in read_lines(str(events))),
+                        runtime, files)
+    assert runtime.clock == flow.runtime.clock
+    end = datetime.fromtimestamp(runtime.clock, UTC)
+    assert report["campaigns"] and flow.results.report(end) == report["campaigns"]
