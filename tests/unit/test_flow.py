@@ -238,7 +238,8 @@ def test_the_workers_campaign_results_equal_replays_on_the_example_file(
     from streams.replay import OutputFiles, read_lines, replay
 
     events = ROOT / "examples" / "bike-shop" / "events.jsonl"
-    recs, offsets = [], {}
+    recs: list[Rec] = []
+    offsets: dict[tuple[str, int], int] = {}
     for no, line in read_lines(str(events)):
         try:
             obj = orjson.loads(line)
