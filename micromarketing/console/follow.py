@@ -16,9 +16,10 @@ from collections.abc import Iterable
 import orjson
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, Message, TopicPartition
 
-from micromarketing.console.state import CONVERSIONS, ConsoleState
+from micromarketing.console.state import ConsoleState
 from streams.contract import (
     CONTROL,
+    CONVERSIONS,
     SEGMENT_CHANGES,
     SUPPRESSED,
     TRIGGER_TOPICS,

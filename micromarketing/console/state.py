@@ -15,12 +15,10 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from streams.contract import CONTROL, SEGMENT_CHANGES, SUPPRESSED, TRIGGER_TOPICS
+from streams.contract import CONTROL, CONVERSIONS, SEGMENT_CHANGES, SUPPRESSED, TRIGGER_TOPICS
 from streams.engine.events import EventError, iso, parse_time
 from streams.engine.rules.loader import version_of
 
-#: Base name of the conversions topic (owner: attribution; not in every contract yet).
-CONVERSIONS = "conversions"
 MAX_BUCKETS = 240
 FEED_SIZE = 50
 FIRST_WIDTH = 10.0  # seconds per bucket before the first doubling

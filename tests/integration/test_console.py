@@ -35,8 +35,7 @@ from aiohttp import web
 
 from connectors.broker import EmbeddedBroker, ensure_topics, free_port
 from connectors.sources.synthetic import generate_events
-from micromarketing.console.state import CONVERSIONS
-from streams.contract import ALL_TOPICS, event_time
+from streams.contract import ALL_TOPICS, CONVERSIONS, event_time
 from streams.engine.events import iso
 from streams.engine.rules.loader import version_of
 from streams.live_io import BatchProducer, produce_events
