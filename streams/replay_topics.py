@@ -108,16 +108,20 @@ def replay_topics(
                 "replay --from-topics needs --broker HOST:PORT (an embedded broker would be "
                 "empty)"
             )
+    except TopicReplayError as exc:  # a usage mistake
+        print(f"micromarketing replay: {exc}", file=sys.stderr)
+        return 2
+    try:
         topics = input_topic_names()
         records, counts = read_range(
             args.broker, since, until, topics, verbose=bool(getattr(args, "verbose", False))
         )
-    except TopicReplayError as exc:
+    except TopicReplayError as exc:  # the broker or the topics
         print(f"micromarketing replay: {exc}", file=sys.stderr)
-        return 2
+        return 1
     except KafkaException as exc:
         print(f"micromarketing replay: broker {args.broker}: {exc}", file=sys.stderr)
-        return 2
+        return 1
     runtime = Runtime(rules, _router_partitions(args, counts))
     progress = None
     if not args.no_progress and sys.stderr.isatty():

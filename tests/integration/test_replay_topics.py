@@ -232,7 +232,7 @@ def test_bad_arguments_exit_2(
     assert message in capsys.readouterr().err
 
 
-def test_missing_topics_exit_2(
+def test_missing_topics_exit_1(
     broker: EmbeddedBroker, unique: str, tmp_path: Path, capsys: pytest.CaptureFixture[str],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -241,7 +241,7 @@ def test_missing_topics_exit_2(
         "--from-topics", "--out", str(tmp_path / "out"), "--since", "2026-01-01T00:00:00Z",
         "--until", "2026-01-02T00:00:00Z", "--broker", broker.bootstrap,
     )
-    assert replay_topics(args, load_rules(str(RULES)), tmp_path / "out", None) == 2
+    assert replay_topics(args, load_rules(str(RULES)), tmp_path / "out", None) == 1
     assert "none of the input topics" in capsys.readouterr().err
 
 
