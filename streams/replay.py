@@ -268,9 +268,14 @@ def run(args: argparse.Namespace) -> int:
     progress = _progress(args.events, not args.no_progress)
     source = Path(args.events).name if args.events != "-" else "stdin"
     page = None if getattr(args, "no_html", False) else PageWriter(out_dir)
-    with OutputFiles(out_dir, page.timeline if page else None) as files:
-        lines = ((source, str(no), line) for no, line in read_lines(args.events))
-        report = replay(lines, runtime, files, close_at, progress)
+    try:
+        with OutputFiles(out_dir, page.timeline if page else None) as files:
+            lines = ((source, str(no), line) for no, line in read_lines(args.events))
+            report = replay(lines, runtime, files, close_at, progress)
+    except BaseException:
+        if page is not None:
+            page.cancel()
+        raise
     if progress is not None:
         progress.close()
     write_report(out_dir, report)

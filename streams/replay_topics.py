@@ -133,9 +133,11 @@ def replay_topics(
         with OutputFiles(out_dir, page.timeline if page else None) as files:
             feed = Feed(files, progress)
             report = replay(feed(records), runtime, files, close_at)
-    except KafkaException as exc:
+    except BaseException as exc:
         if page is not None:
             page.cancel()
+        if not isinstance(exc, KafkaException):
+            raise
         print(f"micromarketing replay: reading the topics failed: {exc}", file=sys.stderr)
         return 1
     finally:
