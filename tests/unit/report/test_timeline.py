@@ -127,3 +127,10 @@ def test_two_timelines_are_aligned_on_the_days_of_both() -> None:
     assert align_sizes(early, days) == {"s": [1, 2, 2]}
     assert align_sizes(late, days) == {"s": [0, 0, 1]}
     assert aligned_days([Timeline()]) == []
+
+
+def test_the_last_day_of_each_segment_is_its_size_in_report_json(example: Replayed) -> None:
+    sizes = example.timeline.segment_sizes()
+    assert example.report["segment_sizes"]  # every segment of the rules, 0 if never entered
+    for segment, size in example.report["segment_sizes"].items():
+        assert (sizes[segment][-1] if segment in sizes else 0) == size, segment
