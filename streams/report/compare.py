@@ -29,7 +29,12 @@ MAX_IDS = 1000
 
 
 class CompareError(Exception):
-    """A bad argument, said in one line."""
+    """A bad argument, said in one line; `code` is the exit code (as `replay`'s: 1 for a rules
+    file with an error, 2 for anything else)."""
+
+    def __init__(self, message: str, code: int = 2) -> None:
+        super().__init__(message)
+        self.code = code
 
 
 def run(args: argparse.Namespace) -> int:
@@ -38,7 +43,7 @@ def run(args: argparse.Namespace) -> int:
         _check(args)
     except CompareError as exc:
         print(f"micromarketing compare: {exc}", file=sys.stderr)
-        return 2
+        return exc.code
     out = Path(args.out)
     for side, rules in zip(SIDES, (args.rules_a, args.rules_b), strict=True):
         code = replay.run(argparse.Namespace(
@@ -75,7 +80,7 @@ def _check(args: argparse.Namespace) -> None:
         try:
             load_rules(rules)
         except RulesError as exc:
-            raise CompareError(str(exc)) from None
+            raise CompareError(str(exc), code=1) from None
         except OSError as exc:
             raise CompareError(f"cannot read rules {rules}: {exc.strerror or exc}") from None
     if args.close_at:
