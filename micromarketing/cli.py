@@ -31,6 +31,7 @@ HANDLERS = {
     "deliver": "connectors.deliver.command",
     "fit": "streams.fit.command",
     "console": "micromarketing.console.command",
+    "compare": "streams.report.compare",
 }
 
 USAGE = 2
@@ -111,6 +112,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="engine partitions, as many as the input topics have (default 4)",
     )
     replay.add_argument("--no-progress", action="store_true", help="no progress bar")
+    replay.add_argument(
+        "--no-html", action="store_true", help="skip report.html (report.json is always written)"
+    )
     replay.add_argument("--from-topics", action="store_true", help="read the input topics")
     replay.add_argument("--since", help="with --from-topics: ISO-8601 start (inclusive)")
     replay.add_argument("--until", help="with --from-topics: ISO-8601 end (exclusive)")
@@ -288,6 +292,31 @@ def build_parser() -> argparse.ArgumentParser:
     console.add_argument(
         "--broker", metavar="HOST:PORT", default=None,
         help="Kafka bootstrap server (default: $MICROMARKETING_BROKER, else 127.0.0.1:9092)",
+    )
+
+    compare = sub.add_parser(
+        "compare",
+        help="replay one history through two rule sets and report them side by side",
+        description="Replay EVENTS through rule sets A and B (into OUT/a and OUT/b, each with "
+        "its report.json and report.html) and write OUT/compare.json and OUT/compare.html: "
+        "segment sizes, triggers, consumers targeted by one and not the other, and the "
+        "would-have-bought-anyway rate per campaign.",
+    )
+    compare.add_argument("rules_a", metavar="A.yaml", help="the first rules file (A)")
+    compare.add_argument("rules_b", metavar="B.yaml", help="the second rules file (B)")
+    compare.add_argument("events", metavar="EVENTS.jsonl", help="events as JSON lines (a file)")
+    compare.add_argument("--out", required=True, help="output directory")
+    compare.add_argument(
+        "--partitions", type=int, default=None, help="engine partitions (default 4)"
+    )
+    compare.add_argument(
+        "--close-at",
+        metavar="ISO8601",
+        help="at the end, advance event time to this instant (fires the timers due by then)",
+    )
+    compare.add_argument("--no-progress", action="store_true", help="no progress bars")
+    compare.add_argument(
+        "--no-html", action="store_true", help="skip each side's report.html (compare.html stays)"
     )
     _describe_commands(parser)
     return parser

@@ -28,7 +28,10 @@ from streams import compiled
 from streams.engine.events import EventError, parse_time
 from streams.engine.outputs import Outputs
 from streams.engine.rules import RulesError, RuleSet, load_rules
+from streams.engine.topics import trigger_topic
 from streams.measure.results import CampaignResults, feed
+from streams.report.timeline import Timeline
+from streams.report.writer import PageWriter
 from streams.runtime import DEFAULT_PARTITIONS, Runtime, tune_gc
 
 OUTPUT_FILES = {
@@ -42,11 +45,13 @@ OUTPUT_FILES = {
 
 
 class OutputFiles:
-    """The JSON-lines files of a replay, written as outputs come."""
+    """The JSON-lines files of a replay, written as outputs come (and counted into `timeline`,
+    the daily series of report.html, when there is one)."""
 
-    def __init__(self, out_dir: Path) -> None:
+    def __init__(self, out_dir: Path, timeline: Timeline | None = None) -> None:
         out_dir.mkdir(parents=True, exist_ok=True)
         self.dir = out_dir
+        self.timeline = timeline
         self._files: dict[str, IO[bytes]] = {
             kind: open(out_dir / name, "wb")  # noqa: SIM115 - closed in close()
             for kind, name in OUTPUT_FILES.items()
@@ -60,6 +65,8 @@ class OutputFiles:
                 for rec in records:
                     f.write(orjson.dumps(rec))
                     f.write(b"\n")
+                if self.timeline is not None:
+                    _count(self.timeline, kind, records)
 
     def close(self) -> None:
         for f in self._files.values():
@@ -75,6 +82,17 @@ class OutputFiles:
         tb: TracebackType | None,
     ) -> None:
         self.close()
+
+
+def _count(timeline: Timeline, kind: str, records: list[dict[str, Any]]) -> None:
+    """Feed records of one output kind to the timeline under their base topic name."""
+    if kind == "triggers":
+        for rec in records:
+            timeline.add(trigger_topic(rec["kind"]), rec)
+    else:
+        topic = kind.replace("_", "-")  # segment_changes -> segment-changes, ...
+        for rec in records:
+            timeline.add(topic, rec)
 
 
 def read_lines(path: str) -> Iterator[tuple[int, bytes]]:
@@ -249,12 +267,20 @@ def run(args: argparse.Namespace) -> int:
     tune_gc()
     progress = _progress(args.events, not args.no_progress)
     source = Path(args.events).name if args.events != "-" else "stdin"
-    with OutputFiles(out_dir) as files:
-        lines = ((source, str(no), line) for no, line in read_lines(args.events))
-        report = replay(lines, runtime, files, close_at, progress)
+    page = None if getattr(args, "no_html", False) else PageWriter(out_dir)
+    try:
+        with OutputFiles(out_dir, page.timeline if page else None) as files:
+            lines = ((source, str(no), line) for no, line in read_lines(args.events))
+            report = replay(lines, runtime, files, close_at, progress)
+    except BaseException:
+        if page is not None:
+            page.cancel()
+        raise
     if progress is not None:
         progress.close()
     write_report(out_dir, report)
+    if page is not None and not page.finish(report):
+        return 1
     t = report["timing"]
     print(
         f"replayed {report['input_lines']} events in {t['seconds']}s "

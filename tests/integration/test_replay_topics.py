@@ -35,6 +35,7 @@ from streams.contract import (
 from streams.engine.events import iso, parse_time
 from streams.engine.rules import load_rules
 from streams.replay_topics import replay_topics
+from streams.report.timeline import Timeline
 from tests.conftest import EXAMPLES, ROOT
 
 pytestmark = pytest.mark.integration
@@ -175,6 +176,10 @@ def test_full_range_matches_the_file_replay(
     assert report["until"] == until
     assert report["topics"] == [prefix + t for t in INPUT_TOPICS]
     assert report["partitions"] == 4
+    # both write the backtest page, from the same daily series
+    for out in (from_topics, from_file):
+        assert (out / "report.html").read_text().startswith("<!doctype html>")
+    assert Timeline.from_dir(from_topics).to_dict() == Timeline.from_dir(from_file).to_dict()
 
 
 def test_sub_range_replays_only_the_events_in_it(
