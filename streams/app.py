@@ -52,6 +52,10 @@ class Settings:
     max_idle: float = 30.0
     max_buffered: int = 300_000
     tick_interval: float = 1.0
+    #: Seconds between two rounds of profile snapshots on the `profiles` topic, and consumers
+    #: snapshotted at most per round (the others wait for the next one).
+    profile_interval: float = 5.0
+    profile_batch: int = 2000
     log_every: float = 10.0
 
 
@@ -74,19 +78,23 @@ class App(faust.App):
 
 
 def create_app(settings: Settings) -> App:
-    """A Faust app for `settings`: rocksdict state on local disk, short group timeouts,
-    its own free web port (Faust binds one even with the web server disabled)."""
+    """A Faust app for `settings`: rocksdict state on local disk, short group timeouts;
+    Faust's own web server off (the worker runs `streams.web` on `settings.web_port`)."""
     data_dir = (
         settings.data_dir or Path(tempfile.gettempdir()) / f"micromarketing-{settings.app_id}"
     )
     data_dir.mkdir(parents=True, exist_ok=True)
+    web_port = settings.web_port or free_port()
     conf: dict[str, Any] = dict(
         broker=f"kafka://{settings.bootstrap}",
         store="rocksdb://",
         datadir=str(data_dir),
         web_enabled=False,
         web_host="127.0.0.1",
-        web_port=settings.web_port or free_port(),
+        web_port=web_port,
+        # our web server's URL (`streams.web`): Faust's assignor tells every worker which URL
+        # owns which partition
+        canonical_url=f"http://127.0.0.1:{web_port}",
         web_bind="127.0.0.1",
         topic_partitions=settings.partitions,
         topic_replication_factor=1,

@@ -34,8 +34,10 @@ OUTPUT_FILES = {
     "segment_changes": "segment_changes.jsonl",
     "suppressed": "suppressed.jsonl",
     "dead_letters": "dead_letters.jsonl",
-    "profiles": "profiles.jsonl",
 }
+#: every consumer as the rules see it at the end of the replay, one line each
+#: (`streams.engine.snapshot`; the live worker's `GET /v1/profiles/{id}` gives the same features)
+PROFILES_FILE = "profiles.jsonl"
 
 
 class OutputFiles:
@@ -57,6 +59,13 @@ class OutputFiles:
                 for rec in records:
                     f.write(orjson.dumps(rec))
                     f.write(b"\n")
+
+    def write_profiles(self, runtime: Runtime) -> None:
+        """`profiles.jsonl`: one snapshot per consumer, at the stream clock."""
+        with open(self.dir / PROFILES_FILE, "wb") as f:
+            for profile in runtime.profiles():
+                f.write(orjson.dumps(profile))
+                f.write(b"\n")
 
     def close(self) -> None:
         for f in self._files.values():
@@ -115,6 +124,7 @@ def replay(
             progress.update(len(raw) + 1)
     if close_at is not None:
         files.write(runtime.close(close_at))
+    files.write_profiles(runtime)
     elapsed = time.perf_counter() - started
     return build_report(runtime, n, elapsed)
 
