@@ -68,7 +68,7 @@ class WorkerCollector(Collector):
             for topic in w.input_topics:
                 applied = w.runtime.applied(topic, p)
                 key = (topic, p)
-                last = self._seen.get(key, w.meter.started.get(key, applied))
+                last = self._seen.get(key, w.meter.started.get(key, -1))
                 if applied > last:
                     base = self._base(topic)
                     self._applied[base] = self._applied.get(base, 0) + applied - last
