@@ -163,7 +163,9 @@ class Pipeline:
             commit_interval=settings.commit_interval,
         )
         #: metrics and recent outputs (`streams.web`): fed per output record, never per event
-        self.meter = Meter(self.runtime.partition_of)
+        self.meter = Meter(
+            self.runtime.partition_of, exists=lambda cid: self.runtime.peek(cid) is not None
+        )
         self.flow.observe = self.meter.observe
         self.profiles_topic = topic_name(PROFILES, prefix)
         #: the web server (`serve_web`), if the worker has one
@@ -337,9 +339,9 @@ class Pipeline:
 
     # ----------------------------------------------------------------- profiles topic
     async def publish_profiles(self) -> int:
-        """Every `profile_interval` seconds, a snapshot (`streams.engine.snapshot`) of up to
-        `profile_batch` consumers changed since their last one goes to the `profiles` topic
-        (the rest wait for the next round). Returns how many were published."""
+        """Every `profile_interval` seconds, snapshots (`streams.engine.snapshot`) of the
+        consumers changed since their last one go to the `profiles` topic, for at most
+        `profile_budget` seconds (the rest wait for the next round). Returns how many."""
         if time.monotonic() - self._last_profiles < self.settings.profile_interval:
             return 0
         self._last_profiles = time.monotonic()
@@ -351,7 +353,8 @@ class Pipeline:
             if self.stopping:
                 return 0
             runtime = self.runtime
-            while touched and n < self.settings.profile_batch:
+            stop = time.perf_counter() + self.settings.profile_budget
+            while touched and time.perf_counter() < stop:
                 cid = touched.pop()
                 state = runtime.peek(cid)
                 if state is None:  # erased (its empty profile went out), or no longer ours

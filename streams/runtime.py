@@ -352,10 +352,11 @@ class Runtime:
         return snapshot(state, self.now(), self.population, self.rules.settings.models, kinds)
 
     def profiles(self) -> Iterator[dict[str, Any]]:
-        """Every consumer held here as the rules see it now, by partition, in store order."""
+        """Every consumer held here as the rules see it now, by partition, then id (an order
+        that does not depend on the order the consumers were written in)."""
         self.flush()
         for p in sorted(self.engines):
-            for key, value in self.engines[p].store.items():
+            for key, value in sorted(self.engines[p].store.items()):
                 if key.startswith("c/"):
                     yield self.snapshot(ConsumerState.from_bytes(value))
 

@@ -26,9 +26,14 @@ TRIGGER, RECHECK, PROFILE_TTL = "trigger", "recheck", "profile_ttl"
 
 def _json(value: Any) -> Any:
     """A feature value as JSON holds it: an infinite or undefined number becomes null
-    (`days_since_last_order` of a consumer who never ordered)."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
+    (`days_since_last_order` of a consumer who never ordered), and a whole number is written
+    as an integer, so the same value has the same bytes whether the engine is compiled
+    (`cart_value` of an empty cart: 0.0) or not (0)."""
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            return None
+        if value.is_integer() and abs(value) < 2.0**53:
+            return int(value)
     return value
 
 

@@ -18,7 +18,7 @@ from typing import Any
 from streams.engine.state import ConsumerState
 from streams.engine.store import Store
 from streams.engine.timers import INDEX_END, INDEX_PREFIX, RECHECK, TTL
-from streams.engine.topics import DEAD_LETTERS, SEGMENT_CHANGES, SUPPRESSED
+from streams.engine.topics import DEAD_LETTERS, PROFILES, SEGMENT_CHANGES, SUPPRESSED
 
 #: upper bounds (s) of the event-to-output latency histogram's buckets (+Inf is implied)
 LATENCY_BUCKETS: tuple[float, ...] = (
@@ -65,9 +65,12 @@ class Meter:
         partition_of: Callable[[str], int],
         recent: int = RECENT_OUTPUTS,
         clock: Callable[[], float] = time.time,
+        exists: Callable[[str], bool] | None = None,
     ) -> None:
         self.partition_of = partition_of
         self.clock = clock
+        #: whether a consumer is held (an erasure's empty profile then purges the ring of it)
+        self.exists = exists
         #: (campaign, offer, kind, holdout "true"/"false") -> triggers
         self.triggers: dict[tuple[str, str, str, str], int] = {}
         #: (campaign, reason) -> suppressed triggers
@@ -114,7 +117,22 @@ class Meter:
             reason = str(record.get("reason"))
             self.dead_letters[reason] = self.dead_letters.get(reason, 0) + 1
             return  # (keyed by source, not by consumer)
+        elif (
+            base == PROFILES
+            and record.get("email") is None
+            and not record.get("consented")
+            and self.exists is not None
+            and not self.exists(str(key))
+        ):
+            self.forget(str(key))  # an erasure (forget, profile_ttl): keep nothing of it
+            return
         self.recent.append((str(key), base, record))
+
+    def forget(self, consumer_id: str) -> None:
+        """Drop a consumer's records from the ring of recent outputs."""
+        kept = [entry for entry in self.recent if entry[0] != consumer_id]
+        self.recent.clear()
+        self.recent.extend(kept)
 
     # ------------------------------------------------------------------ partitions
     def hold(self, partition: int, store: Store) -> None:

@@ -422,3 +422,15 @@ def test_profiles_give_every_consumer_held_once() -> None:
         rt.process(track(uid, "Product Viewed", T0 + i, product_id="p", price=10.0))
     got = [p["consumer_id"] for p in rt.profiles()]
     assert sorted(got) == sorted(ids)
+
+
+def test_profiles_come_by_partition_then_id_whatever_the_order_of_arrival() -> None:
+    ids = [f"user-{i}" for i in range(12)]
+    orders = []
+    for seq in (ids, ids[::-1]):
+        rt = Runtime(RULES, N)
+        for i, uid in enumerate(seq):
+            rt.process(track(uid, "Product Viewed", T0 + i, product_id="p", price=10.0))
+        orders.append([p["consumer_id"] for p in rt.profiles()])
+    assert orders[0] == orders[1]
+    assert orders[0] == sorted(ids, key=lambda u: (partition_for(u, N), u))

@@ -89,3 +89,12 @@ def test_a_snapshot_carries_traits_segments_contact_and_its_instant() -> None:
     assert snap["segments"] == ["browser"]
     assert [t["name"] for t in snap["timers"] if t["kind"] == "trigger"] == ["cart"]
     assert snap["features"]["views"] == 2
+
+
+def test_a_whole_number_has_one_form_whatever_its_type() -> None:
+    state = ConsumerState("u1", T0)  # an empty cart: 0 from source, 0.0 compiled
+    got = features(state, T0, Population(), RULES.settings.models)
+    assert orjson.dumps(got["cart_value"]) == b"0"
+    assert orjson.dumps(got["avg_order_value"]) == b"0"
+    state.revenue, state.orders = 25.5, 1
+    assert features(state, T0, Population(), RULES.settings.models)["revenue"] == 25.5

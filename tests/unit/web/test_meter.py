@@ -115,3 +115,16 @@ def test_pending_timers_count_the_index_entries_by_kind() -> None:
         store.put(entry_key(due, cid, name), b"")
     store.put("c/a", b"")
     assert pending_timers(store) == {"trigger": 2, "recheck": 1, "profile_ttl": 1}
+
+
+def test_an_erasure_purges_the_consumer_from_the_recent_outputs() -> None:
+    held = {"a", "b"}
+    m = Meter(lambda _k: 0, exists=lambda cid: cid in held)
+    m.observe("segment-changes", "a", change("a", "vip", "entered"), -1)
+    m.observe("segment-changes", "b", change("b", "vip", "entered"), -1)
+    gone = {"consumer_id": "a", "email": None, "consented": False, "at": "T"}
+    m.observe("profiles", "a", gone, -1)  # a withdrawal of a consumer still held: kept
+    assert len(m.recent_of("a")) == 2
+    held.discard("a")  # erased: the engine emits the same empty profile
+    m.observe("profiles", "a", gone, -1)
+    assert m.recent_of("a") == [] and len(m.recent_of("b")) == 1
