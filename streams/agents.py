@@ -515,8 +515,8 @@ def register(app: App, settings: Settings, web_socket: socket.socket | None = No
 
 def serve_web(app: App, pipeline: Pipeline, sock: socket.socket) -> WorkerWeb:
     """The worker's web server on `sock`: `/metrics`, `/v1/profiles/{id}` and the routes of
-    `pipeline.web.route_hooks` (append yours before the app starts). It starts with the app
-    and stops after the pipeline has settled."""
+    `pipeline.web.route_hooks` (append yours before the app starts). It starts with the app,
+    before the group is joined, and stops after the pipeline has settled."""
     from prometheus_client import CONTENT_TYPE_LATEST
 
     web = pipeline.web = WorkerWeb(sock)
@@ -539,9 +539,6 @@ def serve_web(app: App, pipeline: Pipeline, sock: socket.socket) -> WorkerWeb:
 
     web.route_hooks[:0] = [add_metrics, profiles.add_to]
 
-    async def start_web() -> None:
-        await web.start()
-
-    app.task(start_web)
+    app.after_start.append(web.start)  # (metrics answer during the table recovery too)
     app.before_stop.append(web.stop)
     return web

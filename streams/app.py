@@ -64,11 +64,19 @@ class Settings:
 class App(faust.App):
     """A Faust app that runs its `before_stop` hooks first when it stops, while the consumer,
     the tables (RocksDB) and the producer are still up. (Faust's `on_before_shutdown` signal
-    comes after the tables are stopped; no rebalance signal is sent on a stop.)"""
+    comes after the tables are stopped; no rebalance signal is sent on a stop.) Its
+    `after_start` hooks run as it starts, before the group is joined and the tables recovered
+    (Faust's `app.task`s wait for the recovery)."""
 
     def __init__(self, id: str, **options: Any) -> None:
         super().__init__(id, **options)
         self.before_stop: list[Callable[[], Awaitable[None]]] = []
+        self.after_start: list[Callable[[], Awaitable[None]]] = []
+
+    async def on_start(self) -> None:
+        await super().on_start()
+        for hook in self.after_start:
+            await hook()
 
     async def on_stop(self) -> None:
         for hook in self.before_stop:
