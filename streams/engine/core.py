@@ -129,6 +129,10 @@ class Engine:
         self.watermark: float = meta.get("watermark", 0.0)
         self._flushed_watermark = self.watermark
         self._iso_last: tuple[float, str] = (math.nan, "")  # see _iso (nan equals no t)
+        #: an order event's consumer is out of the population (between remove and add)
+        self._population_out = False
+        #: the population's cut caches before the order event being applied (see _restore)
+        self._population_mark: list[tuple[list[int], int]] | None = None
         #: index entries (due, name) in the store of the cached consumers that have some
         self._indexed: dict[str, tuple[tuple[float, str], ...]] = {}
         indexed = meta.get("index") == INDEX_VERSION
@@ -319,8 +323,8 @@ class Engine:
         offset: str | None = None,
     ) -> Outputs:
         """Apply one parsed input event (`obj` its JSON object) with `out` so far: `process`
-        without the parsing, for a shell that reads the event's time first. Returns the
-        outputs (`out`, or what is kept of it when the event failed)."""
+        without the parsing, for a shell that reads the event's time first. Returns `out`
+        (when the event failed: without its outputs, its consumer's state as before it)."""
         # a Counter increment per event costs more than an int attribute's
         if self._events or "events" in self._stats:
             self._events += 1
@@ -332,23 +336,9 @@ class Engine:
             self._dead_letter(out, obj, exc.code, exc.message, source, offset)
         except Exception as err:  # the last line of defence: one event never stops a partition
             # (another name than the clause above's: mypyc gives one name one type)
-            out = self._undo(ev.consumer_id, out)
             self._dead_letter(out, obj, INTERNAL_ERROR, f"{type(err).__name__}: {err}",
                               source, offset)
         return out
-
-    def _undo(self, cid: str, out: Outputs) -> Outputs:
-        """Forget what a failed event did to its consumer: the next access reads it again from
-        the store (as of the last flush), and its outputs are dropped. What timers of other
-        consumers fired before the failure stands (their state moved on)."""
-        self._cache.pop(cid, None)
-        self._dirty.discard(cid)
-        kept = Outputs()
-        kept.segment_changes = [r for r in out.segment_changes if r["consumer_id"] != cid]
-        kept.triggers = [r for r in out.triggers if r["consumer_id"] != cid]
-        kept.suppressed = [r for r in out.suppressed if r["consumer_id"] != cid]
-        kept.profiles = [r for r in out.profiles if r["consumer_id"] != cid]
-        return kept
 
     def _dead_letter(
         self, out: Outputs, raw: Any, reason: str, message: str, source: str,
@@ -427,6 +417,25 @@ class Engine:
         if state is None:
             state = ConsumerState(cid, t)
             self._cache[cid] = state
+            before: ConsumerState | None = None
+        else:
+            before = state.copy()
+        marks = (len(out.segment_changes), len(out.profiles), len(out.forwards))
+        try:
+            self._update(ev, cid, state, seen, out)
+        except Exception:
+            self._restore(cid, before, state, seen, out, marks)
+            raise
+        if self._population_mark is not None:
+            self._population_mark = None
+        self._applied += 1
+
+    def _update(
+        self, ev: Event, cid: str, state: ConsumerState, seen: str, out: Outputs
+    ) -> None:
+        """The changes of an accepted event to its consumer's state (`seen` its dedupe key)."""
+        t = ev.timestamp
+        etype = ev.type
         self._dirty.add(cid)
         seen_ids = state.seen
         seen_ids[seen] = int(t)
@@ -445,9 +454,12 @@ class Engine:
         changed = _EVENTS
         if track:
             if name in ORDER_EVENTS:
+                self._population_mark = self.population.cut_caches()
                 self.population.remove(state)
+                self._population_out = True
                 apply_track(state, ev, self._half_life)
                 self.population.add(state)
+                self._population_out = False
             else:
                 apply_track(state, ev, self._half_life)
             changed |= TRACK_MASKS.get(name, 0)
@@ -484,7 +496,35 @@ class Engine:
             source = ev.merge_source
             if source is not None:
                 out.forwards.append(MergeOut(source, cid))
-        self._applied += 1
+
+    def _restore(
+        self, cid: str, before: ConsumerState | None, state: ConsumerState, seen: str,
+        out: Outputs, marks: tuple[int, int, int],
+    ) -> None:
+        """Undo what a failed `_update` did: the consumer's state exactly as before the event
+        (`before`, a copy sharing `seen`, to which the event added its key; None: it was new),
+        its contribution to the population, and the event's outputs. Index entries the event
+        pushed stay: an entry without its timer or re-check in the state is skipped."""
+        caches = self._population_mark
+        if caches is not None:  # an order event: the counts, then the cut caches, as before
+            self._population_mark = None
+            population = self.population
+            if self._population_out:
+                self._population_out = False
+            else:
+                population.remove(state)
+            if before is not None:
+                population.add(before)
+            population.restore_cut_caches(caches)
+        if before is None:
+            self._cache[cid] = None
+        else:
+            before.seen.pop(seen, None)
+            self._cache[cid] = before
+        changes, profiles, forwards = marks
+        del out.segment_changes[changes:]
+        del out.profiles[profiles:]
+        del out.forwards[forwards:]
 
     def _prune_seen(self, state: ConsumerState, t: float) -> None:
         horizon = t - self._window
@@ -699,6 +739,9 @@ class Engine:
                 self._route(ev, obj, out, fwd.key, fwd.hops)
             except EventError as exc:  # too far ahead of this partition's clock, say
                 self._dead_letter(out, obj, exc.code, exc.message, "forwards", None)
+            except Exception as err:  # as in apply_event: its consumer is left as it was
+                self._dead_letter(out, obj, INTERNAL_ERROR, f"{type(err).__name__}: {err}",
+                                  "forwards", None)
             return out
         out = Outputs()
         if isinstance(fwd, MergeOut):
