@@ -16,6 +16,7 @@ import math
 import reprlib
 from collections import Counter
 from dataclasses import dataclass
+from heapq import heappop
 from typing import Any, Final
 
 import orjson
@@ -540,10 +541,12 @@ class Engine:
         )
 
     def _segments(
-        self, state: ConsumerState, now: float, out: Outputs, changed: int | None = None
+        self, state: ConsumerState, now: float, out: Outputs, changed: int | None = None,
+        horizon: float = -INF,
     ) -> View:
         """Evaluate the segments of `state` at `now`; return the view they read, which stays
-        valid until the next evaluation of this engine (there is one view, re-initialized)."""
+        valid until the next evaluation of this engine (there is one view, re-initialized).
+        `horizon`: the population stands still until then (see timeplan.Cadence)."""
         view = self._view
         if view is None:
             view = self._view = View(state, now, self.population, self._models, set(state.segments))
@@ -555,7 +558,7 @@ class Engine:
             changed = None
         entered, exited = evaluate(plan, view, changed)
         if plan.timed:
-            self._schedule(state, plan.next_recheck(view))
+            self._schedule(state, plan.next_recheck(view, horizon))
         if entered or exited:
             state.segments = ordered(self._plan, view.members)
             at = self._iso(now)
@@ -587,9 +590,7 @@ class Engine:
         """Move the watermark to `now` if later, and fire every timer and segment re-check due at
         or before it, in due order (the stream clock of the runtime, replay and live alike)."""
         out = Outputs()
-        if now > self.watermark:
-            self.watermark = now
-        self._fire_due(now, out)
+        self.fire_into(now, out, True)
         return out
 
     def fire(self, now: float) -> Outputs:
@@ -598,6 +599,12 @@ class Engine:
         out = Outputs()
         self._fire_due(now, out)
         return out
+
+    def fire_into(self, now: float, out: Outputs, move: bool) -> None:
+        """`advance(now)` (`move`) or `fire(now)`, adding the outputs to `out`."""
+        if move and now > self.watermark:
+            self.watermark = now
+        self._fire_due(now, out)
 
     def next_due(self) -> float | None:
         """The earliest due time of a pending timer or re-check (None: nothing pending)."""
@@ -630,15 +637,27 @@ class Engine:
         return False
 
     def _fire_due(self, upto: float, out: Outputs) -> bool:
-        first = self.timers.next_due()
+        timers = self.timers
+        first = timers.next_due()
         if first is None or first > upto:
             return False
-        for due, cid, name in self.timers.pop_due(upto):
+        timers.read_until(upto)
+        heap = timers.heap
+        # Nothing in this loop changes the population but an erasure (profile_ttl), so without
+        # one it stands still until `upto`: a re-check only it could change is due after that.
+        horizon = upto if self._ttl <= 0.0 else -INF
+        last: tuple[float, str, str] | None = None
+        while heap and heap[0][0] <= upto:  # (not a generator: this loop is hot)
+            entry = heappop(heap)
+            if entry == last:
+                continue  # identical entries count once
+            last = entry
+            due, cid, name = entry
             state = self._get(cid)
             if state is None:
                 continue
             if name == RECHECK:
-                self._recheck(state, due, out)
+                self._recheck(state, due, out, horizon)
                 continue
             if name == TTL:
                 self._expire(state, due, out)
@@ -654,10 +673,10 @@ class Engine:
             self._dirty.add(cid)
             trig = self._by_name.get(name)
             if trig is not None:
-                self._fire(state, trig, timer, due, out)
+                self._fire(state, trig, timer, due, out, horizon)
         return True
 
-    def _recheck(self, state: ConsumerState, due: float, out: Outputs) -> None:
+    def _recheck(self, state: ConsumerState, due: float, out: Outputs, horizon: float) -> None:
         """Re-evaluate, at `due`, the segments of a consumer that time may have changed (not an
         event: no counter, no last_seen)."""
         current = state.recheck
@@ -668,7 +687,7 @@ class Engine:
         state.recheck = 0.0
         self._dirty.add(state.id)
         self._stats["rechecks"] += 1
-        self._segments(state, due, out, _TIME)
+        self._segments(state, due, out, _TIME, horizon)
 
     def _arm_ttl(self, state: ConsumerState) -> None:
         """Give the consumer its profile_ttl entry (one per consumer, moved on lazily)."""
@@ -695,9 +714,9 @@ class Engine:
         self._stats["expired"] += 1
 
     def _fire(self, state: ConsumerState, trig: Trigger, timer: Any, due: float,
-              out: Outputs) -> None:
+              out: Outputs, horizon: float) -> None:
         # nothing but time (and the population) moved since the last evaluation
-        view = self._segments(state, due, out, _TIME)
+        view = self._segments(state, due, out, _TIME, horizon)
         if trig.when is not None and not bool(trig.when.fn.ev(view)):
             self._stats["not_eligible:" + trig.name] += 1
             return

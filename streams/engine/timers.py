@@ -17,8 +17,7 @@ read when time reaches the cursor, so start-up does not grow with the number of 
 from __future__ import annotations
 
 import struct
-from collections.abc import Iterator
-from heapq import heapify, heappop, heappush
+from heapq import heapify, heappush
 
 import orjson
 
@@ -73,17 +72,11 @@ class TimerIndex:
         # (while entries are unread, the last one read is still in the heap, not yet due)
         return self.heap[0][0] if self.heap else None
 
-    def pop_due(self, upto: float) -> Iterator[Entry]:
-        """Pop, in order, every entry due at or before `upto` (entries pushed meanwhile too)."""
+    def read_until(self, upto: float) -> None:
+        """Read the entries of the store due at or before `upto` into the heap (a caller then
+        pops the heap itself)."""
         while self._store is not None and self._cursor <= upto:
             self._page()
-        heap = self.heap
-        last: Entry | None = None
-        while heap and heap[0][0] <= upto:
-            entry = heappop(heap)
-            if entry != last:
-                last = entry
-                yield entry
 
     def _page(self) -> None:
         store = self._store
