@@ -91,7 +91,7 @@ def view_properties() -> list[str]:
 
 
 def state_body() -> list[str]:
-    """ConsumerState's slots, __init__, positional bytes form and copy."""
+    """ConsumerState's slots, __init__ and positional bytes form."""
     out = ["    __slots__ = ("]
     out += [f'        "{n}",' for n in sorted(f.name for f in FIELDS)]
     out += ["    )", "", "    def __init__(self, consumer_id: str, now: float) -> None:"]
@@ -128,16 +128,6 @@ def state_body() -> list[str]:
             out += [f"        if n > {i}:", f"            s.{f.name} = {value}"]
             if f.legacy:
                 out += ["        else:", f"            s.{f.name} = {f.legacy}"]
-    out.append("        return s")
-    out += [
-        "",
-        "    def copy(self) -> ConsumerState:",
-        '        """A copy that later changes to this state leave as it is (but `seen`, which it',
-        '        shares: see FIELDS)."""',
-        "        s = ConsumerState(self.id, 0.0)",
-    ]
-    for f in FIELDS[1:]:
-        out.append(f"        s.{f.name} = {f.copied().format(v='self.' + f.name)}")
     out.append("        return s")
     return out
 

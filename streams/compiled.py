@@ -47,6 +47,7 @@ MODULES = (
     "streams.engine.timeplan",
     "streams.engine.timers",
     "streams.engine.triggers",
+    "streams.engine.undo",
     "streams.engine.view",
     "streams.runtime",
     # the worker's per-record path around the engine

@@ -59,6 +59,7 @@ from streams.engine.triggers import (
     suppression_reason,
     trigger_record,
 )
+from streams.engine.undo import Undo
 from streams.engine.view import View
 
 ORDER_EVENTS = frozenset({"Order Completed", "Order Refunded", "Order Cancelled"})
@@ -415,26 +416,32 @@ class Engine:
             heap = self.timers.heap
             if heap and heap[0][0] <= watermark and self._fire_due(watermark, out):
                 state = self._get(cid)  # firing may have evicted it from the cache
+        track = etype == "track"
+        name = (ev.name or "") if track else etype
         if state is None:
             state = ConsumerState(cid, t)
             self._cache[cid] = state
-            before: ConsumerState | None = None
-        else:
-            before = state.copy()
+            undo: Undo | None = None
+        else:  # what the event can change, saved (see undo.py)
+            edits = TRACK_MASKS.get(name, 0) if track else 0
+            if ev.traits or etype == "identify":
+                edits |= _PROFILE
+            undo = Undo(state, edits, name in self._on or name in self._unless)
         marks = (len(out.segment_changes), len(out.profiles), len(out.forwards))
         try:
-            self._update(ev, cid, state, seen, out)
+            self._update(ev, cid, state, name, seen, out)
         except Exception:
-            self._restore(cid, before, state, seen, out, marks)
+            self._restore(cid, undo, state, seen, out, marks)
             raise
         if self._population_mark is not None:
             self._population_mark = None
         self._applied += 1
 
     def _update(
-        self, ev: Event, cid: str, state: ConsumerState, seen: str, out: Outputs
+        self, ev: Event, cid: str, state: ConsumerState, name: str, seen: str, out: Outputs
     ) -> None:
-        """The changes of an accepted event to its consumer's state (`seen` its dedupe key)."""
+        """The changes of an accepted event to its consumer's state (`name`: the track event's
+        name, else its type; `seen`: its dedupe key)."""
         t = ev.timestamp
         etype = ev.type
         self._dirty.add(cid)
@@ -450,7 +457,6 @@ class Engine:
         if state.ttl_due == 0.0 and self._ttl > 0.0:
             self._arm_ttl(state)
         track = etype == "track"
-        name = (ev.name or "") if track else etype
         new = state.events <= 1  # (a new consumer is evaluated in full, whatever changed)
         changed = _EVENTS
         if track:
@@ -499,13 +505,13 @@ class Engine:
                 out.forwards.append(MergeOut(source, cid))
 
     def _restore(
-        self, cid: str, before: ConsumerState | None, state: ConsumerState, seen: str,
-        out: Outputs, marks: tuple[int, int, int],
+        self, cid: str, undo: Undo | None, state: ConsumerState, seen: str, out: Outputs,
+        marks: tuple[int, int, int],
     ) -> None:
         """Undo what a failed `_update` did: the consumer's state exactly as before the event
-        (`before`, a copy sharing `seen`, to which the event added its key; None: it was new),
-        its contribution to the population, and the event's outputs. Index entries the event
-        pushed stay: an entry without its timer or re-check in the state is skipped."""
+        (`undo`; None: it was new), its contribution to the population, and the event's
+        outputs. Index entries the event pushed stay: an entry without its timer or re-check
+        in the state is skipped."""
         caches = self._population_mark
         if caches is not None:  # an order event: the counts, then the cut caches, as before
             self._population_mark = None
@@ -514,14 +520,13 @@ class Engine:
                 self._population_out = False
             else:
                 population.remove(state)
-            if before is not None:
-                population.add(before)
+            if undo is not None:
+                population.add(undo.restore(seen))
             population.restore_cut_caches(caches)
-        if before is None:
+        elif undo is not None:
+            undo.restore(seen)
+        if undo is None:
             self._cache[cid] = None
-        else:
-            before.seen.pop(seen, None)
-            self._cache[cid] = before
         changes, profiles, forwards = marks
         del out.segment_changes[changes:]
         del out.profiles[profiles:]

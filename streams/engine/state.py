@@ -65,15 +65,6 @@ class Field:
     #: its value in a state written before it existed (Python over the loaded state `s`), when
     #: `init` would be wrong there
     legacy: str | None = None
-    #: its value in `ConsumerState.copy()`, Python over the value `{v}`, when not `{v}` (an
-    #: immutable value) or `{v}.copy()` (a list or dict whose values are never changed in place)
-    copy: str | None = None
-
-    def copied(self) -> str:
-        """The Python expression of this field's value in `ConsumerState.copy()`."""
-        if self.copy is None:
-            return "{v}.copy()" if self.type.startswith(("dict[", "list[")) else "{v}"
-        return self.copy
 
 
 FIELDS: tuple[Field, ...] = (
@@ -104,11 +95,10 @@ FIELDS: tuple[Field, ...] = (
     Field("consented", "bool", "True"),
     Field("consent_ts", "float", "0.0"),
     Field("segments", "list[str]", "[]"),
-    Field("timers", "dict[str, Timer]", "{}", codec="timers", copy="_timers_copy({v})"),
+    Field("timers", "dict[str, Timer]", "{}", codec="timers"),
     Field("last_fired", "dict[str, float]", "{}"),
     Field("fired", "list[float]", "[]", "times of emitted triggers, for the frequency cap"),
-    Field("seen", "dict[str, float]", "{}", "messageId hash -> event time, for dedupe",
-          copy="{v}"),  # shared by a copy (up to 2,000 ids): see Engine's undo
+    Field("seen", "dict[str, float]", "{}", "messageId hash -> event time, for dedupe"),
     Field("aliases", "list[str]", "[]", "ids merged into this one"),
     Field("plan", "int", "0", "signature of the segments last evaluated in full (0: never)"),
     Field("recheck", "float", "0.0", "due time of the next segment re-check (0: none)", since=2),
@@ -148,7 +138,8 @@ def _timers_in(timers: Any) -> dict[str, Timer]:
     return {k: Timer.from_json(v) for k, v in timers.items()}
 
 
-def _timers_copy(timers: dict[str, Timer]) -> dict[str, Timer]:
+def copy_timers(timers: dict[str, Timer]) -> dict[str, Timer]:
+    """A copy of a consumer's timers that arming them again leaves as they are."""
     return {k: t.copy() for k, t in timers.items()}
 
 
@@ -348,46 +339,5 @@ class ConsumerState:
             s.user = d[36]
         else:
             s.user = bool(s.aliases)
-        return s
-
-    def copy(self) -> ConsumerState:
-        """A copy that later changes to this state leave as it is (but `seen`, which it
-        shares: see FIELDS)."""
-        s = ConsumerState(self.id, 0.0)
-        s.first_seen = self.first_seen
-        s.last_seen = self.last_seen
-        s.events = self.events
-        s.views = self.views
-        s.cart_adds = self.cart_adds
-        s.orders = self.orders
-        s.revenue = self.revenue
-        s.discounted_orders = self.discounted_orders
-        s.first_order = self.first_order
-        s.last_order = self.last_order
-        s.recent_orders = self.recent_orders.copy()
-        s.price = self.price.copy()
-        s.cat_aff = self.cat_aff.copy()
-        s.brand_aff = self.brand_aff.copy()
-        s.aff_ts = self.aff_ts
-        s.cart = self.cart.copy()
-        s.traits = self.traits.copy()
-        s.email = self.email
-        s.country = self.country
-        s.city = self.city
-        s.lat = self.lat
-        s.lon = self.lon
-        s.consented = self.consented
-        s.consent_ts = self.consent_ts
-        s.segments = self.segments.copy()
-        s.timers = _timers_copy(self.timers)
-        s.last_fired = self.last_fired.copy()
-        s.fired = self.fired.copy()
-        s.seen = self.seen
-        s.aliases = self.aliases.copy()
-        s.plan = self.plan
-        s.recheck = self.recheck
-        s.order_days = self.order_days.copy()
-        s.ttl_due = self.ttl_due
-        s.user = self.user
         return s
     # </generated>
