@@ -135,6 +135,7 @@ class Engine:
         self._population_out = False
         #: the population's cut caches before the order event being applied (see _restore)
         self._population_mark: list[tuple[list[int], int]] | None = None
+        self._undo = Undo(ConsumerState("", 0.0), 0, False)  # saved into before each event
         #: index entries (due, name) in the store of the cached consumers that have some
         self._indexed: dict[str, tuple[tuple[float, str], ...]] = {}
         indexed = meta.get("index") == INDEX_VERSION
@@ -426,12 +427,18 @@ class Engine:
             edits = TRACK_MASKS.get(name, 0) if track else 0
             if ev.traits or etype == "identify":
                 edits |= _PROFILE
-            undo = Undo(state, edits, name in self._on or name in self._unless)
-        marks = (len(out.segment_changes), len(out.profiles), len(out.forwards))
+            undo = self._undo
+            undo.save(state, edits, name in self._on or name in self._unless)
+        changes, profiles, forwards = (
+            len(out.segment_changes), len(out.profiles), len(out.forwards)
+        )
         try:
             self._update(ev, cid, state, name, seen, out)
         except Exception:
-            self._restore(cid, undo, state, seen, out, marks)
+            self._restore(cid, undo, state, seen)
+            del out.segment_changes[changes:]  # (the event's own outputs come last)
+            del out.profiles[profiles:]
+            del out.forwards[forwards:]
             raise
         if self._population_mark is not None:
             self._population_mark = None
@@ -504,14 +511,11 @@ class Engine:
             if source is not None:
                 out.forwards.append(MergeOut(source, cid))
 
-    def _restore(
-        self, cid: str, undo: Undo | None, state: ConsumerState, seen: str, out: Outputs,
-        marks: tuple[int, int, int],
-    ) -> None:
-        """Undo what a failed `_update` did: the consumer's state exactly as before the event
-        (`undo`; None: it was new), its contribution to the population, and the event's
-        outputs. Index entries the event pushed stay: an entry without its timer or re-check
-        in the state is skipped."""
+    def _restore(self, cid: str, undo: Undo | None, state: ConsumerState, seen: str) -> None:
+        """Undo what a failed `_update` did to the consumer's state: exactly as before the
+        event (`undo`; None: it was new), with its contribution to the population. Index
+        entries the event pushed stay: an entry without its timer or re-check in the state is
+        skipped."""
         caches = self._population_mark
         if caches is not None:  # an order event: the counts, then the cut caches, as before
             self._population_mark = None
@@ -527,10 +531,6 @@ class Engine:
             undo.restore(seen)
         if undo is None:
             self._cache[cid] = None
-        changes, profiles, forwards = marks
-        del out.segment_changes[changes:]
-        del out.profiles[profiles:]
-        del out.forwards[forwards:]
 
     def _prune_seen(self, state: ConsumerState, t: float) -> None:
         horizon = t - self._window

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import struct
 from heapq import heapify, heappush
+from typing import Final
 
 import orjson
 
@@ -35,10 +36,17 @@ PAGE = 4096
 Entry = tuple[float, str, str]
 
 
+_PACK_DOUBLE: Final = struct.Struct(">d").pack
+#: the first hex pair of a non-negative due's key: its first byte with the sign bit set
+_FIRST: Final = [f"{i | 0x80:02x}" for i in range(128)]
+
+
 def _ordered_hex(due: float) -> str:
-    bits: int = struct.unpack(">Q", struct.pack(">d", due))[0]
-    bits = bits ^ 0xFFFFFFFFFFFFFFFF if bits >> 63 else bits | (1 << 63)
-    return f"{bits:016x}"
+    raw: bytes = _PACK_DOUBLE(due)
+    first = raw[0]
+    if first < 0x80:  # not negative (every due in practice): the sign bit set
+        return _FIRST[first] + raw[1:].hex()
+    return (int.from_bytes(raw, "big") ^ 0xFFFFFFFFFFFFFFFF).to_bytes(8, "big").hex()
 
 
 def entry_key(due: float, consumer_id: str, name: str) -> str:

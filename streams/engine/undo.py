@@ -35,7 +35,8 @@ _TRAITS: Final = KIND_BITS["traits"]
 
 class Undo:
     """A consumer's state as it was before one event (`edits`: the mask of its kinds of change;
-    `timers`: it arms or disarms a timer); `restore()` puts it back into the same object."""
+    `timers`: it arms or disarms a timer); `restore()` puts it back into the same object. An
+    engine keeps one and `save`s into it for each event (no allocation per event)."""
 
     __slots__ = (
         "aff_ts", "aliases", "brand_aff", "cart", "cart_adds", "cat_aff", "city", "consent_ts",
@@ -46,6 +47,10 @@ class Undo:
     )
 
     def __init__(self, state: ConsumerState, edits: int, timers: bool) -> None:
+        self.save(state, edits, timers)
+
+    def save(self, state: ConsumerState, edits: int, timers: bool) -> None:
+        """Save what an event with these changes can change in `state`."""
         self.state = state
         self.first_seen = state.first_seen
         self.last_seen = state.last_seen
