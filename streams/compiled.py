@@ -28,6 +28,7 @@ GROUP = "micromarketing_core"
 MODULES = (
     "streams.engine.bgnbd",
     "streams.engine.clv",
+    "streams.engine.consumers",
     "streams.engine.core",
     "streams.engine.events",
     "streams.engine.features",

@@ -1,8 +1,8 @@
 """The engine of one partition: Engine.process(event) and Engine.advance(time) -> Outputs.
 
 Deterministic and free of I/O: the replay command and the Faust workers are two shells around
-it. Consumers live in a `Store` (str -> bytes) behind a write-back cache; `flush()` writes each
-dirty key once. Work that concerns a key of another partition (identity merges, events of an
+it. Consumers live in a `Store` (str -> bytes) behind a write-back cache (`consumers.py`, the
+base class); `flush()` writes each dirty key once. Work that concerns a key of another partition (identity merges, events of an
 id that was merged away, erasure of aliases) leaves as a `Forward` for the shell to route.
 
 Time moves trigger timers and segments alike: both wait in one due-time index (timers.py),
@@ -12,15 +12,13 @@ kept in the store in due order, and fire in due order when the watermark passes 
 from __future__ import annotations
 
 import hashlib
-import math
 import reprlib
-from collections import Counter
-from dataclasses import dataclass
 from heapq import heappop
 from typing import Any, Final
 
 import orjson
 
+from streams.engine.consumers import META_KEY, Consumers, EngineConfig, entries
 from streams.engine.events import (
     IDENTITY_CONFLICT,
     INTERNAL_ERROR,
@@ -43,14 +41,13 @@ from streams.engine.outputs import (
     MergeOut,
     Outputs,
 )
-from streams.engine.population import Population
 from streams.engine.registry import TRACK_CHANGES
 from streams.engine.rules import RuleSet, Trigger
 from streams.engine.segments import KIND_BITS, SegmentPlan, evaluate, mask_of, ordered
 from streams.engine.state import MAX_SEEN_IDS, ConsumerState
 from streams.engine.store import Store
 from streams.engine.timeplan import INF
-from streams.engine.timers import RECHECK, TTL, TimerIndex, entry_key, entry_value
+from streams.engine.timers import RECHECK, TTL, entry_key, entry_value
 from streams.engine.triggers import (
     arm,
     choose_offer,
@@ -70,11 +67,7 @@ _CONSENT: Final = KIND_BITS["consent"]
 _LOCATION: Final = KIND_BITS["location"]
 _PROFILE: Final = mask_of(("traits", "consent", "location"))
 _TIME = 0  # no feature changed: only segments reading time, the population or in_segment()
-POPULATION_KEY = "~pop"
 MAX_DEAD_LETTER_RAW = 16_384  # characters of the input kept in a dead letter
-META_KEY = "~meta"
-#: the store's `t/` due-time index is kept (absent from stores of the previous release)
-INDEX_VERSION = 1
 CLOSE_PAGE = 10_000
 #: ids merged into one consumer at most (Segment's identity graph: 100 merges per profile); a
 #: merge beyond is refused (identity_conflict)
@@ -82,13 +75,6 @@ MAX_MERGES = 100
 #: alias links a forward follows at most: merges never chain (an id that merged away, or holds
 #: a user id, never merges again), so this only cuts a cycle a race or an older release made
 MAX_HOPS = 8
-
-
-@dataclass(frozen=True, slots=True)
-class EngineConfig:
-    """Knobs of the shell, not of the rules: how many consumers to keep decoded in memory."""
-
-    max_cached: int = 200_000
 
 
 # copying a fresh hash object costs less than making one (parsing the keyword arguments)
@@ -101,7 +87,7 @@ def _seen_key(message_id: str) -> str:
     return h.hexdigest()
 
 
-class Engine:
+class Engine(Consumers):
     """The micromarketing engine for the consumers of one partition."""
 
     def __init__(
@@ -111,38 +97,14 @@ class Engine:
         partition: int = 0,
         config: EngineConfig | None = None,
     ) -> None:
-        self.store = store
-        self.partition = partition
-        self.config = config or EngineConfig()
-        self._stats: Counter[str] = Counter()
-        self._events = 0  # events not yet added to _stats["events"] (see `stats`)
-        self._applied = 0  # likewise for _stats["applied"]
-        self._cache: dict[str, ConsumerState | None] = {}
-        self._dirty: set[str] = set()
-        self._aliases: dict[str, str | None] = {}
-        self._dirty_aliases: set[str] = set()
-        #: erasures applied so far (forgotten consumers and aliases): the live shell compacts
-        #: their deleted keys out of its disk once the deletes are durable
-        self.erasures = 0
-        raw_pop = store.get(POPULATION_KEY)
-        self.population = Population.from_bytes(raw_pop) if raw_pop else Population()
-        raw_meta = store.get(META_KEY)
-        meta = orjson.loads(raw_meta) if raw_meta else {}
-        self.watermark: float = meta.get("watermark", 0.0)
-        self._flushed_watermark = self.watermark
-        self._iso_last: tuple[float, str] = (math.nan, "")  # see _iso (nan equals no t)
+        super().__init__(store, partition, config)
         #: an order event's consumer is out of the population (between remove and add)
         self._population_out = False
         #: the population's cut caches before the order event being applied (see _restore)
         self._population_mark: list[tuple[list[int], int]] | None = None
         self._undo = Undo(ConsumerState("", 0.0), 0, False)  # saved into before each event
-        #: index entries (due, name) in the store of the cached consumers that have some
-        self._indexed: dict[str, tuple[tuple[float, str], ...]] = {}
-        indexed = meta.get("index") == INDEX_VERSION
-        self._meta_dirty = not indexed
-        self.timers = TimerIndex(store if indexed else None)
         self.set_rules(rules)
-        if not indexed and store.scan("c/", "c0", 1):
+        if self._meta_dirty and store.scan("c/", "c0", 1):  # no index: a previous release's
             self._rebuild_index()
 
     def _rebuild_index(self) -> None:
@@ -164,14 +126,11 @@ class Engine:
                 if due < INF:
                     state.recheck = due
                     store.put(key, state.to_bytes())
-            for due, name in _entries(state):
+            for due, name in entries(state):
                 self.timers.push(due, state.id, name)
                 store.put(entry_key(due, state.id, name), entry_value(due, state.id, name))
         store.put(META_KEY, self._meta())
         self._meta_dirty = False
-
-    def _meta(self) -> bytes:
-        return orjson.dumps({"watermark": self.watermark, "index": INDEX_VERSION})
 
     # rules
     def set_rules(self, rules: RuleSet) -> None:
@@ -196,112 +155,6 @@ class Engine:
         self._models = s.models
         self._ttl = s.profile_ttl
         self._view: View | None = None  # made by the next evaluation, with these settings
-
-    @property
-    def stats(self) -> Counter[str]:
-        """Counts of what happened: events, dead_letters, duplicates, entered:<segment>, ..."""
-        stats = self._stats
-        if self._events:
-            stats["events"] += self._events
-            self._events = 0
-        if self._applied:
-            stats["applied"] += self._applied
-            self._applied = 0
-        return stats
-
-    # state access
-    def _get(self, cid: str) -> ConsumerState | None:
-        # (get(), not try/except KeyError: a raised exception costs more than the lookup)
-        state = self._cache.get(cid)
-        if state is not None or cid in self._cache:
-            return state
-        if len(self._cache) >= self.config.max_cached:
-            self.flush()
-            self._cache.clear()
-            self._indexed.clear()
-            self._aliases.clear()
-        raw = self.store.get("c/" + cid)
-        state = None
-        if raw is not None:
-            state = ConsumerState.from_bytes(raw)
-            if state.timers or state.recheck or state.ttl_due:
-                self._indexed[cid] = _entries(state)
-        self._cache[cid] = state
-        return state
-
-    def _alias(self, cid: str) -> str | None:
-        if cid not in self._aliases:
-            raw = self.store.get("a/" + cid)
-            self._aliases[cid] = raw.decode() if raw is not None else None
-        return self._aliases[cid]
-
-    def _set_alias(self, cid: str, target: str | None) -> None:
-        self._aliases[cid] = target
-        self._dirty_aliases.add(cid)
-
-    def _drop(self, cid: str) -> None:
-        self._cache[cid] = None
-        self._dirty.add(cid)
-
-    def flush(self) -> None:
-        """Write every changed key to the store, once each (and the index entries of the
-        consumers whose timers or re-check changed)."""
-        store = self.store
-        indexed = self._indexed
-        for cid in self._dirty:
-            state = self._cache.get(cid)
-            if state is None:
-                store.delete("c/" + cid)
-                new: tuple[tuple[float, str], ...] = ()
-            else:
-                store.put("c/" + cid, state.to_bytes())
-                new = _entries(state) if state.timers or state.recheck or state.ttl_due else ()
-            old = indexed.pop(cid, ())
-            if new:
-                indexed[cid] = new
-            if old != new:
-                self._write_index(cid, old, new)
-        self._dirty.clear()
-        for cid in self._dirty_aliases:
-            target = self._aliases.get(cid)
-            if target is None:
-                store.delete("a/" + cid)
-            else:
-                store.put("a/" + cid, target.encode())
-        self._dirty_aliases.clear()
-        if self.population.dirty:
-            store.put(POPULATION_KEY, self.population.to_bytes())
-            self.population.dirty = False
-        if self.watermark != self._flushed_watermark or self._meta_dirty:
-            store.put(META_KEY, self._meta())
-            self._flushed_watermark = self.watermark
-            self._meta_dirty = False
-
-    def _write_index(
-        self, cid: str, old: tuple[tuple[float, str], ...], new: tuple[tuple[float, str], ...]
-    ) -> None:
-        store = self.store
-        keep = set(new)
-        for due, name in old:
-            if (due, name) not in keep:
-                store.delete(entry_key(due, cid, name))
-        was = set(old)
-        for due, name in new:
-            if (due, name) not in was:
-                store.put(entry_key(due, cid, name), entry_value(due, cid, name))
-
-    def consumer(self, cid: str) -> ConsumerState | None:
-        """The state of a consumer of this partition (read-only use)."""
-        return self._get(cid)
-
-    def _iso(self, t: float) -> str:
-        """iso(t), kept for the last t: outputs of one instant often share it."""
-        last = self._iso_last
-        if last[0] == t:
-            return last[1]
-        text = iso(t)
-        self._iso_last = (t, text)
-        return text
 
     # input
     def process(
@@ -634,13 +487,6 @@ class Engine:
                 return out
             start = rows[-1][0] + "\0"
 
-    def _advance(self, watermark: float, out: Outputs) -> bool:
-        """Move the watermark forward; True when timers came due."""
-        if watermark > self.watermark:
-            self.watermark = watermark
-            return self._fire_due(watermark, out)
-        return False
-
     def _fire_due(self, upto: float, out: Outputs) -> bool:
         timers = self.timers
         first = timers.next_due()
@@ -896,16 +742,6 @@ def _check_merge(ev: Event, cid: str, state: ConsumerState | None) -> None:
             "not merged",
             IDENTITY_CONFLICT,
         )
-
-
-def _entries(state: ConsumerState) -> tuple[tuple[float, str], ...]:
-    """The due-time index entries (due, name) a consumer's state calls for."""
-    entries = [(timer.due, name) for name, timer in state.timers.items()]
-    if state.recheck:
-        entries.append((state.recheck, RECHECK))
-    if state.ttl_due:
-        entries.append((state.ttl_due, TTL))
-    return tuple(entries)
 
 
 def _change(cid: str, segment: str, change: str, at: str, version: str) -> dict[str, Any]:
