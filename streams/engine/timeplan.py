@@ -12,6 +12,9 @@ re-check, the earliest instant after `now` at which some time-comparison may cha
 - anything else time can move (`p_alive`, `expected_orders_90d`, `rfm.*`, a clock feature inside
   arithmetic...) is re-checked on the cadence `settings.reevaluate_every`, at instants
   staggered per consumer (a phase from a hash of its id), so re-checks do not all fall at once;
+  what reads only `rfm.*` (moved by the population, not by time) is re-checked at the first
+  cadence instant after a horizon until which the caller knows the population stands still
+  (the end of a firing pass: `next(view, horizon)`), since the ones before could change nothing;
 - `a and b` with an operand that only events can change and that is false now cannot become
   true by time alone (no re-check from it); `a or b` likewise with such an operand true;
 - `in_segment("x")` adds nothing: segment x has its own plan, and a re-check evaluates every
