@@ -2,8 +2,9 @@
 
 Deterministic and free of I/O: the replay command and the Faust workers are two shells around
 it. Consumers live in a `Store` (str -> bytes) behind a write-back cache (`consumers.py`, the
-base class); `flush()` writes each dirty key once. Work that concerns a key of another partition (identity merges, events of an
-id that was merged away, erasure of aliases) leaves as a `Forward` for the shell to route.
+base class); `flush()` writes each dirty key once. Work that concerns a key of another
+partition (identity merges, events of an id that was merged away, erasure of aliases) leaves as
+a `Forward` for the shell to route.
 
 Time moves trigger timers and segments alike: both wait in one due-time index (timers.py),
 kept in the store in due order, and fire in due order when the watermark passes them.
