@@ -29,6 +29,7 @@ MODULES = (
     "streams.engine.attribution",
     "streams.engine.bgnbd",
     "streams.engine.clv",
+    "streams.engine.consumers",
     "streams.engine.core",
     "streams.engine.events",
     "streams.engine.features",
@@ -48,6 +49,7 @@ MODULES = (
     "streams.engine.timeplan",
     "streams.engine.timers",
     "streams.engine.triggers",
+    "streams.engine.undo",
     "streams.engine.view",
     "streams.runtime",
     # the worker's per-record path around the engine

@@ -74,6 +74,7 @@ class Runtime:
         #: the wall clock of the last tick (live with the wall clock on; -inf otherwise): an event
         #: within max_clock_skew of it is never too far ahead, however quiet the stream was
         self.wall = -_INF
+        self._ordered: list[Engine] = []  # the engines in ascending partition order
         factory = store_factory or (lambda _p: MemoryStore())
         for p in range(partitions) if held is None else held:
             self.add(p, Engine(rules, factory(p), p, config))
@@ -82,6 +83,7 @@ class Runtime:
     def add(self, partition: int, engine: Engine, offsets: dict[str, int] | None = None) -> None:
         """Hold `partition` with `engine`, whose state reflects input up to `offsets`."""
         self.engines[partition] = engine
+        self._ordered = [self.engines[q] for q in sorted(self.engines)]
         self.population.join(engine.population)
         self._offsets[partition] = dict(offsets or {})
         if engine.watermark > self.clock:
@@ -92,6 +94,7 @@ class Runtime:
         """Stop holding `partition` (its engine, which the caller may flush)."""
         self._offsets.pop(partition, None)
         engine = self.engines.pop(partition, None)
+        self._ordered = [self.engines[q] for q in sorted(self.engines)]
         if engine is not None:
             self.population.leave(engine.population)
         return engine
@@ -255,10 +258,14 @@ class Runtime:
         watermarks move to `t` too (event time), else they stay (the wall clock)."""
         out = Outputs()
         next_due = _INF
-        for p in sorted(self.engines):
-            engine = self.engines[p]
-            out.extend(engine.advance(t) if move else engine.fire(t))
+        for engine in self._ordered:
+            # (an engine with nothing due only moves its watermark: no call, no Outputs)
             nd = engine.next_due()
+            if nd is not None and nd <= t:
+                engine.fire_into(t, out, move)
+                nd = engine.next_due()
+            elif move and t > engine.watermark:
+                engine.watermark = t
             if nd is not None and nd < next_due:
                 next_due = nd
         self._next_due = next_due

@@ -1,9 +1,10 @@
 """The engine of one partition: Engine.process(event) and Engine.advance(time) -> Outputs.
 
 Deterministic and free of I/O: the replay command and the Faust workers are two shells around
-it. Consumers live in a `Store` (str -> bytes) behind a write-back cache; `flush()` writes each
-dirty key once. Work that concerns a key of another partition (identity merges, events of an
-id that was merged away, erasure of aliases) leaves as a `Forward` for the shell to route.
+it. Consumers live in a `Store` (str -> bytes) behind a write-back cache (`consumers.py`, the
+base class); `flush()` writes each dirty key once. Work that concerns a key of another
+partition (identity merges, events of an id that was merged away, erasure of aliases) leaves as
+a `Forward` for the shell to route.
 
 Time moves trigger timers and segments alike: both wait in one due-time index (timers.py),
 kept in the store in due order, and fire in due order when the watermark passes them.
@@ -12,15 +13,14 @@ kept in the store in due order, and fire in due order when the watermark passes 
 from __future__ import annotations
 
 import hashlib
-import math
 import reprlib
-from collections import Counter
-from dataclasses import dataclass
+from heapq import heappop
 from typing import Any, Final
 
 import orjson
 
 from streams.engine import attribution
+from streams.engine.consumers import META_KEY, Consumers, EngineConfig, entries
 from streams.engine.events import (
     IDENTITY_CONFLICT,
     INTERNAL_ERROR,
@@ -43,14 +43,13 @@ from streams.engine.outputs import (
     MergeOut,
     Outputs,
 )
-from streams.engine.population import Population
 from streams.engine.registry import TRACK_CHANGES
 from streams.engine.rules import RuleSet, Trigger
 from streams.engine.segments import KIND_BITS, SegmentPlan, evaluate, mask_of, ordered
 from streams.engine.state import MAX_SEEN_IDS, ConsumerState
 from streams.engine.store import Store
 from streams.engine.timeplan import INF
-from streams.engine.timers import RECHECK, TTL, TimerIndex, entry_key, entry_value
+from streams.engine.timers import RECHECK, TTL, entry_key, entry_value
 from streams.engine.triggers import (
     arm,
     choose_offer,
@@ -59,6 +58,7 @@ from streams.engine.triggers import (
     suppression_reason,
     trigger_record,
 )
+from streams.engine.undo import Undo
 from streams.engine.view import View
 
 ORDER_EVENTS = frozenset({"Order Completed", "Order Refunded", "Order Cancelled"})
@@ -69,11 +69,7 @@ _CONSENT: Final = KIND_BITS["consent"]
 _LOCATION: Final = KIND_BITS["location"]
 _PROFILE: Final = mask_of(("traits", "consent", "location"))
 _TIME = 0  # no feature changed: only segments reading time, the population or in_segment()
-POPULATION_KEY = "~pop"
 MAX_DEAD_LETTER_RAW = 16_384  # characters of the input kept in a dead letter
-META_KEY = "~meta"
-#: the store's `t/` due-time index is kept (absent from stores of the previous release)
-INDEX_VERSION = 1
 CLOSE_PAGE = 10_000
 #: ids merged into one consumer at most (Segment's identity graph: 100 merges per profile); a
 #: merge beyond is refused (identity_conflict)
@@ -81,13 +77,6 @@ MAX_MERGES = 100
 #: alias links a forward follows at most: merges never chain (an id that merged away, or holds
 #: a user id, never merges again), so this only cuts a cycle a race or an older release made
 MAX_HOPS = 8
-
-
-@dataclass(frozen=True, slots=True)
-class EngineConfig:
-    """Knobs of the shell, not of the rules: how many consumers to keep decoded in memory."""
-
-    max_cached: int = 200_000
 
 
 # copying a fresh hash object costs less than making one (parsing the keyword arguments)
@@ -100,7 +89,7 @@ def _seen_key(message_id: str) -> str:
     return h.hexdigest()
 
 
-class Engine:
+class Engine(Consumers):
     """The micromarketing engine for the consumers of one partition."""
 
     def __init__(
@@ -110,33 +99,14 @@ class Engine:
         partition: int = 0,
         config: EngineConfig | None = None,
     ) -> None:
-        self.store = store
-        self.partition = partition
-        self.config = config or EngineConfig()
-        self._stats: Counter[str] = Counter()
-        self._events = 0  # events not yet added to _stats["events"] (see `stats`)
-        self._applied = 0  # likewise for _stats["applied"]
-        self._cache: dict[str, ConsumerState | None] = {}
-        self._dirty: set[str] = set()
-        self._aliases: dict[str, str | None] = {}
-        self._dirty_aliases: set[str] = set()
-        #: erasures applied so far (forgotten consumers and aliases): the live shell compacts
-        #: their deleted keys out of its disk once the deletes are durable
-        self.erasures = 0
-        raw_pop = store.get(POPULATION_KEY)
-        self.population = Population.from_bytes(raw_pop) if raw_pop else Population()
-        raw_meta = store.get(META_KEY)
-        meta = orjson.loads(raw_meta) if raw_meta else {}
-        self.watermark: float = meta.get("watermark", 0.0)
-        self._flushed_watermark = self.watermark
-        self._iso_last: tuple[float, str] = (math.nan, "")  # see _iso (nan equals no t)
-        #: index entries (due, name) in the store of the cached consumers that have some
-        self._indexed: dict[str, tuple[tuple[float, str], ...]] = {}
-        indexed = meta.get("index") == INDEX_VERSION
-        self._meta_dirty = not indexed
-        self.timers = TimerIndex(store if indexed else None)
+        super().__init__(store, partition, config)
+        #: an order event's consumer is out of the population (between remove and add)
+        self._population_out = False
+        #: the population's cut caches before the order event being applied (see _restore)
+        self._population_mark: list[tuple[list[int], int]] | None = None
+        self._undo = Undo(ConsumerState("", 0.0), 0, False)  # saved into before each event
         self.set_rules(rules)
-        if not indexed and store.scan("c/", "c0", 1):
+        if self._meta_dirty and store.scan("c/", "c0", 1):  # no index: a previous release's
             self._rebuild_index()
 
     def _rebuild_index(self) -> None:
@@ -158,14 +128,11 @@ class Engine:
                 if due < INF:
                     state.recheck = due
                     store.put(key, state.to_bytes())
-            for due, name in _entries(state):
+            for due, name in entries(state):
                 self.timers.push(due, state.id, name)
                 store.put(entry_key(due, state.id, name), entry_value(due, state.id, name))
         store.put(META_KEY, self._meta())
         self._meta_dirty = False
-
-    def _meta(self) -> bytes:
-        return orjson.dumps({"watermark": self.watermark, "index": INDEX_VERSION})
 
     # rules
     def set_rules(self, rules: RuleSet) -> None:
@@ -191,116 +158,6 @@ class Engine:
         self._ttl = s.profile_ttl
         self._view: View | None = None  # made by the next evaluation, with these settings
 
-    @property
-    def stats(self) -> Counter[str]:
-        """Counts of what happened: events, dead_letters, duplicates, entered:<segment>, ..."""
-        stats = self._stats
-        if self._events:
-            stats["events"] += self._events
-            self._events = 0
-        if self._applied:
-            stats["applied"] += self._applied
-            self._applied = 0
-        return stats
-
-    # state access
-    def _get(self, cid: str) -> ConsumerState | None:
-        # (get(), not try/except KeyError: a raised exception costs more than the lookup)
-        state = self._cache.get(cid)
-        if state is not None or cid in self._cache:
-            return state
-        if len(self._cache) >= self.config.max_cached:
-            self.flush()
-            self._cache.clear()
-            self._indexed.clear()
-            self._aliases.clear()
-        raw = self.store.get("c/" + cid)
-        state = None
-        if raw is not None:
-            state = ConsumerState.from_bytes(raw)
-            if state.timers or state.recheck or state.ttl_due or state.windows:
-                self._indexed[cid] = _entries(state)
-        self._cache[cid] = state
-        return state
-
-    def _alias(self, cid: str) -> str | None:
-        if cid not in self._aliases:
-            raw = self.store.get("a/" + cid)
-            self._aliases[cid] = raw.decode() if raw is not None else None
-        return self._aliases[cid]
-
-    def _set_alias(self, cid: str, target: str | None) -> None:
-        self._aliases[cid] = target
-        self._dirty_aliases.add(cid)
-
-    def _drop(self, cid: str) -> None:
-        self._cache[cid] = None
-        self._dirty.add(cid)
-
-    def flush(self) -> None:
-        """Write every changed key to the store, once each (and the index entries of the
-        consumers whose timers or re-check changed)."""
-        store = self.store
-        indexed = self._indexed
-        for cid in self._dirty:
-            state = self._cache.get(cid)
-            if state is None:
-                store.delete("c/" + cid)
-                new: tuple[tuple[float, str], ...] = ()
-            else:
-                store.put("c/" + cid, state.to_bytes())
-                new = (
-                    _entries(state)
-                    if state.timers or state.recheck or state.ttl_due or state.windows
-                    else ()
-                )
-            old = indexed.pop(cid, ())
-            if new:
-                indexed[cid] = new
-            if old != new:
-                self._write_index(cid, old, new)
-        self._dirty.clear()
-        for cid in self._dirty_aliases:
-            target = self._aliases.get(cid)
-            if target is None:
-                store.delete("a/" + cid)
-            else:
-                store.put("a/" + cid, target.encode())
-        self._dirty_aliases.clear()
-        if self.population.dirty:
-            store.put(POPULATION_KEY, self.population.to_bytes())
-            self.population.dirty = False
-        if self.watermark != self._flushed_watermark or self._meta_dirty:
-            store.put(META_KEY, self._meta())
-            self._flushed_watermark = self.watermark
-            self._meta_dirty = False
-
-    def _write_index(
-        self, cid: str, old: tuple[tuple[float, str], ...], new: tuple[tuple[float, str], ...]
-    ) -> None:
-        store = self.store
-        keep = set(new)
-        for due, name in old:
-            if (due, name) not in keep:
-                store.delete(entry_key(due, cid, name))
-        was = set(old)
-        for due, name in new:
-            if (due, name) not in was:
-                store.put(entry_key(due, cid, name), entry_value(due, cid, name))
-
-    def consumer(self, cid: str) -> ConsumerState | None:
-        """The state of a consumer of this partition (read-only use)."""
-        return self._get(cid)
-
-    def _iso(self, t: float) -> str:
-        """iso(t), kept for the last t: outputs of one instant often share it."""
-        last = self._iso_last
-        if last[0] == t:
-            return last[1]
-        text = iso(t)
-        self._iso_last = (t, text)
-        return text
-
     # input
     def process(
         self, raw: bytes | str | dict[str, Any], source: str = "", offset: str | None = None
@@ -324,8 +181,8 @@ class Engine:
         offset: str | None = None,
     ) -> Outputs:
         """Apply one parsed input event (`obj` its JSON object) with `out` so far: `process`
-        without the parsing, for a shell that reads the event's time first. Returns the
-        outputs (`out`, or what is kept of it when the event failed)."""
+        without the parsing, for a shell that reads the event's time first. Returns `out`
+        (when the event failed: without its outputs, its consumer's state as before it)."""
         # a Counter increment per event costs more than an int attribute's
         if self._events or "events" in self._stats:
             self._events += 1
@@ -337,23 +194,9 @@ class Engine:
             self._dead_letter(out, obj, exc.code, exc.message, source, offset)
         except Exception as err:  # the last line of defence: one event never stops a partition
             # (another name than the clause above's: mypyc gives one name one type)
-            out = self._undo(ev.consumer_id, out)
             self._dead_letter(out, obj, INTERNAL_ERROR, f"{type(err).__name__}: {err}",
                               source, offset)
         return out
-
-    def _undo(self, cid: str, out: Outputs) -> Outputs:
-        """Forget what a failed event did to its consumer: the next access reads it again from
-        the store (as of the last flush), and its outputs are dropped. What timers of other
-        consumers fired before the failure stands (their state moved on)."""
-        self._cache.pop(cid, None)
-        self._dirty.discard(cid)
-        kept = Outputs()
-        kept.segment_changes = [r for r in out.segment_changes if r["consumer_id"] != cid]
-        kept.triggers = [r for r in out.triggers if r["consumer_id"] != cid]
-        kept.suppressed = [r for r in out.suppressed if r["consumer_id"] != cid]
-        kept.profiles = [r for r in out.profiles if r["consumer_id"] != cid]
-        return kept
 
     def _dead_letter(
         self, out: Outputs, raw: Any, reason: str, message: str, source: str,
@@ -429,9 +272,41 @@ class Engine:
             heap = self.timers.heap
             if heap and heap[0][0] <= watermark and self._fire_due(watermark, out):
                 state = self._get(cid)  # firing may have evicted it from the cache
+        track = etype == "track"
+        name = (ev.name or "") if track else etype
         if state is None:
             state = ConsumerState(cid, t)
             self._cache[cid] = state
+            undo: Undo | None = None
+        else:  # what the event can change, saved (see undo.py)
+            edits = TRACK_MASKS.get(name, 0) if track else 0
+            if ev.traits or etype == "identify":
+                edits |= _PROFILE
+            undo = self._undo
+            undo.save(state, edits, name in self._on or name in self._unless)
+        changes, profiles, forwards, conversions = (
+            len(out.segment_changes), len(out.profiles), len(out.forwards), len(out.conversions)
+        )
+        try:
+            self._update(ev, cid, state, name, seen, out)
+        except Exception:
+            self._restore(cid, undo, state, seen)
+            del out.segment_changes[changes:]  # (the event's own outputs come last)
+            del out.profiles[profiles:]
+            del out.forwards[forwards:]
+            del out.conversions[conversions:]
+            raise
+        if self._population_mark is not None:
+            self._population_mark = None
+        self._applied += 1
+
+    def _update(
+        self, ev: Event, cid: str, state: ConsumerState, name: str, seen: str, out: Outputs
+    ) -> None:
+        """The changes of an accepted event to its consumer's state (`name`: the track event's
+        name, else its type; `seen`: its dedupe key)."""
+        t = ev.timestamp
+        etype = ev.type
         self._dirty.add(cid)
         seen_ids = state.seen
         seen_ids[seen] = int(t)
@@ -445,16 +320,18 @@ class Engine:
         if state.ttl_due == 0.0 and self._ttl > 0.0:
             self._arm_ttl(state)
         track = etype == "track"
-        name = (ev.name or "") if track else etype
         new = state.events <= 1  # (a new consumer is evaluated in full, whatever changed)
         changed = _EVENTS
         if track:
             if name in ORDER_EVENTS:
                 if state.windows and name == "Order Completed":
                     self._convert(state, ev, out)
+                self._population_mark = self.population.cut_caches()
                 self.population.remove(state)
+                self._population_out = True
                 apply_track(state, ev, self._half_life)
                 self.population.add(state)
+                self._population_out = False
             else:
                 apply_track(state, ev, self._half_life)
             changed |= TRACK_MASKS.get(name, 0)
@@ -491,7 +368,27 @@ class Engine:
             source = ev.merge_source
             if source is not None:
                 out.forwards.append(MergeOut(source, cid))
-        self._applied += 1
+
+    def _restore(self, cid: str, undo: Undo | None, state: ConsumerState, seen: str) -> None:
+        """Undo what a failed `_update` did to the consumer's state: exactly as before the
+        event (`undo`; None: it was new), with its contribution to the population. Index
+        entries the event pushed stay: an entry without its timer or re-check in the state is
+        skipped."""
+        caches = self._population_mark
+        if caches is not None:  # an order event: the counts, then the cut caches, as before
+            self._population_mark = None
+            population = self.population
+            if self._population_out:
+                self._population_out = False
+            else:
+                population.remove(state)
+            if undo is not None:
+                population.add(undo.restore(seen))
+            population.restore_cut_caches(caches)
+        elif undo is not None:
+            undo.restore(seen)
+        if undo is None:
+            self._cache[cid] = None
 
     def _convert(self, state: ConsumerState, ev: Event, out: Outputs) -> None:
         """Attribute a new Order Completed to the consumer's open windows (attribution.py)."""
@@ -514,10 +411,12 @@ class Engine:
         )
 
     def _segments(
-        self, state: ConsumerState, now: float, out: Outputs, changed: int | None = None
+        self, state: ConsumerState, now: float, out: Outputs, changed: int | None = None,
+        horizon: float = -INF,
     ) -> View:
         """Evaluate the segments of `state` at `now`; return the view they read, which stays
-        valid until the next evaluation of this engine (there is one view, re-initialized)."""
+        valid until the next evaluation of this engine (there is one view, re-initialized).
+        `horizon`: the population stands still until then (see timeplan.Cadence)."""
         view = self._view
         if view is None:
             view = self._view = View(state, now, self.population, self._models, set(state.segments))
@@ -529,7 +428,7 @@ class Engine:
             changed = None
         entered, exited = evaluate(plan, view, changed)
         if plan.timed:
-            self._schedule(state, plan.next_recheck(view))
+            self._schedule(state, plan.next_recheck(view, horizon))
         if entered or exited:
             state.segments = ordered(self._plan, view.members)
             at = self._iso(now)
@@ -561,9 +460,7 @@ class Engine:
         """Move the watermark to `now` if later, and fire every timer and segment re-check due at
         or before it, in due order (the stream clock of the runtime, replay and live alike)."""
         out = Outputs()
-        if now > self.watermark:
-            self.watermark = now
-        self._fire_due(now, out)
+        self.fire_into(now, out, True)
         return out
 
     def fire(self, now: float) -> Outputs:
@@ -572,6 +469,12 @@ class Engine:
         out = Outputs()
         self._fire_due(now, out)
         return out
+
+    def fire_into(self, now: float, out: Outputs, move: bool) -> None:
+        """`advance(now)` (`move`) or `fire(now)`, adding the outputs to `out`."""
+        if move and now > self.watermark:
+            self.watermark = now
+        self._fire_due(now, out)
 
     def next_due(self) -> float | None:
         """The earliest due time of a pending timer or re-check (None: nothing pending)."""
@@ -596,23 +499,28 @@ class Engine:
                 return out
             start = rows[-1][0] + "\0"
 
-    def _advance(self, watermark: float, out: Outputs) -> bool:
-        """Move the watermark forward; True when timers came due."""
-        if watermark > self.watermark:
-            self.watermark = watermark
-            return self._fire_due(watermark, out)
-        return False
-
     def _fire_due(self, upto: float, out: Outputs) -> bool:
-        first = self.timers.next_due()
+        timers = self.timers
+        first = timers.next_due()
         if first is None or first > upto:
             return False
-        for due, cid, name in self.timers.pop_due(upto):
+        timers.read_until(upto)
+        heap = timers.heap
+        # Nothing in this loop changes the population but an erasure (profile_ttl), so without
+        # one it stands still until `upto`: a re-check only it could change is due after that.
+        horizon = upto if self._ttl <= 0.0 else -INF
+        last: tuple[float, str, str] | None = None
+        while heap and heap[0][0] <= upto:  # (not a generator: this loop is hot)
+            entry = heappop(heap)
+            if entry == last:
+                continue  # identical entries count once
+            last = entry
+            due, cid, name = entry
             state = self._get(cid)
             if state is None:
                 continue
             if name == RECHECK:
-                self._recheck(state, due, out)
+                self._recheck(state, due, out, horizon)
                 continue
             if name == TTL:
                 self._expire(state, due, out)
@@ -631,10 +539,10 @@ class Engine:
             self._dirty.add(cid)
             trig = self._by_name.get(name)
             if trig is not None:
-                self._fire(state, trig, timer, due, out)
+                self._fire(state, trig, timer, due, out, horizon)
         return True
 
-    def _recheck(self, state: ConsumerState, due: float, out: Outputs) -> None:
+    def _recheck(self, state: ConsumerState, due: float, out: Outputs, horizon: float) -> None:
         """Re-evaluate, at `due`, the segments of a consumer that time may have changed (not an
         event: no counter, no last_seen)."""
         current = state.recheck
@@ -645,7 +553,7 @@ class Engine:
         state.recheck = 0.0
         self._dirty.add(state.id)
         self._stats["rechecks"] += 1
-        self._segments(state, due, out, _TIME)
+        self._segments(state, due, out, _TIME, horizon)
 
     def _close_windows(self, state: ConsumerState, due: float) -> None:
         """The WINDOWS entry at `due`: drop the windows closed by then, look again at the next."""
@@ -680,9 +588,9 @@ class Engine:
         self._stats["expired"] += 1
 
     def _fire(self, state: ConsumerState, trig: Trigger, timer: Any, due: float,
-              out: Outputs) -> None:
+              out: Outputs, horizon: float) -> None:
         # nothing but time (and the population) moved since the last evaluation
-        view = self._segments(state, due, out, _TIME)
+        view = self._segments(state, due, out, _TIME, horizon)
         if trig.when is not None and not bool(trig.when.fn.ev(view)):
             self._stats["not_eligible:" + trig.name] += 1
             return
@@ -728,6 +636,9 @@ class Engine:
                 self._route(ev, obj, out, fwd.key, fwd.hops)
             except EventError as exc:  # too far ahead of this partition's clock, say
                 self._dead_letter(out, obj, exc.code, exc.message, "forwards", None)
+            except Exception as err:  # as in apply_event: its consumer is left as it was
+                self._dead_letter(out, obj, INTERNAL_ERROR, f"{type(err).__name__}: {err}",
+                                  "forwards", None)
             return out
         out = Outputs()
         if isinstance(fwd, MergeOut):
@@ -863,18 +774,6 @@ def _check_merge(ev: Event, cid: str, state: ConsumerState | None) -> None:
             "not merged",
             IDENTITY_CONFLICT,
         )
-
-
-def _entries(state: ConsumerState) -> tuple[tuple[float, str], ...]:
-    """The due-time index entries (due, name) a consumer's state calls for."""
-    entries = [(timer.due, name) for name, timer in state.timers.items()]
-    if state.recheck:
-        entries.append((state.recheck, RECHECK))
-    if state.ttl_due:
-        entries.append((state.ttl_due, TTL))
-    if state.windows:
-        entries.append((attribution.close_due(state), attribution.WINDOWS))
-    return tuple(entries)
 
 
 def _change(cid: str, segment: str, change: str, at: str, version: str) -> dict[str, Any]:

@@ -107,6 +107,17 @@ class Population:
     def _hists(self) -> tuple[Histogram, Histogram, Histogram]:
         return self.recency, self.frequency, self.monetary
 
+    def cut_caches(self) -> list[tuple[list[int], int]]:
+        """The cut point caches of this population's histograms and its scope's (what `remove`
+        and `add` move besides the counts), for `restore_cut_caches`."""
+        return [(h._cuts, h._stale) for h in (*self._hists(), *self.scope._hists())]
+
+    def restore_cut_caches(self, caches: list[tuple[list[int], int]]) -> None:
+        """Put back the caches `cut_caches` gave, once the counts are back as they were then."""
+        for h, (cuts, stale) in zip((*self._hists(), *self.scope._hists()), caches, strict=True):
+            h._cuts = cuts
+            h._stale = stale
+
     def rfm(self, s: ConsumerState) -> tuple[int, int, int]:
         """Quintile scores 1..5 of a consumer against the scope (ties: Histogram._compute);
         (0, 0, 0) without orders."""

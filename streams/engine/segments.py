@@ -100,11 +100,12 @@ class SegmentPlan:
         )
         return cls(tuple(steps), names, frozenset(names), signature, timed)
 
-    def next_recheck(self, view: View) -> float:
-        """When the consumer of `view`, just evaluated, needs its next re-check (inf: never)."""
+    def next_recheck(self, view: View, horizon: float = -INF) -> float:
+        """When the consumer of `view`, just evaluated, needs its next re-check (inf: never);
+        `horizon`: the population stands still until then (see timeplan.Cadence)."""
         best = INF
         for p in self.timed:
-            t = p.next(view)
+            t = p.next(view, horizon)
             if t < best:
                 best = t
         return best

@@ -42,6 +42,9 @@ class Timer:
     def to_json(self) -> list[Any]:
         return [self.due, self.armed_at, self.arm_id, self.products]
 
+    def copy(self) -> Timer:
+        return Timer(self.due, self.armed_at, self.arm_id, self.products.copy())
+
     @classmethod
     def from_json(cls, d: list[Any]) -> Timer:
         return cls(d[0], d[1], d[2], list(d[3]))
@@ -135,6 +138,11 @@ def _timers_out(timers: dict[str, Timer]) -> dict[str, Any]:
 
 def _timers_in(timers: Any) -> dict[str, Timer]:
     return {k: Timer.from_json(v) for k, v in timers.items()}
+
+
+def copy_timers(timers: dict[str, Timer]) -> dict[str, Timer]:
+    """A copy of a consumer's timers that arming them again leaves as they are."""
+    return {k: t.copy() for k, t in timers.items()}
 
 
 def check_version(d: Any) -> None:

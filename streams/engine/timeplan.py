@@ -12,6 +12,9 @@ re-check, the earliest instant after `now` at which some time-comparison may cha
 - anything else time can move (`p_alive`, `expected_orders_90d`, `rfm.*`, a clock feature inside
   arithmetic...) is re-checked on the cadence `settings.reevaluate_every`, at instants
   staggered per consumer (a phase from a hash of its id), so re-checks do not all fall at once;
+  what reads only `rfm.*` (moved by the population, not by time) is re-checked at the first
+  cadence instant after a horizon until which the caller knows the population stands still
+  (the end of a firing pass: `next(view, horizon)`), since the ones before could change nothing;
 - `a and b` with an operand that only events can change and that is false now cannot become
   true by time alone (no re-check from it); `a or b` likewise with such an operand true;
 - `in_segment("x")` adds nothing: segment x has its own plan, and a re-check evaluates every
@@ -64,6 +67,11 @@ _CLOCKS: dict[str, int] = {
     FEATURES[name].attr: ANCHORS[arg] for name, (how, arg) in TIME_DEPENDENCE.items()
     if how == "clock"
 }
+#: drift features that move with the population alone (rfm.*: scores against the other buyers),
+#: not with time: while the population stands still, re-checking them changes nothing
+_POPULATION: frozenset[str] = frozenset(
+    f.attr for f in FEATURES.values() if f.time == "cadence" and f.population
+)
 #: guard of a feature read anywhere else than in a comparison with a constant
 _GUARDS: dict[str, int] = {
     FEATURES[name].attr: GUARDS[arg] if how == "drift" else (
@@ -106,10 +114,11 @@ def first_above(anchor: float, c: float) -> float:
 
 
 class TimePlan:
-    """A segment's (sub-)expression as time moves it: `next(view)` is the earliest instant after
-    `view.now` at which its value may change with no event (inf: never)."""
+    """A segment's (sub-)expression as time moves it: `next(view, horizon)` is the earliest
+    instant after `view.now` at which its value may change with no event (inf: never), given
+    that the population stands still until `horizon` (-inf: no such promise)."""
 
-    def next(self, view: View) -> float:
+    def next(self, view: View, horizon: float) -> float:
         raise NotImplementedError
 
 
@@ -123,7 +132,7 @@ class Crossing(TimePlan):
         self.at_least = op in (">=", "<", "==", "!=")
         self.above = op in (">", "<=", "==", "!=")
 
-    def next(self, view: View) -> float:
+    def next(self, view: View, horizon: float) -> float:
         s = view.state
         a = s.last_order if self.anchor == LAST_ORDER else s.last_seen
         if a is None:
@@ -142,13 +151,17 @@ class Crossing(TimePlan):
 
 
 class Cadence(TimePlan):
-    """Re-checked every `every_ms` at the consumer's phase, while it passes `guard`."""
+    """Re-checked every `every_ms` at the consumer's phase, while it passes `guard`.
+    `population`: it reads no feature that time moves, only ones the population moves (rfm.*),
+    so the re-checks up to a horizon the population stands still until change nothing: the next
+    one that can is the first after the horizon."""
 
-    def __init__(self, every: float, guard: int) -> None:
+    def __init__(self, every: float, guard: int, population: bool = False) -> None:
         self.every_ms = max(1, round(every * 1000.0))
         self.guard = guard
+        self.population = population
 
-    def next(self, view: View) -> float:
+    def next(self, view: View, horizon: float) -> float:
         s = view.state
         guard = self.guard
         if guard >= ORDERED and s.last_order is None:
@@ -159,7 +172,10 @@ class Cadence(TimePlan):
             return INF
         every = self.every_ms
         phase = zlib.crc32(s.id.encode()) % every
-        now_ms = math.floor(view.now * 1000.0)
+        now = view.now
+        if self.population and horizon > now:
+            now = horizon
+        now_ms = math.floor(now * 1000.0)
         k = (now_ms - phase) // every + 1
         return (phase + k * every) / 1000.0
 
@@ -170,15 +186,15 @@ class Earliest(TimePlan):
     def __init__(self, parts: tuple[TimePlan, ...]) -> None:
         self.parts = parts
 
-    def next(self, view: View) -> float:
-        return _earliest(self.parts, view)
+    def next(self, view: View, horizon: float) -> float:
+        return _earliest(self.parts, view, horizon)
 
 
-def _earliest(parts: tuple[TimePlan, ...], view: View) -> float:
+def _earliest(parts: tuple[TimePlan, ...], view: View, horizon: float) -> float:
     """The earliest next re-check of `parts` (inf: none)."""
     best = INF
     for p in parts:
-        t = p.next(view)
+        t = p.next(view, horizon)
         if t < best:
             best = t
     return best
@@ -191,11 +207,11 @@ class AllOf(TimePlan):
         self.fixed = fixed
         self.parts = parts
 
-    def next(self, view: View) -> float:
+    def next(self, view: View, horizon: float) -> float:
         for n in self.fixed:
             if not n.ev(view):
                 return INF
-        return _earliest(self.parts, view)
+        return _earliest(self.parts, view, horizon)
 
 
 class AnyOf(TimePlan):
@@ -205,11 +221,11 @@ class AnyOf(TimePlan):
         self.fixed = fixed
         self.parts = parts
 
-    def next(self, view: View) -> float:
+    def next(self, view: View, horizon: float) -> float:
         for n in self.fixed:
             if n.ev(view):
                 return INF
-        return _earliest(self.parts, view)
+        return _earliest(self.parts, view, horizon)
 
 
 # ------------------------------------------------------------------ building plans (load time)
@@ -273,27 +289,33 @@ def _children(n: N.Node) -> list[N.Node]:
     return kids
 
 
-def _reads(n: N.Node) -> tuple[int | None, bool]:
-    """(lowest guard of the time-dependent features read below n, or None; reads memberships)."""
+def _reads(n: N.Node) -> tuple[int | None, bool, bool]:
+    """(lowest guard of the time-dependent features read below n, or None; reads memberships;
+    reads one that time itself moves, not only the population)."""
     n = _unwrap(n)
     if isinstance(n, N.InSegment):
-        return None, True
+        return None, True, False
     if isinstance(n, N.ConstCall | N.Call):
-        return None, False  # affinity, distance: not moved by time (in_segment is InSegment)
-    guard: int | None = _GUARDS.get(n.attr) if isinstance(n, N.Feature) else None
+        return None, False, False  # affinity, distance: not moved by time (nor in_segment)
+    guard: int | None = None
+    timed = False
+    if isinstance(n, N.Feature):
+        guard = _GUARDS.get(n.attr)
+        timed = guard is not None and n.attr not in _POPULATION
     members = False
     for k in _children(n):
-        g, m = _reads(k)
+        g, m, tm = _reads(k)
         members = members or m
+        timed = timed or tm
         if g is not None and (guard is None or g < guard):
             guard = g
-    return guard, members
+    return guard, members, timed
 
 
 def _fallback(n: N.Node, every: float) -> Analysis:
-    guard, members = _reads(n)
+    guard, members, timed = _reads(n)
     if guard is not None:
-        return Cadence(every, guard)
+        return Cadence(every, guard, not timed)
     return COVERED if members else FIXED
 
 

@@ -17,8 +17,8 @@ read when time reaches the cursor, so start-up does not grow with the number of 
 from __future__ import annotations
 
 import struct
-from collections.abc import Iterator
-from heapq import heapify, heappop, heappush
+from heapq import heapify, heappush
+from typing import Final
 
 import orjson
 
@@ -36,10 +36,17 @@ PAGE = 4096
 Entry = tuple[float, str, str]
 
 
+_PACK_DOUBLE: Final = struct.Struct(">d").pack
+#: the first hex pair of a non-negative due's key: its first byte with the sign bit set
+_FIRST: Final = [f"{i | 0x80:02x}" for i in range(128)]
+
+
 def _ordered_hex(due: float) -> str:
-    bits: int = struct.unpack(">Q", struct.pack(">d", due))[0]
-    bits = bits ^ 0xFFFFFFFFFFFFFFFF if bits >> 63 else bits | (1 << 63)
-    return f"{bits:016x}"
+    raw: bytes = _PACK_DOUBLE(due)
+    first = raw[0]
+    if first < 0x80:  # not negative (every due in practice): the sign bit set
+        return _FIRST[first] + raw[1:].hex()
+    return (int.from_bytes(raw, "big") ^ 0xFFFFFFFFFFFFFFFF).to_bytes(8, "big").hex()
 
 
 def entry_key(due: float, consumer_id: str, name: str) -> str:
@@ -73,17 +80,11 @@ class TimerIndex:
         # (while entries are unread, the last one read is still in the heap, not yet due)
         return self.heap[0][0] if self.heap else None
 
-    def pop_due(self, upto: float) -> Iterator[Entry]:
-        """Pop, in order, every entry due at or before `upto` (entries pushed meanwhile too)."""
+    def read_until(self, upto: float) -> None:
+        """Read the entries of the store due at or before `upto` into the heap (a caller then
+        pops the heap itself)."""
         while self._store is not None and self._cursor <= upto:
             self._page()
-        heap = self.heap
-        last: Entry | None = None
-        while heap and heap[0][0] <= upto:
-            entry = heappop(heap)
-            if entry != last:
-                last = entry
-                yield entry
 
     def _page(self) -> None:
         store = self._store

@@ -238,3 +238,48 @@ def test_moving_a_re_check_later_leaves_one_heap_entry():
     eng = engine(one_segment("days_since_last_seen > 10d"))
     run(eng, *[track("u", "Page", T0 + i * HOUR) for i in range(20)])
     assert [e for e in eng.timers.heap if e[2] == RECHECK] == [(T0 + 10 * DAY + MS, "u", "")]
+
+
+RFM_CHAMPIONS = """
+segments:
+  - name: champions
+    when: rfm.r >= 4 and rfm.f >= 4
+  - name: lapsed
+    when: days_since_last_order > 10d
+"""
+
+
+def _buyers(eng: Engine) -> None:
+    for i in range(10):  # a population to score against: orders on ten different days
+        run(eng, *[order(f"b{i}", T0 + i * DAY + k * HOUR, k + 1) for k in range(i % 3 + 1)])
+
+
+def test_rfm_re_checks_of_one_firing_pass_happen_once_with_the_outputs_of_one_per_day():
+    def day_by_day() -> tuple[list[tuple[str, str, str]], int]:
+        eng = engine(RFM_CHAMPIONS)
+        _buyers(eng)
+        before = eng.stats["rechecks"]
+        out = Outputs()
+        for day in range(10, 61):
+            out.extend(eng.fire(T0 + day * DAY))
+        return changes(out), eng.stats["rechecks"] - before
+
+    eng = engine(RFM_CHAMPIONS)
+    _buyers(eng)
+    before = eng.stats["rechecks"]
+    out = eng.fire(T0 + 60 * DAY)  # a wall clock two months past the events, in one pass
+    expected, daily = day_by_day()
+    assert changes(out) == expected and any(c[1] == "entered" for c in expected)
+    # each buyer: one re-check for the pass, one at its crossing of 10 days since its last order
+    assert eng.stats["rechecks"] - before <= 2 * 10 < 10 * 40 < daily
+    b0 = state(eng, "b0")
+    assert T0 + 60 * DAY < b0.recheck <= T0 + 61 * DAY  # the first cadence instant after it
+
+
+def test_with_profile_ttl_every_rfm_re_check_runs_as_an_erasure_may_change_the_population():
+    ttl = RFM_CHAMPIONS + "settings:\n  profile_ttl: 400d\n"
+    eng = engine(ttl)
+    _buyers(eng)
+    before = eng.stats["rechecks"]
+    eng.fire(T0 + 60 * DAY)
+    assert eng.stats["rechecks"] - before > 10 * 40
