@@ -58,7 +58,8 @@ class OpenShop:
         self.uplift = dict(uplift or {})
         lo, hi = GAP_DAYS
         #: new shoppers per simulated second, so that arrivals balance lapses at `shoppers`
-        self.arrival_rate = shoppers * LAPSE / ((lo + hi) / 2) / DAY
+        # (a shopper stays for 1/LAPSE - 1 gaps on average)
+        self.arrival_rate = shoppers / ((1 / LAPSE - 1) * (lo + hi) / 2) / DAY
         self.people: list[Persona] = []
         self._by_id: dict[str, Persona] = {}
         #: (time, seq, persona index or _ARRIVAL, the visit ends in an order)

@@ -15,6 +15,7 @@ import contextlib
 import signal
 import sys
 import time
+from collections import deque
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -44,6 +45,10 @@ DEFAULT_RULES = ROOT / "examples" / "bike-shop" / "rules.yaml"
 DAY = 86400.0
 #: The shop's producer batches this long: few, big batches keep the embedded broker fast.
 SHOP_LINGER_MS = 200
+#: Partitions of every topic on the embedded broker: its fetches list every stored batch of a
+#: partition, and batches are made per partition, so one partition stores 4 times fewer.
+EMBEDDED_PARTITIONS = 1
+RECENT = 10.0  # seconds of the "now" event rate
 
 
 class Stop(Exception):
@@ -76,6 +81,7 @@ class Rates:
         self.t0 = t0
         self.counts: list[int] = []
         self.lags: list[list[float]] = []
+        self._last: deque[tuple[float, int]] = deque()
 
     def _slot(self, now: float) -> int:
         i = int((now - self.t0) // self.width)
@@ -86,6 +92,16 @@ class Rates:
 
     def published(self, now: float, n: int) -> None:
         self.counts[self._slot(now)] += n
+        self._last.append((now, n))
+        while self._last[0][0] < now - RECENT:
+            self._last.popleft()
+
+    def recent(self) -> float:
+        """Events per second over the last RECENT seconds."""
+        if len(self._last) < 2:
+            return 0.0
+        span = self._last[-1][0] - self._last[0][0]
+        return sum(n for _, n in self._last) / max(span, 1.0)
 
     def lag(self, now: float, seconds: float) -> None:
         self.lags[self._slot(now)].append(seconds)
@@ -117,7 +133,9 @@ def run(args: argparse.Namespace) -> int:
 def _run(args: argparse.Namespace, folder: Path, uplift: dict[str, float]) -> int:
     rules = Path(args.rules) if args.rules else DEFAULT_RULES
     with broker_or_embedded(args.broker) as bootstrap:
-        ensure_topics(bootstrap, [topic_name(t) for t in ALL_TOPICS])
+        names = [topic_name(t) for t in ALL_TOPICS]
+        # (on a Kafka of yours, topics missing are made with the usual partition count)
+        ensure_topics(bootstrap, names, EMBEDDED_PARTITIONS if args.broker is None else 4)
         with start(bootstrap, rules, folder) as stack:
             print(stack.console_line(), flush=True)
             print(
@@ -247,7 +265,7 @@ def _loop(args: argparse.Namespace, stack: Stack, uplift: dict[str, float]) -> i
 def _header(
     elapsed: float, sim_now: float, published: int, rates: Rates, shop: OpenShop, tally: Tally
 ) -> str:
-    last = rates.counts[-1] / max(1e-9, (elapsed % rates.width) or rates.width)
+    last = rates.recent()
     lag = tally.lag()
     return (
         f"shop time {shop_time(sim_now)} | {elapsed:4.0f} s | {published} events "
