@@ -124,10 +124,11 @@ def run(args: argparse.Namespace) -> int:
     uplift.update(dict(args.uplift))
     try:
         with _signals(), workdir() as folder:
-            return _run(args, folder, uplift)
+            code = _run(args, folder, uplift)
     except (KeyboardInterrupt, Stop):
-        print("demo stopped.", flush=True)
-        return 0
+        code = 0
+    print("demo stopped.", flush=True)
+    return code
 
 
 def _run(args: argparse.Namespace, folder: Path, uplift: dict[str, float]) -> int:

@@ -82,7 +82,7 @@ def test_the_event_rate_and_the_workers_pace_hold_over_the_run(tmp_path: Path) -
     assert min(rates) > 300, rates
     # the worker keeps up: triggers reach the shop within a second or two of their due time
     later = [x for x in lags[1:] if x is not None]
-    assert later and max(later) < 2.0, lags
+    assert later and max(later) < 3.0, lags  # (the window is 3.5 s at this speed)
 
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
