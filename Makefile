@@ -29,8 +29,9 @@ $(COMPILED): $(STAMP) $(CORE)
 
 compile: $(COMPILED)
 
+# its first line is the console's address (make's own echo would come before it: @)
 demo: $(COMPILED)
-	$(BIN)/micromarketing demo
+	@$(BIN)/micromarketing demo $(DEMO_ARGS)
 
 # everything on the compiled engine, then the unit tests again on its Python source
 test: $(COMPILED) lint

@@ -7,6 +7,7 @@ change, trigger, suppression and conversion instead, in shop-time order within e
 
 from __future__ import annotations
 
+import shutil
 from collections import Counter, deque
 from collections.abc import Mapping
 from datetime import UTC, datetime
@@ -16,10 +17,8 @@ from micromarketing.demo.results import CONVERSIONS, lift_text, points
 from streams.contract import SEGMENT_CHANGES, SUPPRESSED, TRIGGER_TOPICS
 
 LEGEND = (
-    "legend: size = shoppers in the segment now | trig/min = triggers in the last real minute | "
-    "sent / held = treated / holdout (not sent, the control) | conv = converted within the "
-    "attribution window | lift = treated - holdout conversion rate, points [95% CI] | "
-    "planted = the shop's uplift"
+    "legend: trig/min = last real minute | sent/held = treated/holdout (not sent) | "
+    "conv = ordered within the window | lift = points [95% CI] | planted = the shop's uplift"
 )
 FOLLOW_LEGEND = (
     "legend: + entered / - exited a segment | ⚡ trigger (holdout: not sent) | "
@@ -126,6 +125,9 @@ class Board:
         self._drawn = 0
 
     def draw(self, lines: list[str]) -> None:
+        if self.in_place:  # a wrapped line would break the cursor moves: cut at the width
+            width = shutil.get_terminal_size().columns
+            lines = [line[: width - 1] for line in lines]
         buf = []
         if self.in_place and self._drawn:
             buf.append(f"\033[{self._drawn}F")  # to the first line of the previous table

@@ -57,19 +57,29 @@ class Stop(Exception):
 
 @contextlib.contextmanager
 def _signals() -> Iterator[None]:
-    """SIGTERM raises Stop; once the way out has begun, further signals are ignored so the
-    children stop and the folder goes."""
+    """SIGTERM raises Stop, SIGINT KeyboardInterrupt; once the way out has begun, further
+    signals are ignored so the children stop and the folder goes."""
 
     def _term(*_: Any) -> None:
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        _on_the_way_out()
         raise Stop
 
+    def _int(*_: Any) -> None:
+        _on_the_way_out()
+        raise KeyboardInterrupt
+
     signal.signal(signal.SIGTERM, _term)
+    signal.signal(signal.SIGINT, _int)
     try:
         yield
     finally:
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        _on_the_way_out()
+
+
+def _on_the_way_out() -> None:
+    """A second Ctrl-C must not cut short stopping the children and removing the folder."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
 
 
 class Rates:
@@ -255,6 +265,7 @@ def _loop(args: argparse.Namespace, stack: Stack, uplift: dict[str, float]) -> i
             elif follow is not None:
                 follow.flush()
     finally:
+        _on_the_way_out()
         with contextlib.suppress(Exception):
             producer.flush_blocking(5)
         del producer  # freed while the broker is up: no reconnect errors on the way out

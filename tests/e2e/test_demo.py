@@ -3,11 +3,15 @@ left behind however it stops."""
 
 from __future__ import annotations
 
+import fcntl
 import os
+import pty
 import re
 import signal
+import struct
 import subprocess
 import sys
+import termios
 import time
 from pathlib import Path
 
@@ -68,6 +72,42 @@ def test_follow_prints_the_stream_with_its_legend(tmp_path: Path) -> None:
     assert "legend: + entered" in out
     assert "+ entered" in out and "RETARGETING" in out
     assert "segments (size)" not in out
+
+
+def test_on_a_terminal_the_table_is_redrawn_in_place(tmp_path: Path) -> None:
+    master, slave = pty.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 50, 120, 0, 0))
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "micromarketing", "demo", "--duration", "12"],
+        cwd=ROOT,
+        stdin=subprocess.DEVNULL,
+        stdout=slave,
+        stderr=subprocess.DEVNULL,
+        env=_env(tmp_path),
+    )
+    os.close(slave)
+    chunks = []
+    try:
+        while True:
+            try:
+                data = os.read(master, 65536)
+            except OSError:  # the terminal closed: the demo and its children are gone
+                break
+            if not data:
+                break
+            chunks.append(data)
+    finally:
+        os.close(master)
+        proc.wait(60)
+    out = b"".join(chunks).decode(errors="replace")
+    assert proc.returncode == 0
+    assert out.startswith("console: ")
+    redraws = re.findall(r"\033\[(\d+)F", out)  # cursor up to the table's first line
+    assert len(redraws) >= 5
+    table = out.split("\033[" + redraws[-1] + "F")[-1].split("summary: ")[0]
+    lines = [line.replace("\033[K", "").rstrip("\r") for line in table.split("\n")]
+    assert "segments (size)" in lines and all(len(x) < 120 for x in lines)  # none wraps
+    assert out.rstrip().endswith("demo stopped.")
 
 
 @pytest.mark.slow
