@@ -48,7 +48,26 @@ SHOP_LINGER_MS = 200
 #: Partitions of every topic on the embedded broker: its fetches list every stored batch of a
 #: partition, and batches are made per partition, so one partition stores 4 times fewer.
 EMBEDDED_PARTITIONS = 1
+PROFILE_TTL = "180d"
 RECENT = 10.0  # seconds of the "now" event rate
+
+
+def demo_rules(folder: Path) -> Path:
+    """The bike-shop rules with `settings.profile_ttl` (when they set none), copied to `folder`.
+
+    A demo minute is four simulated months, so shoppers who lapsed pile up in the worker's state
+    (3,000 after 10 minutes) and their timers and re-checks make every minute dearer than the
+    one before; erased after PROFILE_TTL idle, they stay about 700."""
+    text = DEFAULT_RULES.read_text()
+    if "profile_ttl" not in text:
+        line = f"  profile_ttl: {PROFILE_TTL}   # added by the demo\n"
+        if "\nsettings:\n" in text:
+            text = text.replace("\nsettings:\n", "\nsettings:\n" + line, 1)
+        else:
+            text += "\nsettings:\n" + line
+    path = folder / "rules.yaml"
+    path.write_text(text)
+    return path
 
 
 class Stop(Exception):
@@ -142,7 +161,8 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace, folder: Path, uplift: dict[str, float]) -> int:
-    rules = Path(args.rules) if args.rules else DEFAULT_RULES
+    rules = Path(args.rules) if args.rules else demo_rules(folder)
+    shown = args.rules or f"the bike shop's, with profile_ttl {PROFILE_TTL}"
     with broker_or_embedded(args.broker) as bootstrap:
         names = [topic_name(t) for t in ALL_TOPICS]
         # (on a Kafka of yours, topics missing are made with the usual partition count)
@@ -156,7 +176,7 @@ def _run(args: argparse.Namespace, folder: Path, uplift: dict[str, float]) -> in
             print(f"broker: {bootstrap}", flush=True)
             print(
                 f"shop: about {args.shoppers} active shoppers, {args.speed:g} simulated days per "
-                f"second; rules {rules}; Ctrl-C stops everything",
+                f"second; rules: {shown}; Ctrl-C stops everything",
                 flush=True,
             )
             try:
