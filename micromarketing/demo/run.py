@@ -30,6 +30,7 @@ from micromarketing.demo.results import LiveResults, conversions_topic, lift_tex
 from micromarketing.demo.stack import Stack, log_tail, start, workdir
 from streams.contract import (
     ALL_TOPICS,
+    DEFAULT_PARTITIONS,
     SEGMENT_CHANGES,
     SUPPRESSED,
     TRIGGER_TOPICS,
@@ -46,7 +47,7 @@ DAY = 86400.0
 #: The shop's producer batches this long: few, big batches keep the embedded broker fast.
 SHOP_LINGER_MS = 200
 #: Partitions of every topic on the embedded broker: its fetches list every stored batch of a
-#: partition, and batches are made per partition, so one partition stores 4 times fewer.
+#: partition, and producers batch per partition, so one partition makes 4 times fewer batches.
 EMBEDDED_PARTITIONS = 1
 PROFILE_TTL = "180d"
 RECENT = 10.0  # seconds of the "now" event rate
@@ -57,7 +58,7 @@ def demo_rules(folder: Path) -> Path:
 
     A demo minute is four simulated months, so shoppers who lapsed pile up in the worker's state
     (3,000 after 10 minutes) and their timers and re-checks make every minute dearer than the
-    one before; erased after PROFILE_TTL idle, they stay about 700."""
+    one before; erased after PROFILE_TTL idle, their number levels off."""
     text = DEFAULT_RULES.read_text()
     if "profile_ttl" not in text:
         line = f"  profile_ttl: {PROFILE_TTL}   # added by the demo\n"
@@ -166,7 +167,9 @@ def _run(args: argparse.Namespace, folder: Path, uplift: dict[str, float]) -> in
     with broker_or_embedded(args.broker) as bootstrap:
         names = [topic_name(t) for t in ALL_TOPICS]
         # (on a Kafka of yours, topics missing are made with the usual partition count)
-        ensure_topics(bootstrap, names, EMBEDDED_PARTITIONS if args.broker is None else 4)
+        ensure_topics(
+            bootstrap, names, EMBEDDED_PARTITIONS if args.broker is None else DEFAULT_PARTITIONS
+        )
         with start(bootstrap, rules, folder) as stack:
             print(stack.console_line(), flush=True)
             print(
