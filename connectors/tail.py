@@ -15,10 +15,12 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import difflib
 import os
 import sys
 import time
 import uuid
+from collections.abc import Iterable
 from typing import Any, BinaryIO
 
 import orjson
@@ -33,11 +35,20 @@ from confluent_kafka import (
 )
 
 from connectors.broker import BrokerError, wait_for_bootstrap
-from streams.contract import Codec, CodecError, make_codec, schema_registry_url, topic_prefix
+from streams.contract import (
+    ALL_TOPICS,
+    Codec,
+    CodecError,
+    make_codec,
+    schema_registry_url,
+    topic_name,
+    topic_prefix,
+)
 
 DEFAULT_BOOTSTRAP = "127.0.0.1:9092"
 BROKER_ENV = "MICROMARKETING_BROKER"
 CONNECT_TIMEOUT = 4.0
+OUR_TOPIC_WAIT = 10.0
 BATCH = 500
 
 
@@ -78,14 +89,47 @@ def consumer_config(bootstrap: str, from_beginning: bool, verbose: bool = False)
 
 
 def _partitions(consumer: Consumer, topic: str) -> list[int]:
-    try:
-        md = consumer.list_topics(topic, timeout=CONNECT_TIMEOUT + 1)
-    except KafkaException as exc:
-        raise TailError(f"broker does not answer metadata requests: {exc}") from None
-    meta = md.topics.get(topic)
-    if meta is None or meta.error is not None or not meta.partitions:
-        raise TailError(f"topic {topic!r} does not exist")
-    return sorted(meta.partitions)
+    """The partitions of `topic`. One of our topics may be on its way (a broker or a worker
+    started just before creates them), so it is awaited for OUR_TOPIC_WAIT seconds."""
+    ours = topic in {topic_name(base) for base in ALL_TOPICS}
+    deadline = time.monotonic() + (OUR_TOPIC_WAIT if ours else 0.0)
+    while True:
+        try:
+            md = consumer.list_topics(topic, timeout=CONNECT_TIMEOUT + 1)
+        except KafkaException as exc:
+            raise TailError(f"broker does not answer metadata requests: {exc}") from None
+        meta = md.topics.get(topic)
+        if meta is not None and meta.error is None and meta.partitions:
+            return sorted(meta.partitions)
+        if time.monotonic() >= deadline:
+            raise TailError(f"topic {topic!r} does not exist{_did_you_mean(consumer, topic)}")
+        time.sleep(0.5)
+
+
+def near_miss(topic: str, known: Iterable[str]) -> str | None:
+    """The name in `known` that `topic` most likely meant (a typo, a missing prefix), if any."""
+    names = sorted(set(known) - {topic})
+    lowered = {name.lower(): name for name in names}
+    if topic.lower() in lowered and lowered[topic.lower()] != topic:
+        return lowered[topic.lower()]
+    found = difflib.get_close_matches(topic, names, n=1, cutoff=0.6)
+    return found[0] if found else None
+
+
+def _did_you_mean(consumer: Consumer, topic: str) -> str:
+    """`; did you mean 'X'?` with the nearest topic on the broker or of our contract, or ''."""
+    known = {topic_name(base) for base in ALL_TOPICS}
+    if topic in known:
+        return " yet (a worker or `micromarketing broker` creates our topics when it starts)"
+    with contextlib.suppress(KafkaException):
+        known.update(consumer.list_topics(timeout=CONNECT_TIMEOUT).topics)
+    known = {name for name in known if not name.startswith("__")}  # Kafka's internal topics
+    guess = near_miss(topic, known)
+    if guess is None:
+        return ""
+    prefix = topic_prefix()
+    shown = guess.removeprefix(prefix) if prefix and topic.startswith(prefix) else guess
+    return f"; did you mean {shown!r}?"
 
 
 def _start_offsets(

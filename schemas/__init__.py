@@ -16,6 +16,7 @@ import orjson
 
 from streams.engine.topics import (
     CLICKSTREAM,
+    CONVERSIONS,
     DEAD_LETTERS,
     IDENTITIES,
     INPUT_TOPICS,
@@ -38,6 +39,7 @@ SCHEMA_FILES: dict[str, str] = {
     SUPPRESSED: "suppressed.avsc",
     DEAD_LETTERS: "dead-letters.avsc",
     PROFILES: "profiles.avsc",
+    CONVERSIONS: "conversions.avsc",
 }
 
 #: Input topics: their values are Segment events with free-form members carried as JSON text.

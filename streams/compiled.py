@@ -26,6 +26,7 @@ PURE_ENV = "MICROMARKETING_PURE"
 #: the name of mypyc's shared library (one per build), a top-level module
 GROUP = "micromarketing_core"
 MODULES = (
+    "streams.engine.attribution",
     "streams.engine.bgnbd",
     "streams.engine.clv",
     "streams.engine.core",

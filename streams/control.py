@@ -62,7 +62,8 @@ def run(args: argparse.Namespace) -> int:
     bootstrap = args.broker or _default_broker()
     if bootstrap is None:
         print(
-            f"no broker: give --broker HOST:PORT (nothing answers on :{DEFAULT_PORT})",
+            "micromarketing forget: no broker: give --broker HOST:PORT (nothing answers on "
+            f":{DEFAULT_PORT})",
             file=sys.stderr,
         )
         return 2
@@ -70,7 +71,7 @@ def run(args: argparse.Namespace) -> int:
         wait_for_bootstrap(bootstrap, timeout=10)
         partition = send_forget(bootstrap, args.consumer_id)
     except Exception as exc:
-        print(f"forget failed: {exc}", file=sys.stderr)
+        print(f"micromarketing forget: {exc}", file=sys.stderr)
         return 1
     print(
         f"erasure of {args.consumer_id!r} requested (forwards partition {partition}); the "

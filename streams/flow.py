@@ -31,6 +31,7 @@ from streams.contract import (
 from streams.engine.events import INTERNAL_ERROR
 from streams.engine.outputs import Outputs, decode_forward, encode_forward
 from streams.epochs import EpochProducer
+from streams.measure.results import CampaignResults, feed
 from streams.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -88,6 +89,8 @@ class Flow:
         self.max_buffered = max_buffered
         self.batch_max = batch_max
         self.runtime = runtime
+        #: the campaign figures of this worker's own outputs since it started (GET /v1/campaigns)
+        self.results = CampaignResults()
         self.pending: dict[tuple[str, int], deque[Rec]] = {}
         self.received: dict[tuple[str, int], int] = {}
         self.buffered = 0
@@ -270,6 +273,7 @@ class Flow:
             or out.suppressed
             or out.profiles
             or out.dead_letters
+            or out.conversions
         ):  # most events change nothing: skip the generator
             produce = self.producer.produce
             for base, key, value in out.records():
@@ -282,6 +286,8 @@ class Flow:
                     self.forwards_topic, fwd.key, encode_forward(fwd), partition_of(fwd.key)
                 )
                 self.count(FORWARDS)
+        if out.triggers or out.conversions:
+            feed(self.results, out)
 
     def dead_letter(
         self, source: str, offset: str, raw: bytes | None, reason: str, message: str

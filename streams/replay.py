@@ -17,6 +17,7 @@ import sys
 import time
 from collections import Counter
 from collections.abc import Iterable, Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
 from typing import IO, Any
@@ -27,6 +28,10 @@ from streams import compiled
 from streams.engine.events import EventError, parse_time
 from streams.engine.outputs import Outputs
 from streams.engine.rules import RulesError, RuleSet, load_rules
+from streams.engine.topics import trigger_topic
+from streams.measure.results import CampaignResults, feed
+from streams.report.timeline import Timeline
+from streams.report.writer import PageWriter
 from streams.runtime import DEFAULT_PARTITIONS, Runtime, tune_gc
 
 OUTPUT_FILES = {
@@ -35,15 +40,18 @@ OUTPUT_FILES = {
     "suppressed": "suppressed.jsonl",
     "dead_letters": "dead_letters.jsonl",
     "profiles": "profiles.jsonl",
+    "conversions": "conversions.jsonl",
 }
 
 
 class OutputFiles:
-    """The JSON-lines files of a replay, written as outputs come."""
+    """The JSON-lines files of a replay, written as outputs come (and counted into `timeline`,
+    the daily series of report.html, when there is one)."""
 
-    def __init__(self, out_dir: Path) -> None:
+    def __init__(self, out_dir: Path, timeline: Timeline | None = None) -> None:
         out_dir.mkdir(parents=True, exist_ok=True)
         self.dir = out_dir
+        self.timeline = timeline
         self._files: dict[str, IO[bytes]] = {
             kind: open(out_dir / name, "wb")  # noqa: SIM115 - closed in close()
             for kind, name in OUTPUT_FILES.items()
@@ -57,6 +65,8 @@ class OutputFiles:
                 for rec in records:
                     f.write(orjson.dumps(rec))
                     f.write(b"\n")
+                if self.timeline is not None:
+                    _count(self.timeline, kind, records)
 
     def close(self) -> None:
         for f in self._files.values():
@@ -72,6 +82,17 @@ class OutputFiles:
         tb: TracebackType | None,
     ) -> None:
         self.close()
+
+
+def _count(timeline: Timeline, kind: str, records: list[dict[str, Any]]) -> None:
+    """Feed records of one output kind to the timeline under their base topic name."""
+    if kind == "triggers":
+        for rec in records:
+            timeline.add(trigger_topic(rec["kind"]), rec)
+    else:
+        topic = kind.replace("_", "-")  # segment_changes -> segment-changes, ...
+        for rec in records:
+            timeline.add(topic, rec)
 
 
 def read_lines(path: str) -> Iterator[tuple[int, bytes]]:
@@ -108,15 +129,31 @@ def replay(
     started = time.perf_counter()
     n = 0
     process = runtime.process
+    results = CampaignResults()
     for source, offset, raw in lines:
-        files.write(process(raw, source, offset))
+        out = process(raw, source, offset)
+        files.write(out)
+        if out.triggers or out.conversions:
+            feed(results, out)
         n += 1
         if progress is not None and isinstance(raw, bytes):
             progress.update(len(raw) + 1)
     if close_at is not None:
-        files.write(runtime.close(close_at))
+        out = runtime.close(close_at)
+        files.write(out)
+        feed(results, out)
     elapsed = time.perf_counter() - started
-    return build_report(runtime, n, elapsed)
+    report = build_report(runtime, n, elapsed)
+    report["campaigns"] = campaigns(results, runtime)
+    return report
+
+
+def campaigns(results: CampaignResults, runtime: Runtime) -> dict[str, Any]:
+    """report.json's `campaigns`: the triggers whose attribution window closed by the end of
+    the input (the stream clock: the last event's time, or --close-at)."""
+    if runtime.clock == float("-inf"):
+        return {}
+    return results.report(datetime.fromtimestamp(runtime.clock, UTC))
 
 
 def build_report(runtime: Runtime, lines: int, elapsed: float) -> dict[str, Any]:
@@ -147,6 +184,10 @@ def build_report(runtime: Runtime, lines: int, elapsed: float) -> dict[str, Any]
             "longer than that, raise max_clock_skew in the rules file",
             file=sys.stderr,
         )
+    segments = runtime.rules.segment_names()
+    entered = {name: 0 for name in segments} | dict(groups.get("entered", {}))
+    exited = {name: 0 for name in segments} | dict(groups.get("exited", {}))
+    campaigns = [t.name for t in runtime.rules.triggers]
     return {
         "input_lines": lines,
         "applied": applied,
@@ -159,12 +200,17 @@ def build_report(runtime: Runtime, lines: int, elapsed: float) -> dict[str, Any]
         "partitions": runtime.partitions,
         "consumers": runtime.consumers(),
         "pending_timers": runtime.pending_timers(),
-        "triggers": dict(groups.get("triggers", {})),
-        "holdout": dict(groups.get("holdout", {})),
+        # per campaign: delivered (holdout: false) and held-out triggers, together the lines
+        # of triggers.jsonl
+        "triggers": {name: 0 for name in campaigns} | dict(groups.get("triggers", {})),
+        "holdout": {name: 0 for name in campaigns} | dict(groups.get("holdout", {})),
+        "conversions": totals.get("conversions", 0),
         "suppressed": dict(groups.get("suppressed", {})),
         "not_eligible": dict(groups.get("not_eligible", {})),
-        "segments_entered": dict(groups.get("entered", {})),
-        "segments_exited": dict(groups.get("exited", {})),
+        "segments_entered": entered,
+        "segments_exited": exited,
+        # members at the end of the input: every membership change is a segment_changes line
+        "segment_sizes": {name: entered.get(name, 0) - exited.get(name, 0) for name in entered},
         "timing": {
             "seconds": round(elapsed, 3),
             "events_per_second": round(lines / elapsed) if elapsed > 0 else None,
@@ -188,14 +234,18 @@ def rules_and_close(args: argparse.Namespace) -> tuple[RuleSet, float | None] | 
         print(exc, file=sys.stderr)
         return 1
     except OSError as exc:
-        print(f"cannot read rules: {exc}", file=sys.stderr)
+        print(
+            f"micromarketing replay: cannot read the rules file {args.rules}: "
+            f"{exc.strerror or exc}",
+            file=sys.stderr,
+        )
         return 2
     close_at = None
     if getattr(args, "close_at", None):
         try:
             close_at = parse_time(args.close_at, "--close-at")
         except EventError as exc:
-            print(exc, file=sys.stderr)
+            print(f"micromarketing replay: {exc}", file=sys.stderr)
             return 2
     return rules, close_at
 
@@ -208,26 +258,35 @@ def run(args: argparse.Namespace) -> int:
     partitions = args.partitions or DEFAULT_PARTITIONS
     out_dir = Path(args.out)
     if not args.events:
-        print("replay needs EVENTS.jsonl (or --from-topics)", file=sys.stderr)
+        print("micromarketing replay: give EVENTS.jsonl (or --from-topics)", file=sys.stderr)
         return 2
     if args.events != "-" and not Path(args.events).exists():
-        print(f"no such file: {args.events}", file=sys.stderr)
+        print(f"micromarketing replay: no such file: {args.events}", file=sys.stderr)
         return 2
     runtime = Runtime(rules, partitions)
     tune_gc()
     progress = _progress(args.events, not args.no_progress)
     source = Path(args.events).name if args.events != "-" else "stdin"
-    with OutputFiles(out_dir) as files:
-        lines = ((source, str(no), line) for no, line in read_lines(args.events))
-        report = replay(lines, runtime, files, close_at, progress)
+    page = None if getattr(args, "no_html", False) else PageWriter(out_dir)
+    try:
+        with OutputFiles(out_dir, page.timeline if page else None) as files:
+            lines = ((source, str(no), line) for no, line in read_lines(args.events))
+            report = replay(lines, runtime, files, close_at, progress)
+    except BaseException:
+        if page is not None:
+            page.cancel()
+        raise
     if progress is not None:
         progress.close()
     write_report(out_dir, report)
+    if page is not None and not page.finish(report):
+        return 1
     t = report["timing"]
     print(
         f"replayed {report['input_lines']} events in {t['seconds']}s "
         f"({t['events_per_second']} events/s, {t['engine']} engine): "
-        f"{sum(report['triggers'].values())} triggers, "
+        f"{sum(report['triggers'].values())} triggers delivered + "
+        f"{sum(report['holdout'].values())} held out, {report['conversions']} conversions, "
         f"{sum(report['suppressed'].values())} suppressed, {report['dead_letters']} dead "
         f"letters -> {out_dir}",
         file=sys.stderr,

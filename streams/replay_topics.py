@@ -25,6 +25,7 @@ from streams.engine.events import EventError, iso, parse_time
 from streams.engine.outputs import Outputs
 from streams.engine.rules import RuleSet
 from streams.replay import OutputFiles, replay, rules_and_close, write_report
+from streams.report.writer import PageWriter
 from streams.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -107,27 +108,36 @@ def replay_topics(
                 "replay --from-topics needs --broker HOST:PORT (an embedded broker would be "
                 "empty)"
             )
+    except TopicReplayError as exc:  # a usage mistake
+        print(f"micromarketing replay: {exc}", file=sys.stderr)
+        return 2
+    try:
         topics = input_topic_names()
         records, counts = read_range(
             args.broker, since, until, topics, verbose=bool(getattr(args, "verbose", False))
         )
-    except TopicReplayError as exc:
+    except TopicReplayError as exc:  # the broker or the topics
         print(f"micromarketing replay: {exc}", file=sys.stderr)
-        return 2
+        return 1
     except KafkaException as exc:
         print(f"micromarketing replay: broker {args.broker}: {exc}", file=sys.stderr)
-        return 2
+        return 1
     runtime = Runtime(rules, _router_partitions(args, counts))
     progress = None
     if not args.no_progress and sys.stderr.isatty():
         from tqdm import tqdm
 
         progress = tqdm(unit="ev", desc="replay", file=sys.stderr)
+    page = None if getattr(args, "no_html", False) else PageWriter(out_dir)
     try:
-        with OutputFiles(out_dir) as files:
+        with OutputFiles(out_dir, page.timeline if page else None) as files:
             feed = Feed(files, progress)
             report = replay(feed(records), runtime, files, close_at)
-    except KafkaException as exc:
+    except BaseException as exc:
+        if page is not None:
+            page.cancel()
+        if not isinstance(exc, KafkaException):
+            raise
         print(f"micromarketing replay: reading the topics failed: {exc}", file=sys.stderr)
         return 1
     finally:
@@ -139,6 +149,8 @@ def replay_topics(
     report["until"] = iso(until)
     report["topics"] = list(topics)
     write_report(out_dir, report)
+    if page is not None and not page.finish(report):
+        return 1
     t = report["timing"]
     print(
         f"replayed {report['input_lines']} records of {', '.join(topics)} from {iso(since)} to "

@@ -67,14 +67,18 @@ def run(args: argparse.Namespace) -> int:
         print(exc, file=sys.stderr)
         return 1
     except OSError as exc:
-        print(f"cannot read rules: {exc}", file=sys.stderr)
+        print(
+            f"micromarketing worker: cannot read the rules file {args.rules}: "
+            f"{exc.strerror or exc}",
+            file=sys.stderr,
+        )
         return 2
     if args.broker:
         try:
             wait_for_bootstrap(args.broker, timeout=10)
         except BrokerError as exc:
-            print(exc, file=sys.stderr)
-            return 2
+            print(f"micromarketing worker: {exc}", file=sys.stderr)
+            return 1
     with resolve_broker(args.broker) as bootstrap:
         settings = Settings(
             rules_path=Path(args.rules),

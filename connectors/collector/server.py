@@ -27,7 +27,12 @@ from typing import Any
 import orjson
 from aiohttp import hdrs, web
 
-from connectors.broker import BrokerError, broker_or_embedded, ensure_topics
+from connectors.broker import (
+    BrokerError,
+    broker_or_embedded,
+    ensure_topics,
+    wait_for_bootstrap,
+)
 from connectors.collector.auth import authorized, basic_auth_user, body_write_key
 from connectors.collector.config import CollectorConfig, Limits
 from connectors.collector.connections import BoundedTCPSite, ConnectionCount
@@ -406,6 +411,12 @@ def run(args: argparse.Namespace) -> int:
     except CollectorUsageError as exc:
         print(f"micromarketing collector: {exc}", file=sys.stderr)
         return 2
+    if args.broker:
+        try:  # a mistyped --broker is said at once, not as retries in the log
+            wait_for_bootstrap(args.broker, timeout=10)
+        except BrokerError as exc:
+            print(f"micromarketing collector: {exc}", file=sys.stderr)
+            return 1
     try:
         with broker_or_embedded(args.broker) as bootstrap:
             _ensure_topics(bootstrap, embedded=not args.broker)
@@ -413,6 +424,6 @@ def run(args: argparse.Namespace) -> int:
                 serve(CollectorConfig(bootstrap=bootstrap, **options), args.host, args.port)
             )
     except (BrokerError, OSError) as exc:
-        log.error("collector: %s", exc)
+        print(f"micromarketing collector: {exc}", file=sys.stderr)
         return 1
     return 0

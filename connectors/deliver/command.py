@@ -146,7 +146,7 @@ def run(args: argparse.Namespace) -> int:
             wait_for_bootstrap(args.broker, timeout=10)
         except BrokerError as exc:
             print(f"micromarketing deliver: {exc}", file=sys.stderr)
-            return 2
+            return 1
     topics = DeliverTopics.prefixed()
     metrics = DeliverMetrics(sender.name)
     stop = threading.Event()

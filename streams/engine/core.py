@@ -20,6 +20,7 @@ from typing import Any, Final
 
 import orjson
 
+from streams.engine import attribution
 from streams.engine.events import (
     IDENTITY_CONFLICT,
     INTERNAL_ERROR,
@@ -53,7 +54,7 @@ from streams.engine.timers import RECHECK, TTL, TimerIndex, entry_key, entry_val
 from streams.engine.triggers import (
     arm,
     choose_offer,
-    in_holdout,
+    holdout_reason,
     record_fired,
     suppression_reason,
     trigger_record,
@@ -217,7 +218,7 @@ class Engine:
         state = None
         if raw is not None:
             state = ConsumerState.from_bytes(raw)
-            if state.timers or state.recheck or state.ttl_due:
+            if state.timers or state.recheck or state.ttl_due or state.windows:
                 self._indexed[cid] = _entries(state)
         self._cache[cid] = state
         return state
@@ -248,7 +249,11 @@ class Engine:
                 new: tuple[tuple[float, str], ...] = ()
             else:
                 store.put("c/" + cid, state.to_bytes())
-                new = _entries(state) if state.timers or state.recheck or state.ttl_due else ()
+                new = (
+                    _entries(state)
+                    if state.timers or state.recheck or state.ttl_due or state.windows
+                    else ()
+                )
             old = indexed.pop(cid, ())
             if new:
                 indexed[cid] = new
@@ -445,6 +450,8 @@ class Engine:
         changed = _EVENTS
         if track:
             if name in ORDER_EVENTS:
+                if state.windows and name == "Order Completed":
+                    self._convert(state, ev, out)
                 self.population.remove(state)
                 apply_track(state, ev, self._half_life)
                 self.population.add(state)
@@ -485,6 +492,13 @@ class Engine:
             if source is not None:
                 out.forwards.append(MergeOut(source, cid))
         self._applied += 1
+
+    def _convert(self, state: ConsumerState, ev: Event, out: Outputs) -> None:
+        """Attribute a new Order Completed to the consumer's open windows (attribution.py)."""
+        records = attribution.convert(state, ev)
+        if records:
+            out.conversions.extend(records)
+            self._stats["conversions"] += len(records)
 
     def _prune_seen(self, state: ConsumerState, t: float) -> None:
         horizon = t - self._window
@@ -603,6 +617,9 @@ class Engine:
             if name == TTL:
                 self._expire(state, due, out)
                 continue
+            if name == attribution.WINDOWS:
+                self._close_windows(state, due)
+                continue
             timer = state.timers.get(name)
             if timer is None:
                 continue  # disarmed, fired or dropped since
@@ -629,6 +646,14 @@ class Engine:
         self._dirty.add(state.id)
         self._stats["rechecks"] += 1
         self._segments(state, due, out, _TIME)
+
+    def _close_windows(self, state: ConsumerState, due: float) -> None:
+        """The WINDOWS entry at `due`: drop the windows closed by then, look again at the next."""
+        if attribution.close(state, due):
+            self._dirty.add(state.id)
+        following = attribution.close_due(state)
+        if following:
+            self.timers.push(following, state.id, attribution.WINDOWS)
 
     def _arm_ttl(self, state: ConsumerState) -> None:
         """Give the consumer its profile_ttl entry (one per consumer, moved on lazily)."""
@@ -677,12 +702,16 @@ class Engine:
             )
             self._stats["suppressed:" + reason] += 1
             return
-        holdout = in_holdout(trig.name, state.id, self.rules.suppression.holdout)
+        reason = holdout_reason(trig.name, state.id, self.rules.suppression)
+        holdout = reason is not None
         record_fired(state, trig, due)
-        out.triggers.append(
-            trigger_record(trig, state.id, timer, offer, list(state.segments), holdout, at,
-                           self.rules.version)
-        )
+        until = due + attribution.window_of(self.rules.settings.attribution_window,
+                                            trig.attribution_window)
+        rec = trigger_record(trig, state.id, timer, offer, list(state.segments), holdout, at,
+                             self.rules.version, reason, self._iso(until))
+        out.triggers.append(rec)
+        if attribution.open_window(state, rec, due, until):
+            self.timers.push(attribution.close_due(state), state.id, attribution.WINDOWS)
         self._stats[("holdout:" if holdout else "triggers:") + trig.name] += 1
 
     # messages from other partitions
@@ -736,6 +765,7 @@ class Engine:
         at = self._iso(max(self.watermark, state.last_seen))
         for seg in state.segments:
             out.segment_changes.append(_change(source, seg, "exited", at, self.rules.version))
+            self._stats["exited:" + seg] += 1
         self._drop(source)
         out.forwards.append(MergeIn(target, source, state))
 
@@ -760,6 +790,7 @@ class Engine:
         self.population.remove(state)
         had_email, had_consent = state.email, state.consented
         merge_states(state, other, self._half_life)
+        attribution.merge_windows(state, other)
         if state.ttl_due == 0.0 and self._ttl > 0.0:  # a new target: the merged last_seen
             self._arm_ttl(state)
         state.seen[mark] = int(state.last_seen)
@@ -767,6 +798,8 @@ class Engine:
         self._dirty.add(target)
         for name, timer in state.timers.items():
             self.timers.push(timer.due, target, name)
+        if state.windows:
+            self.timers.push(attribution.close_due(state), target, attribution.WINDOWS)
         now = max(self.watermark, state.last_seen)
         if state.email != had_email or state.consented != had_consent:
             self._profile(out, state, now)
@@ -801,6 +834,7 @@ class Engine:
             out.segment_changes.append(
                 _change(consumer_id, seg, "exited", at, self.rules.version)
             )
+            self._stats["exited:" + seg] += 1
         out.profiles.append({"consumer_id": consumer_id, "email": None, "consented": False,
                              "at": at})
         self.population.remove(state)
@@ -838,6 +872,8 @@ def _entries(state: ConsumerState) -> tuple[tuple[float, str], ...]:
         entries.append((state.recheck, RECHECK))
     if state.ttl_due:
         entries.append((state.ttl_due, TTL))
+    if state.windows:
+        entries.append((attribution.close_due(state), attribution.WINDOWS))
     return tuple(entries)
 
 

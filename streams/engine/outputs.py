@@ -9,6 +9,7 @@ import orjson
 
 from streams.engine.state import ConsumerState
 from streams.engine.topics import (
+    CONVERSIONS,
     DEAD_LETTERS,
     PROFILES,
     SEGMENT_CHANGES,
@@ -176,6 +177,7 @@ class Outputs:
     """Records produced by one engine call, in the order they happened."""
 
     __slots__ = (
+        "conversions",
         "dead_letters",
         "forwards",
         "profiles",
@@ -190,6 +192,7 @@ class Outputs:
         self.suppressed: list[Record] = []
         self.dead_letters: list[Record] = []
         self.profiles: list[Record] = []
+        self.conversions: list[Record] = []
         self.forwards: list[Forward] = []
 
     def __eq__(self, other: object) -> bool:
@@ -205,6 +208,7 @@ class Outputs:
         self.suppressed.extend(other.suppressed)
         self.dead_letters.extend(other.dead_letters)
         self.profiles.extend(other.profiles)
+        self.conversions.extend(other.conversions)
         self.forwards.extend(other.forwards)
 
     def records(self) -> Iterator[tuple[str, str, Record]]:
@@ -219,6 +223,8 @@ class Outputs:
             yield DEAD_LETTERS, r.get("source") or "", r
         for r in self.profiles:
             yield PROFILES, r["consumer_id"], r
+        for r in self.conversions:
+            yield CONVERSIONS, r["consumer_id"], r
 
     def __bool__(self) -> bool:
         return bool(
@@ -227,5 +233,6 @@ class Outputs:
             or self.suppressed
             or self.dead_letters
             or self.profiles
+            or self.conversions
             or self.forwards
         )

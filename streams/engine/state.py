@@ -107,6 +107,8 @@ FIELDS: tuple[Field, ...] = (
     Field("user", "bool", "False",
           "a userId's event reached it: a profile with a user id, never merged into another",
           since=4, legacy="bool(s.aliases)"),
+    Field("windows", "list[list[Any]]", "[]",
+          "open attribution windows of fired triggers (attribution.py)", since=5),
 )
 STATE_VERSION = max(f.since for f in FIELDS)
 #: fields every stored state ever written holds (`plan` came in version 1 without a bump)
@@ -193,6 +195,7 @@ class ConsumerState:
         "ttl_due",
         "user",
         "views",
+        "windows",
     )
 
     def __init__(self, consumer_id: str, now: float) -> None:
@@ -235,6 +238,8 @@ class ConsumerState:
         self.ttl_due: float = 0.0  # due time of the profile_ttl entry in the index (0: none)
         # a userId's event reached it: a profile with a user id, never merged into another
         self.user: bool = False
+        # open attribution windows of fired triggers (attribution.py)
+        self.windows: list[list[Any]] = []
 
     def to_bytes(self) -> bytes:
         return orjson.dumps(
@@ -276,13 +281,14 @@ class ConsumerState:
                 self.order_days,
                 self.ttl_due,
                 self.user,
+                self.windows,
             ]
         )
 
     @classmethod
     def from_bytes(cls, data: bytes) -> ConsumerState:
         d = orjson.loads(data)
-        if type(d) is not list or len(d) != 37 or d[0] != STATE_VERSION:
+        if type(d) is not list or len(d) != 38 or d[0] != STATE_VERSION:
             check_version(d)  # raises unless a known version
         s = cls("", 0.0)  # (mypyc cannot build a native object without __init__)
         n = len(d)
@@ -331,5 +337,7 @@ class ConsumerState:
             s.user = d[36]
         else:
             s.user = bool(s.aliases)
+        if n > 37:
+            s.windows = d[37]
         return s
     # </generated>

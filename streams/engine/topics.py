@@ -17,6 +17,8 @@ TRIGGERS_WINBACK = "triggers.winback"
 SUPPRESSED = "suppressed"
 DEAD_LETTERS = "dead-letters"
 PROFILES = "profiles"
+#: orders attributed to the triggers whose attribution window they fell in (engine/attribution)
+CONVERSIONS = "conversions"
 DELIVERY_FAILURES = "delivery-failures"
 DELIVERIES = "deliveries"  # trigger ids delivered, per deliver group (connectors/deliver/dedupe)
 CONTROL = "control"
@@ -28,6 +30,7 @@ OUTPUT_TOPICS: tuple[str, ...] = (
     SUPPRESSED,
     DEAD_LETTERS,
     PROFILES,
+    CONVERSIONS,
 )
 TRIGGER_TOPICS: tuple[str, ...] = (TRIGGERS_RETARGETING, TRIGGERS_WINBACK)
 ALL_TOPICS: tuple[str, ...] = (

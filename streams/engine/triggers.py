@@ -36,6 +36,26 @@ def in_holdout(campaign: str, consumer_id: str, share: float) -> bool:
     return bucket / 2**64 < share
 
 
+def in_global_control(consumer_id: str, share: float) -> bool:
+    """Stable per consumer, whatever the rules or campaign: the global control group (a hash
+    independent of the campaigns' holdout hash, with a fixed salt, so a rules change keeps
+    every consumer in or out of it)."""
+    if share <= 0:
+        return False
+    bucket = int.from_bytes(stable_hash("global_control", consumer_id)[:8], "big")
+    return bucket / 2**64 < share
+
+
+def holdout_reason(campaign: str, consumer_id: str, rules: Suppression) -> str | None:
+    """Why a trigger is held out: `global_control` (the consumer is in the global control
+    group), `holdout` (in the campaign's holdout share), or None (delivered)."""
+    if in_global_control(consumer_id, rules.global_control):
+        return "global_control"
+    if in_holdout(campaign, consumer_id, rules.holdout):
+        return "holdout"
+    return None
+
+
 # a tuple, not `str | int`: that expression would build a new union object on every call
 _ID_TYPES = (str, int)
 
@@ -121,7 +141,11 @@ def trigger_record(
     holdout: bool,
     at_iso: str,
     version: str,
+    reason: str | None = None,
+    attribution_until: str | None = None,
 ) -> dict[str, Any]:
+    """The trigger record (`reason`: why held out, None when delivered; `attribution_until`:
+    the end of its attribution window)."""
     return {
         "trigger_id": trigger_id(trig.name, consumer_id, timer.arm_id),
         "kind": trig.kind,
@@ -133,5 +157,7 @@ def trigger_record(
         "products": list(timer.products),
         "segments": segments,
         "holdout": holdout,
+        "reason": reason,
+        "attribution_until": attribution_until,
         "rules_version": version,
     }

@@ -18,7 +18,7 @@ from tests.conftest import EXAMPLES
 pytestmark = pytest.mark.e2e
 EXPECTED = "compiled" if os.environ.get("MICROMARKETING_EXPECT_COMPILED") == "1" else None
 OUTPUTS = ("triggers.jsonl", "segment_changes.jsonl", "suppressed.jsonl", "dead_letters.jsonl",
-           "profiles.jsonl")
+           "profiles.jsonl", "conversions.jsonl")
 
 
 def _replay(events: Path, out: Path, pure: bool) -> dict:

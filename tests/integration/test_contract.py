@@ -219,7 +219,8 @@ def test_every_path_agrees_on_the_odd_events(
         "trigger_id": f"t-{unique}", "kind": "retargeting", "campaign": "cart-abandonment",
         "consumer_id": "0", "fired_at": "2024-05-01T12:30:00.000Z",
         "due_at": "2024-05-01T12:30:00.000Z", "offer": "free-shipping",
-        "products": ["road-bike-900"], "segments": [], "holdout": False, "rules_version": "v",
+        "products": ["road-bike-900"], "segments": [], "holdout": False, "reason": None,
+        "attribution_until": "2024-05-08T12:30:00.000Z", "rules_version": "v",
     }
     out = Outputs()
     out.triggers.append(trigger)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import time
@@ -12,6 +13,7 @@ import pytest
 from confluent_kafka import Producer
 
 from connectors.broker import EmbeddedBroker, ensure_topics, free_port
+from connectors.tail import near_miss
 from tests.conftest import ROOT
 
 pytestmark = pytest.mark.integration
@@ -115,3 +117,39 @@ def test_tail_of_a_missing_topic_fails_clearly(broker: EmbeddedBroker, unique: s
     proc = _tail(f"missing-{unique}", "--broker", broker.bootstrap, "--timeout", "1")
     assert proc.returncode == 1
     assert "does not exist" in proc.stderr.decode()
+
+
+def test_tail_of_a_misspelt_topic_suggests_the_nearest_one(broker: EmbeddedBroker) -> None:
+    ensure_topics(broker.bootstrap, ["segment-changes"])
+    proc = _tail("segment-chnages", "--broker", broker.bootstrap, "--timeout", "1")
+    assert proc.returncode == 1
+    assert proc.stderr.decode().splitlines() == [
+        "micromarketing tail: topic 'segment-chnages' does not exist; "
+        "did you mean 'segment-changes'?"
+    ]
+
+
+def test_near_miss_prefers_a_case_slip_then_the_closest_name() -> None:
+    known = ["segment-changes", "triggers.winback", "triggers.retargeting", "dead-letters"]
+    assert near_miss("Dead-Letters", known) == "dead-letters"
+    assert near_miss("trigers.winback", known) == "triggers.winback"
+    assert near_miss("orders", known) is None
+
+
+def test_tail_of_one_of_our_topics_not_created_yet_says_who_creates_it(
+    broker: EmbeddedBroker, unique: str
+) -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "micromarketing", "tail", "segment-changes", "--timeout", "1",
+         "--broker", broker.bootstrap],
+        cwd=ROOT,
+        capture_output=True,
+        timeout=60,
+        check=False,
+        env={**os.environ, "MICROMARKETING_TOPIC_PREFIX": f"tl-{unique}-"},
+    )
+    assert proc.returncode == 1
+    assert proc.stderr.decode().splitlines() == [
+        f"micromarketing tail: topic 'tl-{unique}-segment-changes' does not exist yet (a worker "
+        "or `micromarketing broker` creates our topics when it starts)"
+    ]

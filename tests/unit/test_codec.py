@@ -116,13 +116,14 @@ OUTPUT_RECORDS: dict[str, list[dict[str, Any]]] = {
          "consumer_id": "u-1", "fired_at": "2024-05-01T12:06:40.555Z",
          "due_at": "2024-05-01T12:06:40.555Z", "offer": "free-shipping",
          "products": ["p1", "p2"], "segments": ["champions"], "holdout": False,
-         "rules_version": "v3"},
+         "reason": None, "attribution_until": "2024-05-08T12:06:40.555Z", "rules_version": "v3"},
     ],
     "triggers.winback": [
         {"trigger_id": "t-2", "kind": "winback", "campaign": "winback-60d",
          "consumer_id": "u-2", "fired_at": "2024-07-01T00:00:00.000Z",
          "due_at": "2024-07-01T00:00:00.000Z", "offer": None, "products": [],
-         "segments": [], "holdout": True, "rules_version": None},
+         "segments": [], "holdout": True, "reason": "global_control",
+         "attribution_until": "2024-07-08T00:00:00.000Z", "rules_version": None},
     ],
     "suppressed": [
         {"campaign": "winback-60d", "kind": "winback", "consumer_id": "u-2",
@@ -143,6 +144,15 @@ OUTPUT_RECORDS: dict[str, list[dict[str, Any]]] = {
         {"consumer_id": "u-1", "email": "ada@example.com", "consented": True,
          "at": "2024-05-01T11:29:00.000Z"},
         {"consumer_id": "u-2", "email": None, "consented": False, "at": "2024-05-01T11:29:00.000Z"},
+    ],
+    "conversions": [
+        {"trigger_id": "t-1", "campaign": "cart-abandonment", "kind": "retargeting",
+         "offer": "free-shipping", "consumer_id": "u-1", "holdout": False,
+         "fired_at": "2024-05-01T12:06:40.555Z", "converted_at": "2024-05-02T09:00:00.000Z",
+         "order_id": "o-2", "revenue": 19.5},
+        {"trigger_id": "t-2", "campaign": "winback-60d", "kind": "winback", "offer": None,
+         "consumer_id": "u-2", "holdout": True, "fired_at": "2024-07-01T00:00:00.000Z",
+         "converted_at": "2024-07-08T00:00:00.000Z", "order_id": None, "revenue": 0.0},
     ],
 }
 

@@ -480,6 +480,8 @@ def test_deliver_takes_the_triggers_the_worker_writes(
         "products": ["road-bike-900"],
         "segments": ["road-amateur"],
         "holdout": False,
+        "reason": None,
+        "attribution_until": T,
         "rules_version": "v1",
     }
     out = Outputs()

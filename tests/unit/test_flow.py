@@ -8,6 +8,7 @@ real but never pushes: the test reads the records it queued.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +19,7 @@ from rocksdict import Options, Rdict
 
 from streams.contract import INPUT_TOPICS
 from streams.engine.core import Engine
-from streams.engine.outputs import EventForward, decode_forward
+from streams.engine.outputs import EventForward, Outputs, decode_forward
 from streams.engine.partitioning import partition_for
 from streams.engine.rules import load_rules
 from streams.epochs import EpochProducer
@@ -208,3 +209,52 @@ def test_a_forced_release_bounds_the_clock_by_the_position_of_a_backlogged_parti
     flow.add(rec("clickstream", 0, 1, 60.0))
     flow.release(force=False)
     assert flow.runtime.bound == float("inf")
+
+
+def test_emit_queues_conversions_and_feeds_the_workers_campaign_results(flow: Flow) -> None:
+    trigger = {"trigger_id": "t1", "kind": "retargeting", "campaign": "cart", "consumer_id": "u1",
+               "fired_at": "2026-01-05T10:00:00.000Z", "due_at": "2026-01-05T10:00:00.000Z",
+               "offer": "x", "products": [], "segments": [], "holdout": False, "reason": None,
+               "attribution_until": "2026-01-12T10:00:00.000Z", "rules_version": "v"}
+    conversion = {"trigger_id": "t1", "campaign": "cart", "kind": "retargeting", "offer": "x",
+                  "consumer_id": "u1", "holdout": False, "fired_at": "2026-01-05T10:00:00.000Z",
+                  "converted_at": "2026-01-06T10:00:00.000Z", "order_id": "o1", "revenue": 9.5}
+    out = Outputs()
+    out.conversions.append(conversion)
+    flow.emit(out)
+    assert [(t, v) for t, _, v in queued(flow)] == [("t.conversions", conversion)]
+    out = Outputs()
+    out.triggers.append(trigger)
+    flow.emit(out)
+    figures = flow.results.report()["cart"]
+    assert (figures["treated"], figures["converted_treated"]) == (1, 1)
+    assert figures["revenue_per_trigger_treated"] == 9.5
+
+
+def test_the_workers_campaign_results_equal_replays_on_the_example_file(
+    flow: Flow, tmp_path: Path
+) -> None:
+    from streams.contract import input_topic, partition_of, record_key
+    from streams.replay import OutputFiles, read_lines, replay
+
+    events = ROOT / "examples" / "bike-shop" / "events.jsonl"
+    recs: list[Rec] = []
+    offsets: dict[tuple[str, int], int] = {}
+    for no, line in read_lines(str(events)):
+        try:
+            obj = orjson.loads(line)
+            base = input_topic(obj)
+            key = record_key(obj)
+        except (orjson.JSONDecodeError, AttributeError):
+            base, key = "clickstream", None
+        p = partition_of(key.decode() if key else None, 2)
+        offsets[(base, p)] = offset = offsets.get((base, p), -1) + 1
+        recs.append(rec(base, p, offset, float(no), line))
+    flow.apply(recs)
+    runtime = Runtime(flow.runtime.rules, 2)
+    with OutputFiles(tmp_path / "replay") as files:
+        report = replay((("f", str(no), line) for no, line in read_lines(str(events))),
+                        runtime, files)
+    assert runtime.clock == flow.runtime.clock
+    end = datetime.fromtimestamp(runtime.clock, UTC)
+    assert report["campaigns"] and flow.results.report(end) == report["campaigns"]

@@ -15,12 +15,15 @@ def run(args: argparse.Namespace) -> int:
     path = Path(args.file)
     if not path.is_file():
         what = "is a directory, not a file" if path.is_dir() else "no such file"
-        print(f"error: {args.file}: {what}", file=sys.stderr)
+        print(f"micromarketing rules check: {args.file}: {what}", file=sys.stderr)
         return 2
     try:
         issues, warnings = check_file(args.file)
     except OSError as err:
-        print(f"error: {args.file}: cannot read: {err.strerror or err}", file=sys.stderr)
+        print(
+            f"micromarketing rules check: {args.file}: cannot read: {err.strerror or err}",
+            file=sys.stderr,
+        )
         return 2
     for warning in warnings:
         print(warning)

@@ -34,9 +34,12 @@ from streams.engine.rules.yamlnodes import Entries, NodeReader
 
 TOP_KEYS = ("segments", "triggers", "suppression", "settings")
 SEGMENT_KEYS = ("name", "when")
-TRIGGER_KEYS = ("name", "kind", "on", "wait", "unless", "if", "offer", "offers", "cooldown")
+TRIGGER_KEYS = (
+    "name", "kind", "on", "wait", "unless", "if", "offer", "offers", "cooldown",
+    "attribution_window",
+)
 TIER_KEYS = ("if", "offer")
-SUPPRESSION_KEYS = ("frequency_cap", "holdout")
+SUPPRESSION_KEYS = ("frequency_cap", "holdout", "global_control")
 CAP_KEYS = ("max", "per")
 SETTINGS_KEYS = (
     "allowed_lateness",
@@ -48,6 +51,7 @@ SETTINGS_KEYS = (
     "discount_rate",
     "max_clock_skew",
     "profile_ttl",
+    "attribution_window",
 )
 BGNBD_KEYS = ("r", "alpha", "a", "b")
 # Segment's e-commerce v2 events, and the names non-track events go by
@@ -313,12 +317,19 @@ class _Loader(NodeReader):
         when = self.expr(e["if"][1], "if", segments) if "if" in e else None
         offers = self.offers(e, what, segments, item)
         cooldown = self.duration(e["cooldown"][1], "cooldown") if "cooldown" in e else None
+        window = (
+            self.duration(e["attribution_window"][1], "attribution_window")
+            if "attribution_window" in e else None
+        )
         if name is None or kind is None or not on or wait is None or unless is None:
             return None
         if offers is None or ("cooldown" in e and cooldown is None):
             return None
+        if "attribution_window" in e and window is None:
+            return None
         return Trigger(
-            name, kind, frozenset(on), wait, frozenset(unless), when, offers, cooldown, index
+            name, kind, frozenset(on), wait, frozenset(unless), when, offers, cooldown, index,
+            window,
         )
 
     def note_event_names(self, node: Node) -> None:
@@ -400,14 +411,17 @@ class _Loader(NodeReader):
                     cap_max = None
             if cap and "per" in cap:
                 cap_per = self.duration(cap["per"][1], "per")
-        holdout = 0.0
-        if "holdout" in e:
-            value = self.number(e["holdout"][1], "holdout")
-            if value is not None and not 0 <= value < 1:
-                self.issue(e["holdout"][1], "holdout must be at least 0 and less than 1, e.g. 0.1")
-            elif value is not None:
-                holdout = float(value)
-        return Suppression(None if cap_max is None else int(cap_max), cap_per, holdout)
+        shares = {"holdout": 0.0, "global_control": 0.0}
+        for key, example in (("holdout", "0.1"), ("global_control", "0.05")):
+            if key in e:
+                value = self.number(e[key][1], key)
+                if value is not None and not 0 <= value < 1:
+                    msg = f"{key} must be at least 0 and less than 1, e.g. {example}"
+                    self.issue(e[key][1], msg)
+                elif value is not None:
+                    shares[key] = float(value)
+        return Suppression(None if cap_max is None else int(cap_max), cap_per, shares["holdout"],
+                           shares["global_control"])
 
     def settings(self, top: Entries) -> Settings:
         defaults = Settings()
@@ -443,6 +457,7 @@ class _Loader(NodeReader):
             models=self.models(e, bgnbd),
             max_clock_skew=dur("max_clock_skew", defaults.max_clock_skew),
             profile_ttl=dur("profile_ttl", defaults.profile_ttl),
+            attribution_window=dur("attribution_window", defaults.attribution_window),
         )
 
     def models(self, e: Entries, bgnbd: tuple[float, float, float, float]) -> CustomerModels:

@@ -63,15 +63,19 @@ class Trigger:
     offers: tuple[OfferTier, ...]  # `offer: x` becomes one tier with when=None
     cooldown: float | None  # seconds
     index: int
+    #: seconds after firing in which an order is attributed to it (None: the settings' default)
+    attribution_window: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class Suppression:
-    """Limits across triggers: at most `cap_max` per `cap_per` seconds, `holdout` share held out."""
+    """Limits across triggers: at most `cap_max` per `cap_per` seconds, `holdout` share held out
+    of each campaign, `global_control` share of consumers held out of every campaign."""
 
     cap_max: int | None = None
     cap_per: float | None = None  # seconds
     holdout: float = 0.0  # 0..1
+    global_control: float = 0.0  # 0..1
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,6 +94,9 @@ class Settings:
     max_clock_skew: float = DAY  # an event further ahead of the watermark is refused
     #: a profile with no event for this long is erased like `forget` (0: never)
     profile_ttl: float = 0.0
+    #: orders this long after a trigger fired are attributed to it (a trigger's own
+    #: `attribution_window` overrides it)
+    attribution_window: float = 7 * DAY
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,0 +1,69 @@
+"""report.html beside a replay, drawn by a child process that loads the plotting library while
+the replay runs.
+
+Loading matplotlib takes about as long as drawing the whole page; started with the replay, the
+child has it loaded by the end, so the page adds only its drawing to the replay's wall time.
+The replay feeds `timeline` as it writes its outputs, then `finish(report)` hands the report and
+the timeline's counters to the child and waits for the file. Where no child can be started the
+page is drawn in this process.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from streams.report.timeline import Timeline
+
+ROOT = Path(__file__).resolve().parents[2]  # where the `streams` package lives
+TIMEOUT = 600.0
+
+
+class PageWriter:
+    """Starts the child at once; `finish` writes `out_dir/report.html`, `cancel` gives up."""
+
+    def __init__(self, out_dir: Path) -> None:
+        self.out_dir = out_dir
+        self.timeline = Timeline()
+        env = dict(os.environ)
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH")) if p)
+        self._child: subprocess.Popen[bytes] | None
+        try:
+            self._child = subprocess.Popen(
+                [sys.executable, "-m", "streams.report.html", str(out_dir)],
+                stdin=subprocess.PIPE, env=env,
+            )
+        except OSError:
+            self._child = None
+
+    def finish(self, report: dict[str, Any]) -> bool:
+        """Write report.html; False (after saying why on stderr) when it could not be."""
+        if self._child is None:
+            from streams.report import html
+
+            html.write_report(self.out_dir, report, self.timeline)
+            return True
+        data = orjson.dumps({"report": report, "timeline": self.timeline.to_state()})
+        try:
+            self._child.communicate(data, timeout=TIMEOUT)
+        except subprocess.TimeoutExpired:
+            self.cancel()
+        if self._child.returncode != 0:
+            print(
+                f"micromarketing replay: {self.out_dir / 'report.html'} was not written (see "
+                "above); --no-html skips it",
+                file=sys.stderr,
+            )
+            return False
+        return True
+
+    def cancel(self) -> None:
+        """Stop the child without a page (the replay failed)."""
+        if self._child is not None and self._child.returncode is None:
+            self._child.kill()
+            self._child.communicate()
