@@ -21,7 +21,11 @@ from types import TracebackType
 
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from streams.contract import ALL_TOPICS, DEFAULT_PARTITIONS
+from streams.contract import ALL_TOPICS, DEFAULT_PARTITIONS, PROFILES
+
+#: topics (base names) kept compacted by key: the latest record of each key is what counts
+#: (on Kafka; the embedded broker records the setting but never compacts)
+COMPACTED = frozenset({PROFILES})
 
 log = logging.getLogger(__name__)
 
@@ -191,7 +195,11 @@ def ensure_topics(
     """Create the topics that do not exist yet (idempotent)."""
     admin = AdminClient({"bootstrap.servers": bootstrap})
     existing = set(admin.list_topics(timeout=10).topics)
-    new = [NewTopic(t, partitions, replication) for t in topics if t not in existing]
+    new = [
+        NewTopic(t, partitions, replication, config=_config(t))
+        for t in topics
+        if t not in existing
+    ]
     if not new:
         return
     for name, fut in admin.create_topics(new, operation_timeout=10).items():
@@ -200,6 +208,13 @@ def ensure_topics(
         except Exception as exc:
             if "TOPIC_ALREADY_EXISTS" not in str(exc):
                 raise BrokerError(f"cannot create topic {name}: {exc}") from exc
+
+
+def _config(topic: str) -> dict[str, str]:
+    """The topic-level configuration a new topic gets (by its base name, any prefix)."""
+    if any(topic.endswith(base) for base in COMPACTED):  # (prefix + base name)
+        return {"cleanup.policy": "compact"}
+    return {}
 
 
 def topic_partitions(bootstrap: str, topic: str) -> int:

@@ -34,6 +34,7 @@ HANDLERS = {
     "fit": "streams.fit.command",
     "console": "micromarketing.console.command",
     "compare": "streams.report.compare",
+    "profile": "streams.web.lookup",
 }
 
 USAGE = 2
@@ -131,7 +132,12 @@ def build_parser() -> argparse.ArgumentParser:
     worker.add_argument("--rules", required=True, help="rules YAML file")
     worker.add_argument("--app-id", default="micromarketing", help="Faust app id / group")
     worker.add_argument("--data-dir", default=None, help="where RocksDB state lives")
-    worker.add_argument("--web-port", type=int, default=None, help="Faust web port")
+    worker.add_argument(
+        "--web-port",
+        type=int,
+        default=None,
+        help="port of the worker's web server (/metrics, /v1/profiles/ID); default: a free one",
+    )
     worker.add_argument(
         "--wall-clock",
         action=argparse.BooleanOptionalAction,
@@ -175,6 +181,18 @@ def build_parser() -> argparse.ArgumentParser:
     forget = sub.add_parser("forget", help="erase every trace of a consumer")
     forget.add_argument("consumer_id", help="the consumer id (userId or anonymousId) to erase")
     _broker_arg(forget, "127.0.0.1:9092 if a broker answers there")
+
+    profile = sub.add_parser(
+        "profile", help="one consumer as the rules see it (features, segments, timers)"
+    )
+    profile.add_argument("consumer_id", help="userId or anonymousId")
+    profile.add_argument(
+        "--worker",
+        metavar="URL",
+        default=None,
+        help="any worker's web URL (printed at its start as `worker web: URL`; default: "
+        "$MICROMARKETING_WORKER)",
+    )
 
     collector = sub.add_parser("collector", help="Segment-compatible HTTP collector")
     collector.add_argument("--port", type=int, default=8088, help="HTTP port (default 8088)")

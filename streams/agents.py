@@ -35,6 +35,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import socket
 import time
 import uuid
 from collections.abc import Iterable
@@ -49,11 +50,16 @@ from connectors.broker import topic_partitions
 from streams.app import App, Settings, state_table
 from streams.catchup import ChangelogReader
 from streams.checkpoint import Checkpoint
-from streams.contract import CONTROL, INPUT_TOPICS, topic_name
+from streams.contract import CONTROL, INPUT_TOPICS, PROFILES, encode_value, topic_name
 from streams.epochs import EpochProducer
 from streams.flow import Flow, Rec
+from streams.measure.web import route_hook
 from streams.runtime import Runtime
 from streams.tables import TableStore
+from streams.web.meter import Meter, count_members
+from streams.web.metrics import exposition, registry_for
+from streams.web.profiles import ProfileRoutes, owner_in
+from streams.web.server import WorkerWeb
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +68,23 @@ log = logging.getLogger(__name__)
 PUSH_EVERY = 100
 #: Seconds a stop waits for the engines before it gives up settling the batch in flight.
 STOP_WAIT = 10.0
+
+
+class CountingCheckpoint(Checkpoint):
+    """The checkpoint, counting its commits and collecting the consumers each one flushes
+    (read from the engines' dirty sets just before they are flushed: per commit, not per
+    event), for the profile snapshots published on the `profiles` topic."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.commits = 0
+        self.touched: set[str] = set()
+
+    def _stage(self, acks: list[Any]) -> Any:
+        self.commits += 1
+        for engine in self.runtime.engines.values():
+            self.touched.update(engine._dirty)
+        return super()._stage(acks)
 
 
 def _load_rules(path: Path) -> Any:
@@ -131,7 +154,7 @@ class Pipeline:
         self.stats = self.flow.stats
         self.forwards_topic = self.flow.forwards_topic
         self.input_topics = self.flow.input_topics
-        self.checkpoint = Checkpoint(
+        self.checkpoint = CountingCheckpoint(
             self.runtime,
             self.producer,
             self.changelog,
@@ -140,6 +163,24 @@ class Pipeline:
             batch_max=settings.batch_max,
             commit_interval=settings.commit_interval,
         )
+        #: metrics and recent outputs (`streams.web`): fed per output record, never per event
+        self.meter = Meter(
+            self.runtime.partition_of, exists=lambda cid: self.runtime.peek(cid) is not None
+        )
+        self.flow.observe = self.meter.observe
+        self.profiles_topic = topic_name(PROFILES, prefix)
+        #: the web server (`serve_web`), if the worker has one
+        self.web: WorkerWeb | None = None
+        self._last_profiles = time.monotonic()
+
+    # ----------------------------------------------------------------- what the web reads
+    @property
+    def commits(self) -> int:
+        return self.checkpoint.commits
+
+    def stores(self) -> dict[int, TableStore]:
+        """The stores of the partitions held."""
+        return dict(self.checkpoint.stores)
 
     # ----------------------------------------------------------------- engines
     def _mtime(self) -> float:
@@ -166,8 +207,12 @@ class Pipeline:
                 self.settings.bootstrap, f"{self.settings.app_id}-catchup", self.changelog
             )
             caught = await asyncio.to_thread(reader.catch_up, stores)
-            for store in stores:
+            members = await asyncio.to_thread(lambda: [count_members(s) for s in stores])
+            for store, sizes in zip(stores, members, strict=True):
                 p = store.partition
+                self.meter.members[p] = sizes
+                for topic in self.input_topics:
+                    self.meter.started[(topic, p)] = store.offsets.get(topic, -1)
                 self.runtime.add(p, Engine(self.rules, store, partition=p), store.offsets)
                 self.checkpoint.add(p, store)
                 log.info(
@@ -180,6 +225,7 @@ class Pipeline:
     def drop(self, partitions: Iterable[int]) -> None:
         for p in partitions:
             self.checkpoint.drop(p)
+            self.meter.release(p)
             if self.runtime.drop(p) is not None:
                 log.info("partition %d: engine dropped", p)
 
@@ -287,9 +333,49 @@ class Pipeline:
         async with self.lock:
             if self.stopping:
                 return
+            self.flow.event_ts = -1.0  # (no input record causes these outputs)
             self.flow.emit(self.runtime.tick(time.time()))
             self.checkpoint.changed()
             await self.commit()
+
+    # ----------------------------------------------------------------- profiles topic
+    async def publish_profiles(self) -> int:
+        """Every `profile_interval` seconds, snapshots (`streams.engine.snapshot`) of the
+        consumers changed since their last one go to the `profiles` topic, for at most
+        `profile_budget` seconds (the rest wait for the next round). Returns how many."""
+        if time.monotonic() - self._last_profiles < self.settings.profile_interval:
+            return 0
+        self._last_profiles = time.monotonic()
+        touched = self.checkpoint.touched
+        if not touched:
+            return 0
+        n = 0
+        async with self.lock:
+            if self.stopping:
+                return 0
+            runtime = self.runtime
+            stop = time.perf_counter() + self.settings.profile_budget
+            while touched and time.perf_counter() < stop:
+                cid = touched.pop()
+                state = runtime.peek(cid)
+                if state is None:  # erased (its empty profile went out), or no longer ours
+                    continue
+                snap = runtime.snapshot(state)
+                record = {
+                    "consumer_id": cid,
+                    "email": snap["email"],
+                    "consented": snap["consented"],
+                    "at": snap["at"],
+                    "features": snap["features"],
+                    "segments": snap["segments"],
+                }
+                self.producer.produce(
+                    self.profiles_topic, cid, encode_value(PROFILES, record)
+                )
+                n += 1
+            self.producer.push()
+        self.meter.profile_snapshots += n
+        return n
 
     def set_rules(self, rules: Any, origin: str) -> None:
         self.rules = rules
@@ -363,11 +449,13 @@ class Pipeline:
             log.warning("producer not flushed on close: %s", exc)
 
 
-def register(app: App, settings: Settings) -> Pipeline:
+def register(app: App, settings: Settings, web_socket: socket.socket | None = None) -> Pipeline:
     """Declare the forwards agent, the background loops, the rebalance hooks and the stop hook
-    on `app`."""
+    on `app`; with `web_socket` (bound), the worker's web server on it (`streams.web`)."""
     pipeline = Pipeline(app, settings)
     app.before_stop.append(pipeline.stop)
+    if web_socket is not None:
+        serve_web(app, pipeline, web_socket)
     source = app.topic(
         pipeline.forwards_topic,
         key_type=bytes,
@@ -395,6 +483,7 @@ def register(app: App, settings: Settings) -> Pipeline:
         while True:
             await asyncio.sleep(settings.tick_interval)
             await pipeline.tick()
+            await pipeline.publish_profiles()
 
     app.task(drain_loop)
     app.task(tick_loop)
@@ -409,6 +498,7 @@ def register(app: App, settings: Settings) -> Pipeline:
 
     async def on_assigned(sender: Any, assigned: set[Any], **_: Any) -> None:
         keep = {tp.partition for tp in assigned if tp.topic == pipeline.forwards_topic}
+        pipeline.meter.rebalances += 1
         async with pipeline.lock:
             await pipeline.settle()  # before any engine it wrote to is dropped
             pipeline.owned = keep
@@ -422,3 +512,36 @@ def register(app: App, settings: Settings) -> Pipeline:
     app.on_partitions_assigned.connect(on_assigned)  # type: ignore[arg-type]
     app.on_rebalance_complete.connect(on_rebalance_complete)  # type: ignore[arg-type]
     return pipeline
+
+
+def serve_web(app: App, pipeline: Pipeline, sock: socket.socket) -> WorkerWeb:
+    """The worker's web server on `sock`: `/metrics`, `/v1/profiles/{id}`,
+    `GET /v1/campaigns` (streams.measure.web), and the routes of
+    `pipeline.web.route_hooks` (append yours before the app starts). It starts with the app,
+    before the group is joined, and stops after the pipeline has settled."""
+    from prometheus_client import CONTENT_TYPE_LATEST
+
+    web = pipeline.web = WorkerWeb(sock)
+    registry = registry_for(pipeline, pipeline.settings.prefix)
+
+    async def metrics(_request: Any) -> Any:
+        from aiohttp import web as aioweb
+
+        return aioweb.Response(
+            body=exposition(registry), headers={"Content-Type": CONTENT_TYPE_LATEST}
+        )
+
+    def owner_of(partition: int) -> str | None:
+        assignor: Any = app.assignor
+        return owner_in(assignor.changelog_distribution, pipeline.changelog, partition)
+
+    profiles = ProfileRoutes(pipeline, owner_of, web.url)
+
+    def add_metrics(a: Any) -> None:
+        a.router.add_get("/metrics", metrics)
+
+    web.route_hooks[:0] = [add_metrics, profiles.add_to, route_hook(pipeline.flow.results)]
+
+    app.after_start.append(web.start)  # (metrics answer during the table recovery too)
+    app.before_stop.append(web.stop)
+    return web

@@ -52,17 +52,31 @@ class Settings:
     max_idle: float = 30.0
     max_buffered: int = 300_000
     tick_interval: float = 1.0
+    #: Seconds between two rounds of profile snapshots on the `profiles` topic, and the time one
+    #: round may take (the consumers left wait for the next round). A snapshot computes every
+    #: feature (the customer models' are the dearest): ~0.3 ms each from source, so at most
+    #: 1% of the worker's time goes to them, whatever the rate of changed consumers.
+    profile_interval: float = 1.0
+    profile_budget: float = 0.01
     log_every: float = 10.0
 
 
 class App(faust.App):
     """A Faust app that runs its `before_stop` hooks first when it stops, while the consumer,
     the tables (RocksDB) and the producer are still up. (Faust's `on_before_shutdown` signal
-    comes after the tables are stopped; no rebalance signal is sent on a stop.)"""
+    comes after the tables are stopped; no rebalance signal is sent on a stop.) Its
+    `after_start` hooks run as it starts, before the group is joined and the tables recovered
+    (Faust's `app.task`s wait for the recovery)."""
 
     def __init__(self, id: str, **options: Any) -> None:
         super().__init__(id, **options)
         self.before_stop: list[Callable[[], Awaitable[None]]] = []
+        self.after_start: list[Callable[[], Awaitable[None]]] = []
+
+    async def on_start(self) -> None:
+        await super().on_start()
+        for hook in self.after_start:
+            await hook()
 
     async def on_stop(self) -> None:
         for hook in self.before_stop:
@@ -74,19 +88,23 @@ class App(faust.App):
 
 
 def create_app(settings: Settings) -> App:
-    """A Faust app for `settings`: rocksdict state on local disk, short group timeouts,
-    its own free web port (Faust binds one even with the web server disabled)."""
+    """A Faust app for `settings`: rocksdict state on local disk, short group timeouts;
+    Faust's own web server off (the worker runs `streams.web` on `settings.web_port`)."""
     data_dir = (
         settings.data_dir or Path(tempfile.gettempdir()) / f"micromarketing-{settings.app_id}"
     )
     data_dir.mkdir(parents=True, exist_ok=True)
+    web_port = settings.web_port or free_port()
     conf: dict[str, Any] = dict(
         broker=f"kafka://{settings.bootstrap}",
         store="rocksdb://",
         datadir=str(data_dir),
         web_enabled=False,
         web_host="127.0.0.1",
-        web_port=settings.web_port or free_port(),
+        web_port=web_port,
+        # our web server's URL (`streams.web`): Faust's assignor tells every worker which URL
+        # owns which partition
+        canonical_url=f"http://127.0.0.1:{web_port}",
         web_bind="127.0.0.1",
         topic_partitions=settings.partitions,
         topic_replication_factor=1,

@@ -55,6 +55,8 @@ MODULES = (
     "streams.epochs",
     "streams.flow",
     "streams.tables",
+    # the worker's per-output-record metrics hook (streams.web.meter.Meter.observe)
+    "streams.web.meter",
 )
 
 

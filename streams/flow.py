@@ -14,7 +14,7 @@ import heapq
 import logging
 import time
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from confluent_kafka import TopicPartition
@@ -100,6 +100,11 @@ class Flow:
         self.stats: dict[str, int] = {}
         self.assigned = False
         self._names: dict[str, str] = {}
+        #: called with (base topic, key, record, event_ts) for every output record queued, where
+        #: event_ts is the Kafka timestamp (s) of the input record that caused it, or -1 (the
+        #: wall clock's timers): the worker's metrics and recent outputs (`streams.web.meter`)
+        self.observe: Callable[[str, Any, dict[str, Any], float], None] | None = None
+        self.event_ts = -1.0
 
     def count(self, what: str, n: int = 1) -> None:
         self.stats[what] = self.stats.get(what, 0) + n
@@ -246,6 +251,7 @@ class Flow:
                 continue
             base = self.base_of.get(topic, topic)
             value = rec.value or b""
+            self.event_ts = rec.timestamp
             if base == FORWARDS:
                 try:
                     out = runtime.receive(decode_forward(value))
@@ -276,9 +282,12 @@ class Flow:
             or out.conversions
         ):  # most events change nothing: skip the generator
             produce = self.producer.produce
+            observe = self.observe
             for base, key, value in out.records():
                 produce(self.topic(base), key, encode_value(base, value))
                 self.count(base)
+                if observe is not None:
+                    observe(base, key, value, self.event_ts)
         if out.forwards:
             partition_of = self.runtime.partition_of
             for fwd in out.forwards:
@@ -299,6 +308,8 @@ class Flow:
             self.topic(DEAD_LETTERS), value["source"], encode_value(DEAD_LETTERS, value)
         )
         self.count(DEAD_LETTERS)
+        if self.observe is not None:
+            self.observe(DEAD_LETTERS, value["source"], value, self.event_ts)
 
 
 def _dropped(key: tuple[str, int], inputs: set[str], partitions: set[int] | None) -> bool:

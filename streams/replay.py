@@ -39,9 +39,11 @@ OUTPUT_FILES = {
     "segment_changes": "segment_changes.jsonl",
     "suppressed": "suppressed.jsonl",
     "dead_letters": "dead_letters.jsonl",
-    "profiles": "profiles.jsonl",
     "conversions": "conversions.jsonl",
 }
+#: every consumer as the rules see it at the end of the replay, one line each
+#: (`streams.engine.snapshot`; the live worker's `GET /v1/profiles/{id}` gives the same features)
+PROFILES_FILE = "profiles.jsonl"
 
 
 class OutputFiles:
@@ -67,6 +69,13 @@ class OutputFiles:
                     f.write(b"\n")
                 if self.timeline is not None:
                     _count(self.timeline, kind, records)
+
+    def write_profiles(self, runtime: Runtime) -> None:
+        """`profiles.jsonl`: one snapshot per consumer, at the stream clock."""
+        with open(self.dir / PROFILES_FILE, "wb") as f:
+            for profile in runtime.profiles():
+                f.write(orjson.dumps(profile))
+                f.write(b"\n")
 
     def close(self) -> None:
         for f in self._files.values():
@@ -142,6 +151,7 @@ def replay(
         out = runtime.close(close_at)
         files.write(out)
         feed(results, out)
+    files.write_profiles(runtime)
     elapsed = time.perf_counter() - started
     report = build_report(runtime, n, elapsed)
     report["campaigns"] = campaigns(results, runtime)

@@ -22,7 +22,7 @@ from __future__ import annotations
 import gc
 import math
 from collections import Counter, deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 import orjson
@@ -35,6 +35,7 @@ from streams.engine.outputs import EventForward, Forward, Outputs
 from streams.engine.partitioning import partition_for
 from streams.engine.population import Population
 from streams.engine.rules import RuleSet
+from streams.engine.snapshot import snapshot
 from streams.engine.state import ConsumerState
 from streams.engine.store import MemoryStore, Store
 
@@ -321,6 +322,43 @@ class Runtime:
                 if key.startswith("c/"):
                     n += len(ConsumerState.from_bytes(value).timers)
         return n
+
+    # ------------------------------------------------------------------ profiles (read-only)
+    def now(self) -> float:
+        """The instant features are read at: the stream clock (0 before any event)."""
+        return self.clock if self.clock > 0.0 else 0.0
+
+    def peek(self, consumer_id: str) -> ConsumerState | None:
+        """The newest state of a consumer held here, without touching the engine's cache
+        (None: unknown, or not held here)."""
+        engine = self.engines.get(self.partition_of(consumer_id))
+        if engine is None:
+            return None
+        cached = engine._cache  # the write-back cache holds the newest state, if any
+        if consumer_id in cached:
+            return cached[consumer_id]
+        raw = engine.store.get("c/" + consumer_id)
+        return ConsumerState.from_bytes(raw) if raw is not None else None
+
+    def profile(self, consumer_id: str) -> dict[str, Any] | None:
+        """A consumer held here as the rules see it now (`streams.engine.snapshot`)."""
+        state = self.peek(consumer_id)
+        if state is None:
+            return None
+        return self.snapshot(state)
+
+    def snapshot(self, state: ConsumerState) -> dict[str, Any]:
+        kinds = {t.name: t.kind for t in self.rules.triggers}
+        return snapshot(state, self.now(), self.population, self.rules.settings.models, kinds)
+
+    def profiles(self) -> Iterator[dict[str, Any]]:
+        """Every consumer held here as the rules see it now, by partition, then id (an order
+        that does not depend on the order the consumers were written in)."""
+        self.flush()
+        for p in sorted(self.engines):
+            for key, value in sorted(self.engines[p].store.items()):
+                if key.startswith("c/"):
+                    yield self.snapshot(ConsumerState.from_bytes(value))
 
     def consumers(self) -> int:
         self.flush()

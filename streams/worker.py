@@ -79,19 +79,30 @@ def run(args: argparse.Namespace) -> int:
         except BrokerError as exc:
             print(f"micromarketing worker: {exc}", file=sys.stderr)
             return 1
+    from streams.web.server import bind, url_of
+
+    try:
+        web_socket = bind("127.0.0.1", args.web_port)
+    except OSError as exc:
+        print(
+            f"micromarketing worker: cannot listen on port {args.web_port}: {exc.strerror}",
+            file=sys.stderr,
+        )
+        return 1
+    print(f"worker web: {url_of(web_socket)}", flush=True)
     with resolve_broker(args.broker) as bootstrap:
         settings = Settings(
             rules_path=Path(args.rules),
             bootstrap=bootstrap,
             app_id=args.app_id,
             data_dir=Path(args.data_dir) if args.data_dir else None,
-            web_port=args.web_port,
+            web_port=web_socket.getsockname()[1],
             wall_clock=args.wall_clock,
             linger_ms=args.linger_ms,
         )
         settings.partitions = prepare_topics(bootstrap, settings.prefix)
         app = create_app(settings)
-        pipeline = register(app, settings)
+        pipeline = register(app, settings, web_socket)
         log.info(
             "worker %s on %s (topic prefix %r, %d partitions, rules %s, wall clock %s, "
             "engine %s)",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import urllib.request
 from collections import Counter
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -24,6 +25,7 @@ from tests.integration.test_live_worker import (
     synthetic,
     write_jsonl,
 )
+from tests.integration.test_worker_web import web_url
 
 pytestmark = pytest.mark.integration
 
@@ -81,3 +83,8 @@ def test_one_worker_writes_replays_conversions_and_the_same_campaign_results(
     end = datetime.fromtimestamp(max(event_time(e) for e in events), UTC)
     report = orjson.loads((out / "report.json").read_bytes())
     assert report["campaigns"] and results.report(end) == report["campaigns"]
+    # the worker's own figures over HTTP count the same triggers and conversions (no window
+    # filter: live, the page shows today's figures)
+    with urllib.request.urlopen(web_url(live, "w1") + "v1/campaigns", timeout=10) as resp:
+        served = orjson.loads(resp.read())
+    assert served["campaigns"] == results.report(None)

@@ -120,11 +120,12 @@ def sparse(events: list[dict], solo: str) -> list[dict]:
 
 
 def replay_files(out: Path) -> dict[str, list[bytes]]:
-    """The output records of a replay, per topic, byte for byte."""
+    """The output records of a replay, per topic, byte for byte (not profiles: replay's
+    profiles.jsonl holds each consumer's features at the end, the topic snapshots as they go;
+    their features are compared in test_worker_web)."""
     files = {
         "segment-changes": "segment_changes.jsonl",
         "dead-letters": "dead_letters.jsonl",
-        "profiles": "profiles.jsonl",
     }
     got = {base: (out / name).read_bytes().splitlines() for base, name in files.items()}
     for line in (out / "triggers.jsonl").read_bytes().splitlines():
@@ -376,7 +377,7 @@ def test_one_worker_gives_replays_output_bytes_on_a_sparse_partition(
         what="the outputs of replay",
     )
     live.poll(2.0)  # nothing more may come
-    assert {b: sorted(v) for b, v in live.raw.items()} == {
+    assert {b: sorted(v) for b, v in live.raw.items() if b != PROFILES} == {
         b: sorted(v) for b, v in expected.items()
     }
 
@@ -408,7 +409,7 @@ def test_two_workers_share_a_sparse_partition(live: Live, tmp_path: Path) -> Non
         what="the outputs of replay",
     )
     live.poll(2.0)
-    assert {b: sorted(set(v)) for b, v in live.raw.items()} == {
+    assert {b: sorted(set(v)) for b, v in live.raw.items() if b != PROFILES} == {
         b: sorted(set(v)) for b, v in expected.items()
     }
 

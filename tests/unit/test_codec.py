@@ -141,9 +141,15 @@ OUTPUT_RECORDS: dict[str, list[dict[str, Any]]] = {
          "message": None, "at": None},
     ],
     "profiles": [
+        # (the engine's contact records leave out the snapshots' fields: Avro gives them null)
         {"consumer_id": "u-1", "email": "ada@example.com", "consented": True,
-         "at": "2024-05-01T11:29:00.000Z"},
-        {"consumer_id": "u-2", "email": None, "consented": False, "at": "2024-05-01T11:29:00.000Z"},
+         "at": "2024-05-01T11:29:00.000Z", "features": None, "segments": None},
+        {"consumer_id": "u-2", "email": None, "consented": False, "at": "2024-05-01T11:29:00.000Z",
+         "features": None, "segments": None},
+        {"consumer_id": "u-3", "email": None, "consented": True, "at": "2024-05-01T11:29:00.000Z",
+         "features": {"views": 3, "revenue": 12.5, "top_category": "road", "consented": True,
+                      "days_since_last_order": None},
+         "segments": ["browser"]},
     ],
     "conversions": [
         {"trigger_id": "t-1", "campaign": "cart-abandonment", "kind": "retargeting",

@@ -377,3 +377,60 @@ segments:
     assert out.segment_changes == []
     [entered] = rt.close(T0 + 2 * DAY).segment_changes
     assert entered["consumer_id"] == a and entered["at"] == "2026-01-03T00:00:00.000Z"
+
+
+# ------------------------------------------------------------------------------------ profiles
+def test_a_profile_reads_the_features_at_the_stream_clock() -> None:
+    uid = on_partition(2, "user-")[0]
+    rt = Runtime(RULES, N)
+    rt.process(track(uid, "Product Viewed", T0, product_id="p", price=10.0))
+    other = on_partition(3, "user-")[0]  # (another partition)
+    rt.process(track(other, "Product Viewed", T0 + 18 * HOUR, product_id="p", price=10.0))
+    profile = rt.profile(uid)
+    assert profile is not None
+    assert profile["features"]["days_since_last_seen"] == 0.75  # the clock, not its partition's
+    assert profile["at"] == "2026-01-01T18:00:00.000Z"
+
+
+def test_a_profile_look_up_changes_nothing_and_unknown_ids_have_none() -> None:
+    uid = on_partition(1, "user-")[0]
+    rt = Runtime(RULES, N)
+    rt.process(track(uid, "Product Viewed", T0, product_id="p", price=10.0))
+    rt.flush()
+    engine = rt.engines[1]
+    engine._cache.clear()
+    assert rt.profile(uid) is not None
+    assert uid not in engine._cache  # (read from the store, not cached)
+    assert rt.profile("nobody") is None
+    assert "nobody" not in rt.engines[rt.partition_of("nobody")]._cache
+
+
+def test_a_profile_sees_what_is_applied_and_not_yet_flushed() -> None:
+    uid = on_partition(0, "user-")[0]
+    rt = Runtime(RULES, N)
+    rt.process(track(uid, "Product Viewed", T0, product_id="p", price=10.0))
+    rt.process(track(uid, "Product Viewed", T0 + 1, product_id="p", price=10.0))
+    profile = rt.profile(uid)
+    assert profile is not None and profile["features"]["views"] == 2
+    assert profile["segments"] == ["browser"]
+
+
+def test_profiles_give_every_consumer_held_once() -> None:
+    rt = Runtime(RULES, N)
+    ids = [f"user-{i}" for i in range(12)]
+    for i, uid in enumerate(ids):
+        rt.process(track(uid, "Product Viewed", T0 + i, product_id="p", price=10.0))
+    got = [p["consumer_id"] for p in rt.profiles()]
+    assert sorted(got) == sorted(ids)
+
+
+def test_profiles_come_by_partition_then_id_whatever_the_order_of_arrival() -> None:
+    ids = [f"user-{i}" for i in range(12)]
+    orders = []
+    for seq in (ids, ids[::-1]):
+        rt = Runtime(RULES, N)
+        for i, uid in enumerate(seq):
+            rt.process(track(uid, "Product Viewed", T0 + i, product_id="p", price=10.0))
+        orders.append([p["consumer_id"] for p in rt.profiles()])
+    assert orders[0] == orders[1]
+    assert orders[0] == sorted(ids, key=lambda u: (partition_for(u, N), u))

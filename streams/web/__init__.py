@@ -1,0 +1,1 @@
+"""The worker's web server: Prometheus metrics and profile look-ups (see `server`)."""
