@@ -10,23 +10,28 @@ CORE := setup.py streams/compiled.py streams/runtime.py streams/codec.py streams
 
 .PHONY: demo test lint unit bench compile codegen clean
 
+# slow first-run steps say what they do, with the elapsed time (tools/step.py: standard library)
+STEP := $(PYTHON) tools/step.py
+
 $(STAMP): pyproject.toml
-	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e '.[dev]'
-	touch $(STAMP)
+	@test -x $(BIN)/python || $(STEP) "creating the virtual environment $(VENV)" -- $(PYTHON) -m venv $(VENV)
+	@$(STEP) "installing the project and its packages into $(VENV) (pip; first run only)" -- \
+		sh -c "$(BIN)/python -m pip install -q --upgrade pip && $(BIN)/python -m pip install -q -e '.[dev]'"
+	@touch $(STAMP)
 
 # without gcc or the Python headers the engine runs from source (`make test` then fails, since it
 # expects the compiled engine: test_compiled.py)
 $(COMPILED): $(STAMP) $(CORE)
-	@if MICROMARKETING_COMPILE=1 $(BIN)/python setup.py -q build_ext --inplace > $(VENV)/compile.log 2>&1; \
-	then touch $(COMPILED); echo "engine compiled (mypyc)"; \
-	else tail -20 $(VENV)/compile.log; echo "WARNING: the engine could not be compiled (see $(VENV)/compile.log): it runs from source"; fi
+	@if $(STEP) --log $(VENV)/compile.log "compiling the engine with mypyc (first run, or after it changed; 1-3 min)" -- \
+		env MICROMARKETING_COMPILE=1 $(BIN)/python setup.py -q build_ext --inplace; \
+	then touch $(COMPILED); \
+	else echo "WARNING: the engine could not be compiled (see $(VENV)/compile.log): it runs from source"; fi
 
 compile: $(COMPILED)
 
+# its first line is the console's address (make's own echo would come before it: @)
 demo: $(COMPILED)
-	$(BIN)/micromarketing demo
+	@$(BIN)/micromarketing demo $(DEMO_ARGS)
 
 # everything on the compiled engine, then the unit tests again on its Python source
 test: $(COMPILED) lint

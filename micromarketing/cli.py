@@ -19,6 +19,8 @@ import sys
 from collections.abc import Sequence
 from typing import NoReturn
 
+from micromarketing.demo import args as demo_args
+
 HANDLERS = {
     "rules": "streams.engine.rules.command",
     "replay": "streams.replay",
@@ -150,10 +152,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _broker_arg(worker)
 
-    demo = sub.add_parser("demo", help="broker, worker, collector and a synthetic shop")
-    demo.add_argument("--rules", default=None, help="rules file (default: the bike shop)")
-    demo.add_argument("--duration", type=float, default=None, help="stop after N seconds")
-    _broker_arg(demo)
+    demo = sub.add_parser(
+        "demo", help="broker, worker, collector, console and a synthetic shop, live"
+    )
+    demo_args.add_arguments(demo)
 
     broker = sub.add_parser("broker", help="the embedded broker alone, in the foreground")
     broker.add_argument(

@@ -141,8 +141,10 @@ class ShopSimulator:
         fitting = [x for x in self.catalog[disc] if lo <= x[3] <= hi] or self.catalog[disc]
         return rng.choice(fitting)
 
-    def session(self, p: Persona, t: float) -> list[tuple[float, dict[str, Any]]]:
-        """The events of one visit, with their times."""
+    def session(
+        self, p: Persona, t: float, buy: bool = False
+    ) -> list[tuple[float, dict[str, Any]]]:
+        """The events of one visit, with their times; `buy`: the visit ends in an order."""
         rng = self.rng
         out: list[tuple[float, dict[str, Any]]] = []
         step = 45.0 * self.time_scale
@@ -172,7 +174,13 @@ class ShopSimulator:
                 emit(type="track", event="Product Added",
                      properties={"product_id": pid, "cart_id": f"c-{p.idx}-{p.visits}",
                                  "price": price, "quantity": 1, "category": cat})
-        if cart and rng.random() < p.buy_rate + 0.2:
+        if buy and not cart:  # persuaded by an offer: they buy what they came for
+            pid, cat, brand, price = prod = self._pick(p)
+            cart.append(prod)
+            emit(type="track", event="Product Added",
+                 properties={"product_id": pid, "cart_id": f"c-{p.idx}-{p.visits}",
+                             "price": price, "quantity": 1, "category": cat})
+        if cart and (buy or rng.random() < p.buy_rate + 0.2):
             if not p.identified:
                 self._identify(p, emit)
             self._order(p, cart, emit)
