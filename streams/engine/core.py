@@ -431,6 +431,12 @@ class Engine(Consumers):
             self._schedule(state, plan.next_recheck(view, horizon))
         if entered or exited:
             state.segments = ordered(self._plan, view.members)
+            since = dict(state.entered)  # (a new dict: undo.py keeps the old one by reference)
+            for seg in exited:
+                since.pop(seg, None)
+            for seg in entered:
+                since[seg] = now
+            state.entered = since
             at = self._iso(now)
             version = self.rules.version
             for seg in exited:

@@ -74,7 +74,8 @@ def snapshot(
     trigger_kinds: Mapping[str, str],
 ) -> dict[str, Any]:
     """The consumer at `now`: `{consumer_id, at, email, consented, features, traits,
-    segments (names, in the rules' order), timers}`."""
+    segments (names, in the rules' order), entered (segment -> when it was entered; None for
+    a state written before that was kept), timers}`."""
     return {
         "consumer_id": state.id,
         "at": iso(now),
@@ -83,5 +84,9 @@ def snapshot(
         "features": features(state, now, population, models),
         "traits": dict(state.traits),
         "segments": list(state.segments),
+        "entered": {
+            seg: iso(state.entered[seg]) if seg in state.entered else None
+            for seg in state.segments
+        },
         "timers": timers(state, trigger_kinds),
     }

@@ -112,6 +112,9 @@ FIELDS: tuple[Field, ...] = (
           since=4, legacy="bool(s.aliases)"),
     Field("windows", "list[list[Any]]", "[]",
           "open attribution windows of fired triggers (attribution.py)", since=5),
+    Field("entered", "dict[str, float]", "{}",
+          "segment -> when the consumer entered it (states before version 6: not known)",
+          since=6),
 )
 STATE_VERSION = max(f.since for f in FIELDS)
 #: fields every stored state ever written holds (`plan` came in version 1 without a bump)
@@ -179,6 +182,7 @@ class ConsumerState:
         "country",
         "discounted_orders",
         "email",
+        "entered",
         "events",
         "fired",
         "first_order",
@@ -248,6 +252,8 @@ class ConsumerState:
         self.user: bool = False
         # open attribution windows of fired triggers (attribution.py)
         self.windows: list[list[Any]] = []
+        # segment -> when the consumer entered it (states before version 6: not known)
+        self.entered: dict[str, float] = {}
 
     def to_bytes(self) -> bytes:
         return orjson.dumps(
@@ -290,13 +296,14 @@ class ConsumerState:
                 self.ttl_due,
                 self.user,
                 self.windows,
+                self.entered,
             ]
         )
 
     @classmethod
     def from_bytes(cls, data: bytes) -> ConsumerState:
         d = orjson.loads(data)
-        if type(d) is not list or len(d) != 38 or d[0] != STATE_VERSION:
+        if type(d) is not list or len(d) != 39 or d[0] != STATE_VERSION:
             check_version(d)  # raises unless a known version
         s = cls("", 0.0)  # (mypyc cannot build a native object without __init__)
         n = len(d)
@@ -347,5 +354,7 @@ class ConsumerState:
             s.user = bool(s.aliases)
         if n > 37:
             s.windows = d[37]
+        if n > 38:
+            s.entered = d[38]
         return s
     # </generated>

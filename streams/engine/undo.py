@@ -40,7 +40,8 @@ class Undo:
 
     __slots__ = (
         "aff_ts", "aliases", "brand_aff", "cart", "cart_adds", "cat_aff", "city", "consent_ts",
-        "consented", "country", "discounted_orders", "email", "events", "fired", "first_order",
+        "consented", "country", "discounted_orders", "email", "entered", "events", "fired",
+        "first_order",
         "first_seen", "last_fired", "last_order", "last_seen", "lat", "lon", "order_days",
         "orders", "plan", "price", "recent_orders", "recheck", "revenue", "seen", "segments",
         "state", "timers", "traits", "ttl_due", "user", "views", "windows",
@@ -90,6 +91,7 @@ class Undo:
         self.ttl_due = state.ttl_due
         self.user = state.user
         self.windows = state.windows  # (an event reads them; firings and merges edit them)
+        self.entered = state.entered
 
     def restore(self, seen_key: str) -> ConsumerState:
         """The state as it was, `seen_key` (the event's dedupe key) taken out of its seen ids."""
@@ -130,6 +132,7 @@ class Undo:
         s.order_days = self.order_days
         s.ttl_due = self.ttl_due
         s.windows = self.windows
+        s.entered = self.entered
         s.user = self.user
         return s
 

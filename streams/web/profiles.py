@@ -50,7 +50,7 @@ def profile_of(holder: Holder, consumer_id: str) -> dict[str, Any] | None:
     snap = runtime.profile(consumer_id)
     if snap is None:
         return None
-    since = meter.entered_at(consumer_id)
+    since = meter.entered_at(consumer_id)  # (for states older than their entry times)
     return {
         "consumer_id": snap["consumer_id"],
         "partition": runtime.partition_of(consumer_id),
@@ -59,7 +59,9 @@ def profile_of(holder: Holder, consumer_id: str) -> dict[str, Any] | None:
         "consented": snap["consented"],
         "features": snap["features"],
         "traits": snap["traits"],
-        "segments": {seg: {"since": since.get(seg)} for seg in snap["segments"]},
+        "segments": {
+            seg: {"since": snap["entered"].get(seg) or since.get(seg)} for seg in snap["segments"]
+        },
         "timers": snap["timers"],
         "recent_outputs": meter.recent_of(consumer_id),
     }

@@ -213,15 +213,15 @@ def test_bad_attribution_settings_are_refused_at_their_line_and_column(
     assert str(err.value).startswith(where) and message in str(err.value)
 
 
-def test_a_state_of_version_4_reads_with_no_open_window_and_is_written_back_as_version_5():
+def test_a_state_of_version_4_reads_with_no_open_window_and_is_written_back_as_the_current():
     eng = engine(RULES)
     run(eng, added())
     eng.advance(FIRED)
     fresh = eng.consumer("u")
     assert fresh is not None and len(fresh.windows) == 1
     old = orjson.loads(fresh.to_bytes())
-    assert old[0] == STATE_VERSION == 5
-    old = [4, *old[1:-1]]  # version 4 had no `windows`
+    assert old[0] == STATE_VERSION == 6
+    old = [4, *old[1:-2]]  # version 4 had no `windows` (nor version 6's `entered`)
     back = ConsumerState.from_bytes(orjson.dumps(old))
     assert back.windows == [] and back.id == "u"
-    assert orjson.loads(back.to_bytes())[0] == 5
+    assert orjson.loads(back.to_bytes())[0] == STATE_VERSION

@@ -98,3 +98,28 @@ def test_a_whole_number_has_one_form_whatever_its_type() -> None:
     assert orjson.dumps(got["avg_order_value"]) == b"0"
     state.revenue, state.orders = 25.5, 1
     assert features(state, T0, Population(), RULES.settings.models)["revenue"] == 25.5
+
+
+def test_each_segment_carries_the_time_its_consumer_entered_it_and_loses_it_on_exit() -> None:
+    rt = Runtime(RULES, 1)
+    for i in range(3):
+        rt.process(track("u1", "Product Viewed", T0 + i * MIN, product_id="p", price=40.0))
+    snap = rt.profile("u1")
+    assert snap is not None
+    assert snap["segments"] == ["browser"] and snap["entered"] == {"browser": iso(T0 + MIN)}
+    rt.advance(T0 + 4 * DAY)  # quiet from T0+2min+3d on: browser stays, its time unchanged
+    snap = rt.profile("u1")
+    assert snap is not None and snap["segments"] == ["browser", "quiet"]
+    assert snap["entered"] == {"browser": iso(T0 + MIN), "quiet": iso(T0 + 2 * MIN + 3 * DAY)}
+    rt.process(track("u1", "Product Viewed", T0 + 4 * DAY, product_id="p", price=40.0))
+    state = rt.engines[0].consumer("u1")
+    assert state is not None and set(state.entered) == {"browser"}  # out of quiet: forgotten
+
+
+def test_a_state_kept_from_before_entry_times_shows_its_segments_with_no_time() -> None:
+    state = ConsumerState("u1", T0)
+    state.segments = ["browser"]
+    old = orjson.loads(state.to_bytes())
+    back = ConsumerState.from_bytes(orjson.dumps([5, *old[1:-1]]))  # version 5: no `entered`
+    snap = snapshot(back, T0, Population(), RULES.settings.models, {})
+    assert snap["entered"] == {"browser": None}

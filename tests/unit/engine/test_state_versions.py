@@ -56,7 +56,7 @@ def test_a_version_1_state_loads_into_the_same_state(i: int) -> None:
 @pytest.mark.parametrize("i", range(3))
 def test_a_version_1_state_is_written_back_in_the_current_version(i: int) -> None:
     data = ConsumerState.from_bytes(V1_LINES[i]).to_bytes()
-    assert orjson.loads(data)[0] == STATE_VERSION == 5
+    assert orjson.loads(data)[0] == STATE_VERSION == 6
     assert len(orjson.loads(data)) == len(FIELDS) + 1
     again = ConsumerState.from_bytes(data)
     assert as_json(again) == as_json(ConsumerState.from_bytes(V1_LINES[i]))
