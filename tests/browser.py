@@ -20,6 +20,8 @@ ARTIFACTS = Path(os.environ.get("MICROMARKETING_ARTIFACTS", ROOT / "test-artifac
 
 # without the background-networking flags Chromium keeps dialling Google's hosts, which this
 # kind of machine refuses; --no-sandbox because CI runs as root
+#: where a page may send requests: the project's own servers and the page itself
+LOCAL = ("http://127.0.0.1", "http://localhost", "file:", "data:", "about:", "blob:")
 CHROMIUM_ARGS = [
     "--no-sandbox",
     "--disable-gpu",
@@ -51,7 +53,8 @@ class PageLog:
 @contextmanager
 def open_page(*, width: int = 1400, height: int = 1000) -> Iterator[tuple[Any, PageLog]]:
     """A fresh page in a new headless Chromium; every console error, uncaught exception and
-    request to a host other than 127.0.0.1/localhost (or file:/data:) is recorded in the log."""
+    request to a host other than 127.0.0.1/localhost (or file:/data:) is recorded in the log
+    (and such a request is aborted: the tests run offline)."""
     from playwright.sync_api import sync_playwright
 
     path = chromium_path()
@@ -68,12 +71,14 @@ def open_page(*, width: int = 1400, height: int = 1000) -> Iterator[tuple[Any, P
             page.on("pageerror", lambda exc: log.errors.append(str(exc)))
 
             def _request(request: Any) -> None:
-                url: str = request.url
-                local = ("http://127.0.0.1", "http://localhost", "file:", "data:", "about:")
-                if not url.startswith(local):
-                    log.external_requests.append(url)
+                if not request.url.startswith(LOCAL):
+                    log.external_requests.append(request.url)
+
+            def _outside(route: Any) -> None:  # recorded above; never sent (nothing to wait on)
+                route.abort()
 
             page.on("request", _request)
+            page.route(lambda url: not url.startswith(LOCAL), _outside)
             yield page, log
         finally:
             browser.close()

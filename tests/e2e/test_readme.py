@@ -135,6 +135,19 @@ def _scratch(tmp_path: Path) -> Path:
     return work
 
 
+def _running_in_group(pgid: int) -> bool:
+    """Whether a process of group `pgid` still runs. Zombies do not count: the background jobs
+    of a killed shell are orphans, and a container's init may never reap them."""
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if fields[0] != "Z" and int(fields[2]) == pgid:
+            return True
+    return False
+
+
 def _stop(proc: subprocess.Popen[bytes]) -> None:
     """SIGTERM the block's process group (its background jobs too), SIGKILL what stays."""
     for sig, grace in ((signal.SIGTERM, STOP_GRACE), (signal.SIGKILL, 5.0)):
@@ -144,9 +157,8 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
             return
         deadline = time.monotonic() + grace
         while time.monotonic() < deadline:
-            try:
-                os.killpg(proc.pid, 0)
-            except ProcessLookupError:
+            proc.poll()  # (reap the shell itself)
+            if not _running_in_group(proc.pid):
                 return
             time.sleep(0.2)
 
