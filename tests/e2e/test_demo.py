@@ -82,7 +82,7 @@ def test_on_a_terminal_the_table_is_redrawn_in_place(tmp_path: Path) -> None:
         cwd=ROOT,
         stdin=subprocess.DEVNULL,
         stdout=slave,
-        stderr=subprocess.DEVNULL,
+        stderr=slave,  # what a user sees: no log line may come before the console's
         env=_env(tmp_path),
     )
     os.close(slave)
