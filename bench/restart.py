@@ -41,7 +41,7 @@ from streams.engine.core import META_KEY, Engine  # noqa: E402
 from streams.engine.events import iso  # noqa: E402
 from streams.engine.rules import load_rules  # noqa: E402
 from streams.engine.state import ConsumerState, Timer  # noqa: E402
-from streams.engine.timers import TimerIndex, entry_key, entry_value  # noqa: E402
+from streams.engine.timers import ENTRY_VALUE, TimerIndex, entry_key  # noqa: E402
 from streams.tables import TableStore  # noqa: E402
 
 T0 = 1_767_225_600.0  # 2026-01-01
@@ -61,8 +61,7 @@ def build(path: Path, n: int) -> None:
         due = T0 + DAY + i / 1000.0
         s.timers["cart-abandonment"] = Timer(due, T0 - DAY, f"arm-{i}", ["p-1"])
         batch.put(b"c/" + cid.encode(), s.to_bytes())
-        batch.put(entry_key(due, cid, "cart-abandonment").encode(),
-                  entry_value(due, cid, "cart-abandonment"))
+        batch.put(entry_key(due, cid, "cart-abandonment").encode(), ENTRY_VALUE)
         if len(batch) >= 100_000:
             db.write(batch)
             batch = WriteBatch(raw_mode=True)

@@ -75,7 +75,7 @@ class Runtime:
         #: within max_clock_skew of it is never too far ahead, however quiet the stream was
         self.wall = -_INF
         self._ordered: list[Engine] = []  # the engines in ascending partition order
-        factory = store_factory or (lambda _p: MemoryStore())
+        factory = store_factory or (lambda _p: MemoryStore(keeps_index=False))
         for p in range(partitions) if held is None else held:
             self.add(p, Engine(rules, factory(p), p, config))
 
@@ -193,8 +193,8 @@ class Runtime:
         if engine.watermark < self.clock:
             engine.watermark = self.clock  # nothing is due before the clock: no timer to fire
         out = engine.apply_event(ev, obj, out, source, offset)
-        nd = engine.next_due()
-        if nd is not None and nd < self._next_due:
+        nd = engine.due()
+        if nd < self._next_due:
             self._next_due = nd
         if out.forwards:
             self._settle(out)
@@ -245,8 +245,8 @@ class Runtime:
 
     # ------------------------------------------------------------------ time
     def _note_due(self, engine: Engine) -> None:
-        nd = engine.next_due()
-        if nd is not None and nd < self._next_due:
+        nd = engine.due()
+        if nd < self._next_due:
             self._next_due = nd
 
     def _advance_all(self, t: float) -> Outputs:
@@ -260,13 +260,13 @@ class Runtime:
         next_due = _INF
         for engine in self._ordered:
             # (an engine with nothing due only moves its watermark: no call, no Outputs)
-            nd = engine.next_due()
-            if nd is not None and nd <= t:
+            nd = engine.due()
+            if nd <= t and nd < _INF:
                 engine.fire_into(t, out, move)
-                nd = engine.next_due()
+                nd = engine.due()
             elif move and t > engine.watermark:
                 engine.watermark = t
-            if nd is not None and nd < next_due:
+            if nd < next_due:
                 next_due = nd
         self._next_due = next_due
         if out.forwards:

@@ -50,6 +50,8 @@ def erasable(options: Any) -> None:
 class TableStore:
     """`streams.engine.store.Store` over one partition database, with staged writes."""
 
+    keeps_index = True
+
     def __init__(self, db: Any, partition: int) -> None:
         self.db = db
         self.partition = partition

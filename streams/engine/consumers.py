@@ -19,7 +19,7 @@ from streams.engine.events import iso
 from streams.engine.population import Population
 from streams.engine.state import ConsumerState
 from streams.engine.store import Store
-from streams.engine.timers import RECHECK, TTL, TimerIndex, entry_key, entry_value
+from streams.engine.timers import ENTRY_VALUE, RECHECK, TTL, TimerIndex, entry_key
 
 POPULATION_KEY = "~pop"
 META_KEY = "~meta"
@@ -67,10 +67,14 @@ class Consumers:
         #: index entries (due, name) in the store of the cached consumers that have some
         self._indexed: dict[str, tuple[tuple[float, str], ...]] = {}
         indexed = meta.get("index") == INDEX_VERSION
+        #: whether flush writes the index to the store (see Store.keeps_index)
+        self._keeps_index = bool(store.keeps_index)
         self._meta_dirty = not indexed  # (and without an index, the engine builds one)
         self.timers = TimerIndex(store if indexed else None)
 
     def _meta(self) -> bytes:
+        if not self._keeps_index:  # (an engine opened on it later rebuilds the index)
+            return orjson.dumps({"watermark": self.watermark})
         return orjson.dumps({"watermark": self.watermark, "index": INDEX_VERSION})
 
     @property
@@ -100,7 +104,9 @@ class Consumers:
         state = None
         if raw is not None:
             state = ConsumerState.from_bytes(raw)
-            if state.timers or state.recheck or state.ttl_due or state.windows:
+            if self._keeps_index and (
+                state.timers or state.recheck or state.ttl_due or state.windows
+            ):
                 self._indexed[cid] = entries(state)
         self._cache[cid] = state
         return state
@@ -124,6 +130,7 @@ class Consumers:
         consumers whose timers or re-check changed)."""
         store = self.store
         indexed = self._indexed
+        keeps_index = self._keeps_index
         for cid in self._dirty:
             state = self._cache.get(cid)
             if state is None:
@@ -131,6 +138,8 @@ class Consumers:
                 new: tuple[tuple[float, str], ...] = ()
             else:
                 store.put("c/" + cid, state.to_bytes())
+                if not keeps_index:
+                    continue
                 new = (
                     entries(state)
                     if state.timers or state.recheck or state.ttl_due or state.windows
@@ -161,14 +170,14 @@ class Consumers:
         self, cid: str, old: tuple[tuple[float, str], ...], new: tuple[tuple[float, str], ...]
     ) -> None:
         store = self.store
-        keep = set(new)
-        for due, name in old:
-            if (due, name) not in keep:
-                store.delete(entry_key(due, cid, name))
-        was = set(old)
+        if old:
+            keep = set(new)
+            for due, name in old:
+                if (due, name) not in keep:
+                    store.delete(entry_key(due, cid, name))
         for due, name in new:
-            if (due, name) not in was:
-                store.put(entry_key(due, cid, name), entry_value(due, cid, name))
+            if (due, name) not in old:
+                store.put(entry_key(due, cid, name), ENTRY_VALUE)
 
     def consumer(self, cid: str) -> ConsumerState | None:
         """The state of a consumer of this partition (read-only use)."""

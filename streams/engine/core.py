@@ -49,7 +49,7 @@ from streams.engine.segments import KIND_BITS, SegmentPlan, evaluate, mask_of, o
 from streams.engine.state import MAX_SEEN_IDS, ConsumerState
 from streams.engine.store import Store
 from streams.engine.timeplan import INF
-from streams.engine.timers import RECHECK, TTL, entry_key, entry_value
+from streams.engine.timers import ENTRY_VALUE, RECHECK, TTL, entry_key
 from streams.engine.triggers import (
     arm,
     choose_offer,
@@ -130,7 +130,8 @@ class Engine(Consumers):
                     store.put(key, state.to_bytes())
             for due, name in entries(state):
                 self.timers.push(due, state.id, name)
-                store.put(entry_key(due, state.id, name), entry_value(due, state.id, name))
+                if self._keeps_index:
+                    store.put(entry_key(due, state.id, name), ENTRY_VALUE)
         store.put(META_KEY, self._meta())
         self._meta_dirty = False
 
@@ -358,10 +359,9 @@ class Engine(Consumers):
                     continue
                 # the heap entry of a re-armed timer stays and is pushed on when it pops (at
                 # most one entry per timer instead of one per arming); only an earlier due
-                # needs one. (arm() updates `before` itself: read its due first.)
-                due_before = before.due
+                # needs one
                 timer = arm(state, trig, ev)
-                if timer.due < due_before:
+                if timer.due < before.due:
                     self.timers.push(timer.due, cid, trig.name)
         self._segments(state, t, out, None if new else changed)
         if etype == "identify" or etype == "alias":
@@ -485,6 +485,11 @@ class Engine(Consumers):
     def next_due(self) -> float | None:
         """The earliest due time of a pending timer or re-check (None: nothing pending)."""
         return self.timers.next_due()
+
+    def due(self) -> float:
+        """next_due(), inf when nothing is pending (a float: no object per call)."""
+        heap = self.timers.heap
+        return heap[0][0] if heap else INF
 
     def close(self, at: float) -> Outputs:
         """The end of a replay: advance to `at`, then re-evaluate at `at` every consumer's

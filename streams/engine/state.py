@@ -143,11 +143,6 @@ def _timers_in(timers: Any) -> dict[str, Timer]:
     return {k: Timer.from_json(v) for k, v in timers.items()}
 
 
-def copy_timers(timers: dict[str, Timer]) -> dict[str, Timer]:
-    """A copy of a consumer's timers that arming them again leaves as they are."""
-    return {k: t.copy() for k, t in timers.items()}
-
-
 def check_version(d: Any) -> None:
     """Raise StateVersionError unless `d` (a decoded state) is one this engine reads."""
     if type(d) is not list or not d or type(d[0]) is not int:

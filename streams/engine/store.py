@@ -14,6 +14,11 @@ from typing import Protocol
 class Store(Protocol):
     """A key-value store of one partition's state."""
 
+    #: whether the engine keeps its due-time index in this store (timers.py): a store that
+    #: outlives the engine does, so a restart reads no consumer; a replay's scratch store
+    #: (never restarted from) does not, and spares the writes
+    keeps_index: bool
+
     def get(self, key: str) -> bytes | None: ...
     def put(self, key: str, value: bytes) -> None: ...
     def delete(self, key: str) -> None: ...
@@ -27,14 +32,17 @@ class Store(Protocol):
 class MemoryStore:
     """A dict-backed Store for tests and replay."""
 
-    def __init__(self) -> None:
+    def __init__(self, keeps_index: bool = True) -> None:
         self.data: dict[str, bytes] = {}
+        self.keeps_index = keeps_index
 
     def get(self, key: str) -> bytes | None:
         return self.data.get(key)
 
     def put(self, key: str, value: bytes) -> None:
-        self.data[key] = value
+        # an exact copy: orjson's output keeps its whole buffer (4 KiB and more) allocated for
+        # as long as the bytes object lives, and this dict keeps it for the whole replay
+        self.data[key] = bytes(memoryview(value))
 
     def delete(self, key: str) -> None:
         self.data.pop(key, None)

@@ -37,6 +37,7 @@ Entry = tuple[float, str, str]
 
 
 _PACK_DOUBLE: Final = struct.Struct(">d").pack
+_UNPACK_DOUBLE: Final = struct.Struct(">d").unpack
 #: the first hex pair of a non-negative due's key: its first byte with the sign bit set
 _FIRST: Final = [f"{i | 0x80:02x}" for i in range(128)]
 
@@ -49,13 +50,41 @@ def _ordered_hex(due: float) -> str:
     return (int.from_bytes(raw, "big") ^ 0xFFFFFFFFFFFFFFFF).to_bytes(8, "big").hex()
 
 
+def _json_pair(consumer_id: str, name: str) -> str:
+    """orjson.dumps([consumer_id, name]).decode(), exactly, without a call into orjson for the
+    usual strings (orjson escapes only '"', '\\' and U+0000..U+001F; a printable string with
+    neither quote nor backslash is its own JSON body)."""
+    if (
+        '"' not in consumer_id
+        and "\\" not in consumer_id
+        and '"' not in name
+        and "\\" not in name
+        and consumer_id.isprintable()
+        and name.isprintable()
+    ):
+        return '["' + consumer_id + '","' + name + '"]'
+    return orjson.dumps([consumer_id, name]).decode()
+
+
 def entry_key(due: float, consumer_id: str, name: str) -> str:
-    """The store key of an index entry (lexicographic order = due order)."""
-    return INDEX_PREFIX + _ordered_hex(due) + "/" + orjson.dumps([consumer_id, name]).decode()
+    """The store key of an index entry (lexicographic order = due order); it alone says the
+    entry: `decode_entry_key` reads it back."""
+    return INDEX_PREFIX + _ordered_hex(due) + "/" + _json_pair(consumer_id, name)
 
 
-def entry_value(due: float, consumer_id: str, name: str) -> bytes:
-    return orjson.dumps([due, consumer_id, name])
+#: the value of every index entry: its key says all (entries written before this release hold
+#: the JSON [due, consumer, name], which says the same)
+ENTRY_VALUE: Final = b"1"
+
+
+def decode_entry_key(key: str) -> Entry:
+    """(due, consumer_id, name) of an index key."""
+    bits = int(key[2:18], 16)
+    # (non-negative dues have the sign bit set in the key; negative ones have every bit flipped)
+    bits = bits ^ 0x8000000000000000 if bits >> 63 else bits ^ 0xFFFFFFFFFFFFFFFF
+    due: float = _UNPACK_DOUBLE(bits.to_bytes(8, "big"))[0]
+    consumer_id, name = orjson.loads(key[19:])
+    return due, str(consumer_id), str(name)
 
 
 class TimerIndex:
@@ -90,7 +119,7 @@ class TimerIndex:
         store = self._store
         assert store is not None
         rows = store.scan(self._after, INDEX_END, PAGE)
-        entries = [_decode(value) for _, value in rows]
+        entries = [decode_entry_key(key) for key, _ in rows]
         if len(rows) < PAGE:
             self._store = None  # all read
         else:
@@ -106,8 +135,3 @@ class TimerIndex:
 
     def __len__(self) -> int:
         return len(self.heap)
-
-
-def _decode(value: bytes) -> Entry:
-    due, consumer_id, name = orjson.loads(value)
-    return float(due), str(consumer_id), str(name)

@@ -80,10 +80,10 @@ def event_products(ev: Event) -> list[str]:
 def arm(state: ConsumerState, trig: Trigger, ev: Event) -> Timer:
     """Arm, or re-arm (the timer restarts; products accumulate), `trig` for this event.
 
-    A re-armed timer is the same object, updated in place (cheaper than a new one): a caller
-    comparing with the timer before must read its fields first."""
+    A re-armed timer is a new object with a new products list: a Timer is never changed once
+    in a consumer's timers, so a shallow copy of them keeps them as they were (undo.py)."""
     timer = state.timers.get(trig.name)
-    products = timer.products if timer is not None else []
+    products = timer.products.copy() if timer is not None else []
     for p in event_products(ev):
         if p in products:
             products.remove(p)
@@ -91,13 +91,7 @@ def arm(state: ConsumerState, trig: Trigger, ev: Event) -> Timer:
     if len(products) > MAX_PRODUCTS:
         products = products[-MAX_PRODUCTS:]
     t = ev.timestamp
-    if timer is None:
-        timer = state.timers[trig.name] = Timer(t + trig.wait, t, ev.message_id, products)
-    else:
-        timer.due = t + trig.wait
-        timer.armed_at = t
-        timer.arm_id = ev.message_id
-        timer.products = products
+    timer = state.timers[trig.name] = Timer(t + trig.wait, t, ev.message_id, products)
     return timer
 
 

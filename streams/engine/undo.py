@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Final
 
 from streams.engine.segments import KIND_BITS
-from streams.engine.state import ConsumerState, copy_timers
+from streams.engine.state import ConsumerState
 
 #: the containers of ConsumerState that applying an event edits in place, by the kind of change
 #: (registry.KINDS) that does it; the triggers' timers are copied when the event arms or
@@ -80,7 +80,8 @@ class Undo:
         self.consented = state.consented
         self.consent_ts = state.consent_ts
         self.segments = state.segments
-        self.timers = copy_timers(state.timers) if timers else state.timers
+        # (a Timer is never changed in place: triggers.arm puts a new one)
+        self.timers = state.timers.copy() if timers else state.timers
         self.last_fired = state.last_fired
         self.fired = state.fired
         self.seen = state.seen

@@ -11,6 +11,7 @@ from streams.engine import timers
 from streams.engine.core import META_KEY, Engine
 from streams.engine.events import iso
 from streams.engine.store import MemoryStore
+from streams.engine.timers import decode_entry_key, entry_key
 from tests.unit.engine.helpers import DAY, HOUR, MIN, T0, rules, run, track
 
 RULES = """
@@ -46,9 +47,9 @@ class CountingStore(MemoryStore):
         return super().items()
 
 
-def fill(n: int) -> MemoryStore:
+def fill(n: int, keeps_index: bool = True) -> MemoryStore:
     """n consumers, each with a cart timer and a re-check pending, flushed."""
-    store = MemoryStore()
+    store = MemoryStore(keeps_index)
     eng = Engine(rules(RULES), store)
     for i in range(n):
         run(eng, track(f"u{i}", "Product Added", T0 + i, product_id="p", price=5))
@@ -70,7 +71,7 @@ def test_the_index_holds_one_key_per_pending_timer_or_re_check_in_due_order():
     store = fill(3)
     keys = index_keys(store)
     assert len(keys) == 6
-    dues = [orjson.loads(store.data[k])[0] for k in keys]
+    dues = [decode_entry_key(k)[0] for k in keys]
     assert dues == sorted(dues)
     assert dues[:3] == [T0 + 30 * MIN, T0 + 30 * MIN + 1, T0 + 30 * MIN + 2]
 
@@ -81,7 +82,7 @@ def test_firing_or_disarming_a_timer_deletes_its_key_at_flush():
     run(eng, track("u0", "Order Completed", T0 + MIN, order_id="o", revenue=5))  # disarms u0
     eng.advance(T0 + HOUR)  # fires u1's
     eng.flush()
-    names = [orjson.loads(store.data[k])[2] for k in index_keys(store)]
+    names = [decode_entry_key(k)[2] for k in index_keys(store)]
     # the two re-checks are left, and the attribution window u1's trigger opened
     assert names == ["", "", "~attr"]
 
@@ -161,3 +162,39 @@ def test_a_new_store_is_marked_indexed_at_its_first_flush():
     eng = Engine(rules(RULES), store)
     eng.flush()
     assert orjson.loads(store.data[META_KEY])["index"] == 1
+
+
+@pytest.mark.parametrize(
+    "due, consumer, name",
+    [
+        (T0 + 30 * MIN, "u1", ""),
+        (0.5, 'odd "id" \\ with\ttab', "cart-abandonment"),
+        (-1.25, "ünïcode-😀", "~ttl"),
+        (1e16, "a\u2028b\x7f", "~attr"),
+    ],
+)
+def test_an_index_key_alone_gives_back_its_due_consumer_and_name(due, consumer, name):
+    key = entry_key(due, consumer, name)
+    assert key == "t/" + timers._ordered_hex(due) + "/" + orjson.dumps([consumer, name]).decode()
+    assert decode_entry_key(key) == (due, consumer, name)
+
+
+def test_index_entries_written_with_the_previous_release_values_still_restart():
+    store = fill(5)
+    old = {k: v for k, v in store.data.items()}
+    for k in index_keys(store):  # the previous release wrote [due, consumer, name] as value
+        old[k] = orjson.dumps(list(decode_entry_key(k)))
+    restarted = Engine(rules(RULES), CountingStore(old))
+    assert outputs(restarted.advance(T0 + 5 * DAY)) == outputs(
+        Engine(rules(RULES), CountingStore(store.data)).advance(T0 + 5 * DAY))
+
+
+def test_a_store_that_keeps_no_index_gets_no_index_key_and_an_engine_opened_on_it_rebuilds_it():
+    scratch = fill(20, keeps_index=False)
+    assert index_keys(scratch) == []
+    assert "index" not in orjson.loads(scratch.data[META_KEY])
+    reopened = CountingStore(scratch.data)
+    eng = Engine(rules(RULES), reopened)
+    assert reopened.full_scans == 1  # (as for a store of the previous release)
+    assert outputs(eng.advance(T0 + 5 * DAY)) == outputs(
+        Engine(rules(RULES), CountingStore(fill(20).data)).advance(T0 + 5 * DAY))
