@@ -53,6 +53,10 @@ class EventError(ValueError):
         self.code = code
 
 
+#: (country, city, latitude, longitude) of context.location, each as sent or None
+Location = tuple[str | None, str | None, float | None, float | None]
+
+
 class Event:
     """One Segment event. `timestamp` is event time in epoch seconds (UTC).
 
@@ -62,6 +66,7 @@ class Event:
     __slots__ = (
         "anonymous_id",
         "context",
+        "location",
         "message_id",
         "name",
         "previous_id",
@@ -95,6 +100,9 @@ class Event:
         self.traits = traits
         self.context = context
         self.previous_id = previous_id
+        #: context.location as parse_event read it, when it has the usual shape (country and
+        #: city strings or absent, coordinates floats or absent); None: read `context`
+        self.location: Location | None = None
 
     def __repr__(self) -> str:
         return f"Event({self.type!r}, {self.name!r}, {self.consumer_id!r}, {self.timestamp!r})"
@@ -555,21 +563,25 @@ def parse_event(obj: Any) -> Event:
             _check_products(properties["products"])
     raw = obj.get("context")
     context: dict[str, Any] = raw if type(raw) is dict else _check_dict(raw, "context")
+    location: Location | None = None
     if context:
-        # context.location comes with nearly every event: the usual shape is checked inline
+        # context.location comes with nearly every event: the usual shape is checked inline,
+        # and handed to the features as read (they need not look it up again)
         raw = context.get("location")
         if raw is not None:
             if type(raw) is dict:
                 loc: dict[str, Any] = raw
                 country, city = loc.get("country"), loc.get("city")
                 lat, lon = loc.get("latitude"), loc.get("longitude")
-                if not (
+                if (
                     _plain_text(country)
                     and _plain_text(city)
                     # (a float out of -90..90 / -180..180, or not finite, is ignored)
                     and (type(lat) is float or lat is None)
                     and (type(lon) is float or lon is None)
                 ):
+                    location = (country, city, lat, lon)
+                else:
                     _check_location(loc)
             else:
                 _check_location(raw)
@@ -583,7 +595,7 @@ def parse_event(obj: Any) -> Event:
         traits = _check_dict(context["traits"], "context.traits")
         if traits:
             _check_traits(traits, "context.traits")
-    return Event(
+    ev = Event(
         etype,
         name,
         user_id,
@@ -595,6 +607,8 @@ def parse_event(obj: Any) -> Event:
         context,
         previous_id,
     )
+    ev.location = location
+    return ev
 
 
 def decode_event(data: bytes | str) -> Event:

@@ -268,7 +268,24 @@ _UNCHANGED = (False, False)
 def apply_context(state: ConsumerState, ev: Event) -> tuple[bool, bool]:
     """Location and consent from context; returns (email_changed, consent_changed)."""
     ctx = ev.context
-    loc = ctx.get("location")
+    location = ev.location
+    if location is not None:  # (the usual shape, read by parse_event)
+        country_s, city_s, lat_f, lon_f = location
+        if country_s:
+            state.country = country_s
+        if city_s:
+            state.city = city_s
+        # (NaN and infinities fail the range test)
+        if (
+            lat_f is not None
+            and lon_f is not None
+            and -90.0 <= lat_f <= 90.0
+            and -180.0 <= lon_f <= 180.0
+        ):
+            state.lat, state.lon = lat_f, lon_f
+        loc: Any = None
+    else:
+        loc = ctx.get("location")
     if isinstance(loc, dict):
         country = loc.get("country")
         if type(country) is not str:

@@ -93,6 +93,36 @@ def test_location_traits_and_distance():
     assert v.distance_km(48.137, 11.575) == pytest.approx(504, rel=0.02)  # Berlin-Munich
 
 
+@pytest.mark.parametrize(
+    "location",
+    [
+        {"country": "DE", "city": "Berlin", "latitude": 52.52, "longitude": 13.405},  # usual
+        {"country": "DE", "city": "Berlin", "latitude": 52.52, "longitude": 13},  # an int
+        {"country": "DE", "city": "", "latitude": 95.0, "longitude": 13.405},  # out of range
+        {"country": None, "city": "Berlin", "latitude": None, "longitude": 13.405},
+    ],
+)
+def test_a_location_sets_the_same_fields_whether_parsed_inline_or_read_from_the_context(
+    location,
+):
+    before = {"country": "FR", "city": "Paris", "latitude": 48.85, "longitude": 2.35}
+    eng = engine("segments: []\n")
+    first, then = track("u", "Page", T0), track("u", "Page", T0 + 1)
+    first["context"], then["context"] = {"location": before}, {"location": location}
+    run(eng, first, then)
+    state = eng.consumer("u")
+    want = (
+        location["country"] or "FR",
+        location["city"] or "Paris",
+        *(
+            (float(location["latitude"]), float(location["longitude"]))
+            if location["latitude"] is not None and abs(location["latitude"]) <= 90
+            else (48.85, 2.35)
+        ),
+    )
+    assert (state.country, state.city, state.lat, state.lon) == want
+
+
 def test_rfm_quintiles_against_the_population():
     eng = engine("segments: []\n")
     for i in range(100):
