@@ -50,26 +50,10 @@ def _ordered_hex(due: float) -> str:
     return (int.from_bytes(raw, "big") ^ 0xFFFFFFFFFFFFFFFF).to_bytes(8, "big").hex()
 
 
-def _json_pair(consumer_id: str, name: str) -> str:
-    """orjson.dumps([consumer_id, name]).decode(), exactly, without a call into orjson for the
-    usual strings (orjson escapes only '"', '\\' and U+0000..U+001F; a printable string with
-    neither quote nor backslash is its own JSON body)."""
-    if (
-        '"' not in consumer_id
-        and "\\" not in consumer_id
-        and '"' not in name
-        and "\\" not in name
-        and consumer_id.isprintable()
-        and name.isprintable()
-    ):
-        return '["' + consumer_id + '","' + name + '"]'
-    return orjson.dumps([consumer_id, name]).decode()
-
-
 def entry_key(due: float, consumer_id: str, name: str) -> str:
     """The store key of an index entry (lexicographic order = due order); it alone says the
     entry: `decode_entry_key` reads it back."""
-    return INDEX_PREFIX + _ordered_hex(due) + "/" + _json_pair(consumer_id, name)
+    return INDEX_PREFIX + _ordered_hex(due) + "/" + orjson.dumps([consumer_id, name]).decode()
 
 
 #: the value of every index entry: its key says all (entries written before this release hold
