@@ -111,6 +111,7 @@ def test_a_location_sets_the_same_fields_whether_parsed_inline_or_read_from_the_
     first["context"], then["context"] = {"location": before}, {"location": location}
     run(eng, first, then)
     state = eng.consumer("u")
+    assert state is not None
     want = (
         location["country"] or "FR",
         location["city"] or "Paris",
