@@ -19,6 +19,7 @@ import sys
 from collections.abc import Sequence
 from typing import NoReturn
 
+from micromarketing import logs
 from micromarketing.demo import args as demo_args
 
 HANDLERS = {
@@ -387,11 +388,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     # the demo speaks in its own lines and table (its children log to files); its first line
     # is the console's address, so no log line of its own may come before it
     quiet = args.command == "demo"
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.WARNING if quiet else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+    logs.configure(logging.DEBUG if args.verbose else logging.WARNING if quiet else logging.INFO)
     command = _command(args)
     taken = _port_in_use(args)
     if taken is not None:
