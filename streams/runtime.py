@@ -162,12 +162,13 @@ class Runtime:
                 obj = None
         if not isinstance(obj, dict):  # the engine's dead letter says what is wrong
             return self._engine_for(found, 0).process(raw, source, offset)
-        key = consumer_key(obj)
-        p = self.partition_of(key)
         try:
             ev = parse_event(obj)
         except EventError:
+            p = self.partition_of(consumer_key(obj))
             return self._engine_for(found, p).process(obj, source, offset)
+        key = ev.consumer_id  # (consumer_key(obj) of a valid event)
+        p = self.partition_of(key)
         t = ev.timestamp
         if t > self.bound:
             t = self.bound
@@ -185,7 +186,6 @@ class Runtime:
         if found >= 0 and p != found:
             self.rerouted += 1
             if engine is None:
-                assert key is not None  # (a valid event has a key)
                 out.forwards.append(EventForward(key, obj, (source, offset)))
                 return out
         if engine is None:

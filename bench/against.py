@@ -1,0 +1,157 @@
+"""This tree against another checkout (the previous main), measured in the same run.
+
+    python bench/against.py REF_OR_DIR [--events 200000] [--rounds 5] [--live-rounds 3]
+
+REF_OR_DIR is a directory holding a checkout (compiled in place first when it is not yet), or a
+git ref, checked out into a temporary worktree and compiled with mypyc (1-3 min). Each round
+runs every case once in each tree, in fresh processes, the order of the trees swapped every
+round, so a change of the machine's load touches both alike:
+
+- replay, bike-shop rules / no rules: the partition runtime's loop over the same events as
+  bench/replay.py (`process` of every line, then `flush`), wall and CPU seconds;
+- live: each tree's own `bench/live.py --skip ab` (its worker on the embedded broker, the
+  committed offsets' rate), unless `--live-rounds 0`.
+
+It prints the best and the median of each case per tree, and the ratio this / other.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import orjson
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from connectors.sources.synthetic import generate_events  # noqa: E402
+
+#: run in a child process in a tree's directory: events/s of one replay loop over the file
+CHILD = r"""
+import resource, sys, time
+sys.path.insert(0, ".")
+from streams.engine.rules import load_rules, loads_rules
+try:
+    from streams.runtime import Runtime
+except ImportError:  # (a tree from before the partition runtime)
+    from streams.router import Router as Runtime
+from streams.runtime import tune_gc
+from streams import compiled
+path, rules_path = sys.argv[1], sys.argv[2]
+lines = open(path, "rb").read().split(b"\n")
+lines = [line for line in lines if line]
+rules = loads_rules("segments: []\n", "<none>") if rules_path == "-" else load_rules(rules_path)
+runtime = Runtime(rules, 4)
+tune_gc()
+usage = lambda: sum(resource.getrusage(resource.RUSAGE_SELF)[:2])
+c, t = usage(), time.perf_counter()
+for line in lines:
+    runtime.process(line)
+runtime.flush()
+wall, cpu = time.perf_counter() - t, usage() - c
+rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+print(len(lines) / wall, len(lines) / cpu, rss, compiled.mode())
+"""
+
+LIVE_LINE = re.compile(r"^\(c\)\s+([\d,]+) events/s", re.M)
+
+
+def prepare(ref: str) -> Path:
+    """A compiled checkout of `ref` (a directory, or a git ref put in a temporary worktree)."""
+    tree = Path(ref)
+    if not tree.is_dir():
+        tree = Path(tempfile.mkdtemp(prefix="against-")) / "tree"
+        subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "--detach", str(tree), ref],
+                       check=True, capture_output=True)
+    if not list(tree.glob("micromarketing_core__mypyc*.so")):
+        print(f"compiling {tree} with mypyc (1-3 min) ...", file=sys.stderr, flush=True)
+        subprocess.run([sys.executable, "setup.py", "-q", "build_ext", "--inplace"], cwd=tree,
+                       env=dict(os.environ, MICROMARKETING_COMPILE="1"), check=True,
+                       capture_output=True)
+    return tree
+
+
+def replay_once(tree: Path, events: Path, rules: str) -> tuple[float, float, float, str]:
+    env = {k: v for k, v in os.environ.items() if k != "MICROMARKETING_PURE"}
+    out = subprocess.run([sys.executable, "-c", CHILD, str(events), rules], cwd=tree, env=env,
+                         check=True, capture_output=True, text=True).stdout.split()
+    return float(out[0]), float(out[1]), float(out[2]), out[3]
+
+
+def live_once(tree: Path, events: int) -> float:
+    env = {k: v for k, v in os.environ.items() if k != "MICROMARKETING_PURE"}
+    out = subprocess.run(
+        [sys.executable, "bench/live.py", "--skip", "ab", "--events", str(events),
+         "--latency-seconds", "2", "--warmup", "2"],
+        cwd=tree, env=env, check=True, capture_output=True, text=True, timeout=900,
+    ).stdout
+    found = LIVE_LINE.search(out)
+    if found is None:
+        raise RuntimeError(f"no (c) line in the output of {tree}/bench/live.py:\n{out}")
+    return float(found.group(1).replace(",", ""))
+
+
+def report(case: str, this: list[float], other: list[float], unit: str) -> None:
+    best, median = max(this) / max(other), statistics.median(this) / statistics.median(other)
+    print(f"{case:<22} this: best {max(this):>9,.0f}  median {statistics.median(this):>9,.0f}"
+          f"   other: best {max(other):>9,.0f}  median {statistics.median(other):>9,.0f}"
+          f"  {unit}   this/other: best {best:.3f}, median {median:.3f}")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("other", metavar="REF_OR_DIR", help="the checkout to compare with")
+    ap.add_argument("--events", type=int, default=200_000, help="replay events (default 200000)")
+    ap.add_argument("--consumers", type=int, default=20_000, help="consumers (default 20000)")
+    ap.add_argument("--rounds", type=int, default=5, help="replay rounds (default 5)")
+    ap.add_argument("--live-rounds", type=int, default=3, help="live rounds (0: none)")
+    ap.add_argument("--live-events", type=int, default=200_000, help="live events")
+    a = ap.parse_args()
+
+    other = prepare(a.other)
+    trees = {"this": ROOT, "other": other}
+    rules = str(ROOT / "examples" / "bike-shop" / "rules.yaml")
+    with tempfile.TemporaryDirectory(prefix="against-") as tmp:
+        events = Path(tmp) / "events.jsonl"
+        with events.open("wb") as f:
+            for e in generate_events(a.consumers, a.events, seed=11):
+                f.write(orjson.dumps(e) + b"\n")
+        cases = {"bike-shop": rules, "no rules": "-"}
+        got: dict[tuple[str, str], list[tuple[float, float, float, str]]] = {}
+        for r in range(a.rounds):
+            order = ("this", "other") if r % 2 == 0 else ("other", "this")
+            for case, path in cases.items():
+                for name in order:
+                    got.setdefault((case, name), []).append(
+                        replay_once(trees[name], events, path))
+            print(f"round {r + 1}/{a.rounds} done", file=sys.stderr, flush=True)
+        live: dict[str, list[float]] = {"this": [], "other": []}
+        for r in range(a.live_rounds):
+            for name in ("this", "other") if r % 2 == 0 else ("other", "this"):
+                live[name].append(live_once(trees[name], a.live_events))
+            print(f"live round {r + 1}/{a.live_rounds} done", file=sys.stderr, flush=True)
+
+    print(f"this: {ROOT} ({got[('bike-shop', 'this')][0][3]} engine); other: {other} "
+          f"({got[('bike-shop', 'other')][0][3]} engine)")
+    print(f"replay: {a.events} events, {a.consumers} consumers, {a.rounds} rounds; "
+          f"live: {a.live_events} events, {a.live_rounds} rounds")
+    for case in cases:
+        this, oth = got[(case, "this")], got[(case, "other")]
+        report(f"replay {case} (wall)", [x[0] for x in this], [x[0] for x in oth], "events/s")
+        report(f"replay {case} (CPU)", [x[1] for x in this], [x[1] for x in oth], "events/s")
+        print(f"{'':<22} peak RSS this {max(x[2] for x in this):,.0f} MB, "
+              f"other {max(x[2] for x in oth):,.0f} MB")
+    if a.live_rounds:
+        report("live worker", live["this"], live["other"], "events/s")
+
+
+if __name__ == "__main__":
+    main()
