@@ -7,8 +7,9 @@ git ref, checked out into a temporary worktree and compiled with mypyc (1-3 min)
 runs every case once in each tree, in fresh processes, the order of the trees swapped every
 round, so a change of the machine's load touches both alike:
 
-- replay, bike-shop rules / no rules: the partition runtime's loop over the same events as
-  bench/replay.py (`process` of every line, then `flush`), wall and CPU seconds;
+- replay, bike-shop rules (each tree's own examples/bike-shop/rules.yaml) / no rules: the
+  partition runtime's loop over the same events as bench/replay.py (`process` of every line,
+  then `flush`), wall and CPU seconds;
 - live: each tree's own `bench/live.py --skip ab` (its worker on the embedded broker, the
   committed offsets' rate), unless `--live-rounds 0`.
 
@@ -80,8 +81,11 @@ def prepare(ref: str) -> Path:
 
 def replay_once(tree: Path, events: Path, rules: str) -> tuple[float, float, float, str]:
     env = {k: v for k, v in os.environ.items() if k != "MICROMARKETING_PURE"}
-    out = subprocess.run([sys.executable, "-c", CHILD, str(events), rules], cwd=tree, env=env,
-                         check=True, capture_output=True, text=True).stdout.split()
+    done = subprocess.run([sys.executable, "-c", CHILD, str(events), rules], cwd=tree, env=env,
+                          capture_output=True, text=True)
+    if done.returncode != 0:
+        raise RuntimeError(f"the replay in {tree} failed:\n{done.stderr}")
+    out = done.stdout.split()
     return float(out[0]), float(out[1]), float(out[2]), out[3]
 
 
@@ -118,7 +122,7 @@ def main() -> None:
 
     other = prepare(a.other)
     trees = {"this": ROOT, "other": other}
-    rules = str(ROOT / "examples" / "bike-shop" / "rules.yaml")
+    rules = "examples/bike-shop/rules.yaml"  # each tree's own (a tree reads the settings it knows)
     with tempfile.TemporaryDirectory(prefix="against-") as tmp:
         events = Path(tmp) / "events.jsonl"
         with events.open("wb") as f:
