@@ -1,9 +1,10 @@
-"""Daily series of a replay's outputs, fed one record at a time as they are written.
+"""Daily series of a replay's outputs, fed as they are written.
 
 Memory is a few counters per day (per segment, per campaign and offer, per reason), never the
-records: a year of history with a dozen segments is a few thousand integers. Days are UTC
-dates taken from the record's own time (`at`, `fired_at`, `due_at`, `converted_at`), so the
-series do not depend on the order the records came in.
+records: a year of history with a dozen segments is a few thousand integers (`add_many` holds at
+most BATCH records per topic before it counts them). Days are UTC dates taken from the record's
+own time (`at`, `fired_at`, `due_at`, `converted_at`), so the series do not depend on the order
+the records came in.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import json
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from datetime import date, timedelta
+from operator import itemgetter
 from pathlib import Path
 from typing import Any
 
@@ -29,11 +31,30 @@ FILES = {
 }
 
 
+#: per kind of record (triggers of every campaign together): its time and the fields counted
+FIELDS: dict[str, tuple[str, tuple[str, ...]]] = {
+    SEGMENT_CHANGES: ("at", ("segment", "change")),
+    TRIGGERS_PREFIX: ("fired_at", ("campaign", "offer", "holdout")),
+    SUPPRESSED: ("due_at", ("campaign", "reason")),
+    CONVERSIONS: ("converted_at", ("campaign", "holdout")),
+}
+#: records `add_many` holds per kind before counting them together
+BATCH = 4096
+_DATE = itemgetter(slice(0, 10))
+
+
 def _day(stamp: Any) -> str | None:
     """The UTC date of an ISO-8601 output time ('2026-01-05T10:55:24.995Z' -> '2026-01-05')."""
     if isinstance(stamp, str) and len(stamp) >= 10 and stamp[4] == "-" and stamp[7] == "-":
         return stamp[:10]
     return None
+
+
+def _kind(topic: str) -> str | None:
+    """The key of FIELDS that records of `topic` are counted under (None: not counted)."""
+    if topic.startswith(TRIGGERS_PREFIX):
+        return TRIGGERS_PREFIX
+    return topic if topic in FIELDS else None
 
 
 class Timeline:
@@ -49,41 +70,67 @@ class Timeline:
         self._conversions: Counter[tuple[str, str, bool]] = Counter()  # day, campaign, holdout
         self._first: str | None = None
         self._last: str | None = None
+        self._pending: dict[str, list[dict[str, Any]]] = {kind: [] for kind in FIELDS}
 
     def add(self, topic: str, record: dict[str, Any]) -> None:
         """Count one output record of `topic` (a base topic name); others are ignored."""
-        if topic == SEGMENT_CHANGES:
-            day = _day(record.get("at"))
-            if day is None:
-                return
-            segment = str(record.get("segment"))
-            change = record.get("change")
+        kind = _kind(topic)
+        if kind is None:
+            return
+        stamp, fields = FIELDS[kind]
+        self._count(kind, _day(record.get(stamp)), tuple(record.get(f) for f in fields), 1)
+
+    def add_many(self, topic: str, records: list[dict[str, Any]]) -> None:
+        """Count output records of `topic` as `add` does, at a fraction of its cost per record:
+        they are held until BATCH of a kind have come, then counted together."""
+        kind = _kind(topic)
+        if kind is None:
+            return
+        pending = self._pending[kind]
+        pending.extend(records)
+        if len(pending) >= BATCH:
+            self._fold(kind)
+
+    def _fold(self, kind: str) -> None:
+        """Count the held records of `kind`: one counter of (date, fields) built in C, then one
+        `_count` per distinct key (a few per day) instead of per record."""
+        records, self._pending[kind] = self._pending[kind], []
+        stamp, fields = FIELDS[kind]
+        try:
+            counts = Counter(zip(map(_DATE, map(itemgetter(stamp), records)),
+                                 *(map(itemgetter(f), records) for f in fields), strict=True))
+        except (KeyError, TypeError):  # a field missing or not text: one record at a time
+            for record in records:
+                self.add(kind, record)
+            return
+        for (day, *values), n in counts.items():
+            self._count(kind, _day(day), tuple(values), n)
+
+    def _folded(self) -> Timeline:
+        for kind, pending in self._pending.items():
+            if pending:
+                self._fold(kind)
+        return self
+
+    def _count(self, kind: str, day: str | None, values: tuple[Any, ...], n: int) -> None:
+        """Count `n` records of `kind` on `day` with these FIELDS values."""
+        if day is None:
+            return
+        if kind == SEGMENT_CHANGES:
+            segment, change = str(values[0]), values[1]
             if change == "entered":
-                self._segment_delta[day, segment] += 1
+                self._segment_delta[day, segment] += n
             elif change == "exited":
-                self._segment_delta[day, segment] -= 1
+                self._segment_delta[day, segment] -= n
             else:
                 return
             self._segments.add(segment)
-        elif topic.startswith(TRIGGERS_PREFIX):
-            day = _day(record.get("fired_at"))
-            if day is None:
-                return
-            key = (day, str(record.get("campaign")), str(record.get("offer")),
-                   bool(record.get("holdout")))
-            self._triggers[key] += 1
-        elif topic == SUPPRESSED:
-            day = _day(record.get("due_at"))
-            if day is None:
-                return
-            self._suppressed[day, str(record.get("campaign")), str(record.get("reason"))] += 1
-        elif topic == CONVERSIONS:
-            day = _day(record.get("converted_at"))
-            if day is None:
-                return
-            self._conversions[day, str(record.get("campaign")), bool(record.get("holdout"))] += 1
+        elif kind == TRIGGERS_PREFIX:
+            self._triggers[day, str(values[0]), str(values[1]), bool(values[2])] += n
+        elif kind == SUPPRESSED:
+            self._suppressed[day, str(values[0]), str(values[1])] += n
         else:
-            return
+            self._conversions[day, str(values[0]), bool(values[1])] += n
         if self._first is None or day < self._first:
             self._first = day
         if self._last is None or day > self._last:
@@ -106,6 +153,7 @@ class Timeline:
     def to_state(self) -> dict[str, Any]:
         """The counters as JSON-able lists (`from_state` reads them back), to hand a timeline
         to another process."""
+        self._folded()
         return {
             "segments": [[*k, n] for k, n in self._segment_delta.items()],
             "segment_names": sorted(self._segments),
@@ -129,6 +177,7 @@ class Timeline:
 
     def days(self) -> list[str]:
         """Every UTC date from the first output's to the last one's, gaps included."""
+        self._folded()
         if self._first is None or self._last is None:
             return []
         start, end = date.fromisoformat(self._first), date.fromisoformat(self._last)
@@ -138,7 +187,7 @@ class Timeline:
         """Members of each segment at the end of each day of `days()` (a replay starts empty)."""
         days = self.days()
         out: dict[str, list[int]] = {}
-        for segment in sorted(self._segments):
+        for segment in sorted(self._folded()._segments):
             size, series = 0, []
             for day in days:
                 size += self._segment_delta.get((day, segment), 0)
@@ -158,12 +207,12 @@ class Timeline:
     def suppressions_per_day(self) -> dict[str, list[int]]:
         """{reason: suppressed triggers due on each day} over every campaign."""
         return _flat(_series(self.days(), (((r, ""), d, n)
-                                           for (d, _, r), n in self._suppressed.items())))
+                                           for (d, _, r), n in self._folded()._suppressed.items())))
 
     def suppressions_by_campaign(self) -> dict[str, dict[str, int]]:
         """{campaign: {reason: total}}."""
         out: dict[str, dict[str, int]] = {}
-        for (_, campaign, reason), n in sorted(self._suppressed.items()):
+        for (_, campaign, reason), n in sorted(self._folded()._suppressed.items()):
             by_reason = out.setdefault(campaign, {})
             by_reason[reason] = by_reason.get(reason, 0) + n
         return out
@@ -173,7 +222,7 @@ class Timeline:
         return _series(
             self.days(),
             (((c, "holdout" if h else "treated"), d, n)
-             for (d, c, h), n in self._conversions.items()),
+             for (d, c, h), n in self._folded()._conversions.items()),
         )
 
     def to_dict(self) -> dict[str, Any]:
