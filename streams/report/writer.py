@@ -45,14 +45,14 @@ class PageWriter:
 
     def outputs_done(self) -> None:
         """Hand the timeline to the child, which draws its plots at once (feed nothing more)."""
-        if self._child is None or self._sent:
+        if self._child is None or self._sent or self._child.returncode is not None:
             return
         self._sent = True
         assert self._child.stdin is not None
         try:
             self._child.stdin.write(orjson.dumps({"timeline": self.timeline.to_state()}) + b"\n")
             self._child.stdin.flush()
-        except OSError:
+        except (OSError, ValueError):
             pass  # the child is gone: `finish` says so
 
     def finish(self, report: dict[str, Any]) -> bool:
@@ -63,10 +63,12 @@ class PageWriter:
             html.write_report(self.out_dir, report, self.timeline)
             return True
         self.outputs_done()
-        try:
-            self._child.communicate(orjson.dumps({"report": report}) + b"\n", timeout=TIMEOUT)
-        except subprocess.TimeoutExpired:
-            self.cancel()
+        if self._child.returncode is None:  # not cancelled
+            try:
+                self._child.communicate(orjson.dumps({"report": report}) + b"\n",
+                                        timeout=TIMEOUT)
+            except subprocess.TimeoutExpired:
+                self.cancel()
         if self._child.returncode != 0:
             print(
                 f"micromarketing replay: {self.out_dir / 'report.html'} was not written (see "
