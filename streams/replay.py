@@ -45,6 +45,9 @@ OUTPUT_FILES = {
 TIMELINE_TOPICS = {
     kind: TRIGGERS_PREFIX if kind == "triggers" else kind.replace("_", "-") for kind in OUTPUT_FILES
 }
+#: output records held per kind before the timeline counts them together (`Timeline.add_many`
+#: per record costs a function call; per few thousand, next to nothing)
+TIMELINE_BATCH = 4096
 #: every consumer as the rules see it at the end of the replay, one line each
 #: (`streams.engine.snapshot`; the live worker's `GET /v1/profiles/{id}` gives the same features)
 PROFILES_FILE = "profiles.jsonl"
@@ -52,8 +55,9 @@ PROFILES_FILE = "profiles.jsonl"
 
 class OutputFiles:
     """The JSON-lines files of a replay, written as outputs come (and counted into `timeline`,
-    the daily series of report.html, when there is one). `on_outputs_done` is called once the
-    last output is written, before profiles.jsonl (report.html's plots are drawn meanwhile)."""
+    the daily series of report.html, when there is one, TIMELINE_BATCH records of a kind at a
+    time). `on_outputs_done` is called once the last output is written, before profiles.jsonl
+    (report.html's plots are drawn meanwhile)."""
 
     def __init__(
         self,
@@ -65,6 +69,7 @@ class OutputFiles:
         self.dir = out_dir
         self.timeline = timeline
         self.on_outputs_done = on_outputs_done
+        self._held: dict[str, list[dict[str, Any]]] = {kind: [] for kind in OUTPUT_FILES}
         self._files: dict[str, IO[bytes]] = {
             kind: open(out_dir / name, "wb")  # noqa: SIM115 - closed in close()
             for kind, name in OUTPUT_FILES.items()
@@ -79,10 +84,22 @@ class OutputFiles:
                     f.write(orjson.dumps(rec))
                     f.write(b"\n")
                 if self.timeline is not None:
-                    self.timeline.add_many(TIMELINE_TOPICS[kind], records)
+                    held = self._held[kind]
+                    held += records
+                    if len(held) >= TIMELINE_BATCH:
+                        self._count()
+
+    def _count(self) -> None:
+        """Count the held records into the timeline."""
+        if self.timeline is not None:
+            for kind, held in self._held.items():
+                if held:
+                    self.timeline.add_many(TIMELINE_TOPICS[kind], held)
+                    self._held[kind] = []
 
     def outputs_done(self) -> None:
-        """Say that every output record has been written."""
+        """Say that every output record has been written (the timeline has counted them all)."""
+        self._count()
         if self.on_outputs_done is not None:
             self.on_outputs_done()
 
@@ -94,6 +111,7 @@ class OutputFiles:
                 f.write(b"\n")
 
     def close(self) -> None:
+        self._count()
         for f in self._files.values():
             f.close()
 

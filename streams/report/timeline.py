@@ -1,17 +1,16 @@
 """Daily series of a replay's outputs, fed as they are written.
 
 Memory is a few counters per day (per segment, per campaign and offer, per reason), never the
-records: a year of history with a dozen segments is a few thousand integers (`add_many` holds at
-most BATCH records per topic before it counts them). Days are UTC dates taken from the record's
-own time (`at`, `fired_at`, `due_at`, `converted_at`), so the series do not depend on the order
-the records came in.
+records: a year of history with a dozen segments is a few thousand integers. Days are UTC dates
+taken from the record's own time (`at`, `fired_at`, `due_at`, `converted_at`), so the series do
+not depend on the order the records came in.
 """
 
 from __future__ import annotations
 
 import json
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from datetime import date, timedelta
 from operator import itemgetter
 from pathlib import Path
@@ -38,8 +37,6 @@ FIELDS: dict[str, tuple[str, tuple[str, ...]]] = {
     SUPPRESSED: ("due_at", ("campaign", "reason")),
     CONVERSIONS: ("converted_at", ("campaign", "holdout")),
 }
-#: records `add_many` holds per kind before counting them together
-BATCH = 4096
 _DATE = itemgetter(slice(0, 10))
 
 
@@ -70,7 +67,6 @@ class Timeline:
         self._conversions: Counter[tuple[str, str, bool]] = Counter()  # day, campaign, holdout
         self._first: str | None = None
         self._last: str | None = None
-        self._pending: dict[str, list[dict[str, Any]]] = {kind: [] for kind in FIELDS}
 
     def add(self, topic: str, record: dict[str, Any]) -> None:
         """Count one output record of `topic` (a base topic name); others are ignored."""
@@ -80,21 +76,14 @@ class Timeline:
         stamp, fields = FIELDS[kind]
         self._count(kind, _day(record.get(stamp)), tuple(record.get(f) for f in fields), 1)
 
-    def add_many(self, topic: str, records: list[dict[str, Any]]) -> None:
-        """Count output records of `topic` as `add` does, at a fraction of its cost per record:
-        they are held until BATCH of a kind have come, then counted together."""
+    def add_many(self, topic: str, records: Iterable[dict[str, Any]]) -> None:
+        """Count output records of `topic` as `add` does, at a fraction of its cost per record
+        when they are many: one counter of (date, fields) built in C, then one step per
+        distinct key (a few per day) instead of per record."""
         kind = _kind(topic)
         if kind is None:
             return
-        pending = self._pending[kind]
-        pending.extend(records)
-        if len(pending) >= BATCH:
-            self._fold(kind)
-
-    def _fold(self, kind: str) -> None:
-        """Count the held records of `kind`: one counter of (date, fields) built in C, then one
-        `_count` per distinct key (a few per day) instead of per record."""
-        records, self._pending[kind] = self._pending[kind], []
+        records = records if isinstance(records, list) else list(records)
         stamp, fields = FIELDS[kind]
         try:
             counts = Counter(zip(map(_DATE, map(itemgetter(stamp), records)),
@@ -105,12 +94,6 @@ class Timeline:
             return
         for (day, *values), n in counts.items():
             self._count(kind, _day(day), tuple(values), n)
-
-    def _folded(self) -> Timeline:
-        for kind, pending in self._pending.items():
-            if pending:
-                self._fold(kind)
-        return self
 
     def _count(self, kind: str, day: str | None, values: tuple[Any, ...], n: int) -> None:
         """Count `n` records of `kind` on `day` with these FIELDS values."""
@@ -153,7 +136,6 @@ class Timeline:
     def to_state(self) -> dict[str, Any]:
         """The counters as JSON-able lists (`from_state` reads them back), to hand a timeline
         to another process."""
-        self._folded()
         return {
             "segments": [[*k, n] for k, n in self._segment_delta.items()],
             "segment_names": sorted(self._segments),
@@ -177,7 +159,6 @@ class Timeline:
 
     def days(self) -> list[str]:
         """Every UTC date from the first output's to the last one's, gaps included."""
-        self._folded()
         if self._first is None or self._last is None:
             return []
         start, end = date.fromisoformat(self._first), date.fromisoformat(self._last)
@@ -187,7 +168,7 @@ class Timeline:
         """Members of each segment at the end of each day of `days()` (a replay starts empty)."""
         days = self.days()
         out: dict[str, list[int]] = {}
-        for segment in sorted(self._folded()._segments):
+        for segment in sorted(self._segments):
             size, series = 0, []
             for day in days:
                 size += self._segment_delta.get((day, segment), 0)
@@ -207,12 +188,12 @@ class Timeline:
     def suppressions_per_day(self) -> dict[str, list[int]]:
         """{reason: suppressed triggers due on each day} over every campaign."""
         return _flat(_series(self.days(), (((r, ""), d, n)
-                                           for (d, _, r), n in self._folded()._suppressed.items())))
+                                           for (d, _, r), n in self._suppressed.items())))
 
     def suppressions_by_campaign(self) -> dict[str, dict[str, int]]:
         """{campaign: {reason: total}}."""
         out: dict[str, dict[str, int]] = {}
-        for (_, campaign, reason), n in sorted(self._folded()._suppressed.items()):
+        for (_, campaign, reason), n in sorted(self._suppressed.items()):
             by_reason = out.setdefault(campaign, {})
             by_reason[reason] = by_reason.get(reason, 0) + n
         return out
@@ -222,7 +203,7 @@ class Timeline:
         return _series(
             self.days(),
             (((c, "holdout" if h else "treated"), d, n)
-             for (d, c, h), n in self._folded()._conversions.items()),
+             for (d, c, h), n in self._conversions.items()),
         )
 
     def to_dict(self) -> dict[str, Any]:

@@ -10,14 +10,8 @@ from pathlib import Path
 import orjson
 import pytest
 
-from streams.engine.events import parse_time
-from streams.engine.rules import load_rules
-from streams.replay import OutputFiles, read_lines, replay
 from streams.report.html import render
-from streams.report.timeline import Timeline
 from streams.report.writer import PageWriter
-from streams.runtime import Runtime
-from tests.conftest import EXAMPLES
 from tests.unit.report.conftest import Replayed
 
 
@@ -82,23 +76,3 @@ def test_a_child_given_the_timeline_but_no_report_writes_nothing(
                           input=line, capture_output=True, timeout=120)
     assert done.returncode == 0 and done.stderr == b""
     assert not (tmp_path / "report.html").exists()
-
-
-def test_the_replay_hands_the_timeline_over_once_after_its_last_output_before_profiles(
-    tmp_path: Path,
-) -> None:
-    seen: list[tuple[bool, dict]] = []
-    timeline = Timeline()
-    runtime = Runtime(load_rules(str(EXAMPLES / "rules.yaml")), 4)
-
-    def outputs_done() -> None:
-        seen.append(((tmp_path / "profiles.jsonl").exists(), timeline.to_dict()))
-
-    with OutputFiles(tmp_path, timeline, outputs_done) as files:
-        lines = (("events.jsonl", str(n), line)
-                 for n, line in read_lines(str(EXAMPLES / "events.jsonl")))
-        replay(lines, runtime, files, close_at=parse_time("2027-02-01T00:00:00Z"))
-    assert len(seen) == 1
-    profiles_written, series = seen[0]
-    assert not profiles_written
-    assert series == timeline.to_dict() == Timeline.from_dir(tmp_path).to_dict()
