@@ -13,21 +13,16 @@ from __future__ import annotations
 import argparse
 import resource
 import statistics
-import sys
 import time
-from pathlib import Path
 
 import orjson
+from common import history, history_arguments
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-from connectors.sources.synthetic import generate_events  # noqa: E402
-from streams import compiled  # noqa: E402
-from streams.engine.events import parse_event  # noqa: E402
-from streams.engine.rules import load_rules, loads_rules  # noqa: E402
-from streams.engine.view import View  # noqa: E402
-from streams.runtime import Runtime, tune_gc  # noqa: E402
+from streams import compiled
+from streams.engine.events import parse_event
+from streams.engine.rules import load_rules, loads_rules
+from streams.engine.view import View
+from streams.runtime import Runtime, tune_gc
 
 
 def _peak_rss_mb() -> float:
@@ -122,14 +117,11 @@ def segment_eval_cost(router: Runtime, samples: int = 20000) -> float:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--events", type=int, default=200_000)
-    ap.add_argument("--consumers", type=int, default=20_000)
-    ap.add_argument("--rules", default=str(ROOT / "examples" / "bike-shop" / "rules.yaml"))
+    history_arguments(ap)
     ap.add_argument("--repeat", type=int, default=3, help="runs of each; the best counts")
     a = ap.parse_args()
 
-    print(f"generating {a.events} events for {a.consumers} consumers ...", file=sys.stderr)
-    lines = [orjson.dumps(e) for e in generate_events(a.consumers, a.events, seed=11)]
+    lines = history(a.events, a.consumers)
     n = len(lines)
     mb = sum(map(len, lines)) / 1e6
 

@@ -16,7 +16,7 @@ import os
 import sys
 import time
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
@@ -28,9 +28,8 @@ from streams import compiled
 from streams.engine.events import EventError, parse_time
 from streams.engine.outputs import Outputs
 from streams.engine.rules import RulesError, RuleSet, load_rules
-from streams.engine.topics import trigger_topic
 from streams.measure.results import CampaignResults, feed
-from streams.report.timeline import Timeline
+from streams.report.timeline import TRIGGERS_PREFIX, Timeline
 from streams.report.writer import PageWriter
 from streams.runtime import DEFAULT_PARTITIONS, Runtime, tune_gc
 
@@ -41,6 +40,14 @@ OUTPUT_FILES = {
     "dead_letters": "dead_letters.jsonl",
     "conversions": "conversions.jsonl",
 }
+#: the topic each kind of output is counted under in report.html's timeline (triggers of every
+#: campaign alike)
+TIMELINE_TOPICS = {
+    kind: TRIGGERS_PREFIX if kind == "triggers" else kind.replace("_", "-") for kind in OUTPUT_FILES
+}
+#: output records held per kind before the timeline counts them together (`Timeline.add_many`
+#: per record costs a function call; per few thousand, next to nothing)
+TIMELINE_BATCH = 4096
 #: every consumer as the rules see it at the end of the replay, one line each
 #: (`streams.engine.snapshot`; the live worker's `GET /v1/profiles/{id}` gives the same features)
 PROFILES_FILE = "profiles.jsonl"
@@ -48,12 +55,21 @@ PROFILES_FILE = "profiles.jsonl"
 
 class OutputFiles:
     """The JSON-lines files of a replay, written as outputs come (and counted into `timeline`,
-    the daily series of report.html, when there is one)."""
+    the daily series of report.html, when there is one, TIMELINE_BATCH records of a kind at a
+    time). `on_outputs_done` is called once the last output is written, before profiles.jsonl
+    (report.html's plots are drawn meanwhile)."""
 
-    def __init__(self, out_dir: Path, timeline: Timeline | None = None) -> None:
+    def __init__(
+        self,
+        out_dir: Path,
+        timeline: Timeline | None = None,
+        on_outputs_done: Callable[[], None] | None = None,
+    ) -> None:
         out_dir.mkdir(parents=True, exist_ok=True)
         self.dir = out_dir
         self.timeline = timeline
+        self.on_outputs_done = on_outputs_done
+        self._held: dict[str, list[dict[str, Any]]] = {kind: [] for kind in OUTPUT_FILES}
         self._files: dict[str, IO[bytes]] = {
             kind: open(out_dir / name, "wb")  # noqa: SIM115 - closed in close()
             for kind, name in OUTPUT_FILES.items()
@@ -68,7 +84,24 @@ class OutputFiles:
                     f.write(orjson.dumps(rec))
                     f.write(b"\n")
                 if self.timeline is not None:
-                    _count(self.timeline, kind, records)
+                    held = self._held[kind]
+                    held += records
+                    if len(held) >= TIMELINE_BATCH:
+                        self._count()
+
+    def _count(self) -> None:
+        """Count the held records into the timeline."""
+        if self.timeline is not None:
+            for kind, held in self._held.items():
+                if held:
+                    self.timeline.add_many(TIMELINE_TOPICS[kind], held)
+                    self._held[kind] = []
+
+    def outputs_done(self) -> None:
+        """Say that every output record has been written (the timeline has counted them all)."""
+        self._count()
+        if self.on_outputs_done is not None:
+            self.on_outputs_done()
 
     def write_profiles(self, runtime: Runtime) -> None:
         """`profiles.jsonl`: one snapshot per consumer, at the stream clock."""
@@ -78,6 +111,7 @@ class OutputFiles:
                 f.write(b"\n")
 
     def close(self) -> None:
+        self._count()
         for f in self._files.values():
             f.close()
 
@@ -91,17 +125,6 @@ class OutputFiles:
         tb: TracebackType | None,
     ) -> None:
         self.close()
-
-
-def _count(timeline: Timeline, kind: str, records: list[dict[str, Any]]) -> None:
-    """Feed records of one output kind to the timeline under their base topic name."""
-    if kind == "triggers":
-        for rec in records:
-            timeline.add(trigger_topic(rec["kind"]), rec)
-    else:
-        topic = kind.replace("_", "-")  # segment_changes -> segment-changes, ...
-        for rec in records:
-            timeline.add(topic, rec)
 
 
 def read_lines(path: str) -> Iterator[tuple[int, bytes]]:
@@ -151,6 +174,7 @@ def replay(
         out = runtime.close(close_at)
         files.write(out)
         feed(results, out)
+    files.outputs_done()
     files.write_profiles(runtime)
     elapsed = time.perf_counter() - started
     report = build_report(runtime, n, elapsed)
@@ -279,7 +303,8 @@ def run(args: argparse.Namespace) -> int:
     source = Path(args.events).name if args.events != "-" else "stdin"
     page = None if getattr(args, "no_html", False) else PageWriter(out_dir)
     try:
-        with OutputFiles(out_dir, page.timeline if page else None) as files:
+        with OutputFiles(out_dir, page.timeline if page else None,
+                         page.outputs_done if page else None) as files:
             lines = ((source, str(no), line) for no, line in read_lines(args.events))
             report = replay(lines, runtime, files, close_at, progress)
     except BaseException:

@@ -130,7 +130,8 @@ def replay_topics(
         progress = tqdm(unit="ev", desc="replay", file=sys.stderr)
     page = None if getattr(args, "no_html", False) else PageWriter(out_dir)
     try:
-        with OutputFiles(out_dir, page.timeline if page else None) as files:
+        with OutputFiles(out_dir, page.timeline if page else None,
+                         page.outputs_done if page else None) as files:
             feed = Feed(files, progress)
             report = replay(feed(records), runtime, files, close_at)
     except BaseException as exc:

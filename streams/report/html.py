@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Mapping
+from functools import cache
 from pathlib import Path
 from typing import Any
 
 import orjson
+from jinja2 import Template
 
 from streams.report import plots
 from streams.report.page import environment
@@ -129,28 +131,50 @@ CARDS = (
 )
 
 
-def write_report(out_dir: Path, report: dict[str, Any], timeline: Timeline) -> Path:
-    """Write `out_dir/report.html` from a replay's report and timeline; return its path."""
+def write_report(
+    out_dir: Path, report: dict[str, Any], timeline: Timeline,
+    figures: Mapping[str, str | None] | None = None,
+) -> Path:
+    """Write `out_dir/report.html` from a replay's report and timeline (and the timeline's
+    plots, when `timeline_figures` drew them already); return its path."""
     path = out_dir / FILE
-    path.write_text(render(report, timeline), encoding="utf-8")
+    path.write_text(render(report, timeline, figures), encoding="utf-8")
     return path
 
 
-def render(report: Mapping[str, Any], timeline: Timeline) -> str:
-    """The report page as HTML text."""
+def timeline_figures(timeline: Timeline) -> dict[str, str | None]:
+    """The plots of the timeline alone (inline SVG; None: nothing to plot), which need nothing
+    from report.json and so can be drawn before it is written."""
     days = timeline.days()
     sizes = timeline.segment_sizes()
     treated = timeline.triggers_per_day(holdout=False)
     holdout = timeline.triggers_per_day(holdout=True)
     suppressed = timeline.suppressions_per_day()
-    raw_campaigns = report.get("campaigns")
-    campaigns = dict(sorted(raw_campaigns.items())) if isinstance(raw_campaigns, dict) else None
-    figures = {
+    return {
         "segment_sizes": plots.segment_sizes(days, sizes) if sizes else None,
         "triggers": plots.triggers_per_day(days, treated, holdout) if treated or holdout
         else None,
         "suppressions": plots.suppressions(days, suppressed, timeline.suppressions_by_campaign())
         if suppressed else None,
+    }
+
+
+@cache
+def template() -> Template:
+    """The page's compiled template (compiled once per process)."""
+    return environment().from_string(TEMPLATE)
+
+
+def render(
+    report: Mapping[str, Any], timeline: Timeline,
+    figures: Mapping[str, str | None] | None = None,
+) -> str:
+    """The report page as HTML text (`figures`: `timeline_figures(timeline)`, if drawn)."""
+    days = timeline.days()
+    raw_campaigns = report.get("campaigns")
+    campaigns = dict(sorted(raw_campaigns.items())) if isinstance(raw_campaigns, dict) else None
+    all_figures = {
+        **(timeline_figures(timeline) if figures is None else figures),
         "results": plots.campaign_results(campaigns) if campaigns else None,
     }
     cards = [(label, report.get(key)) for label, key in CARDS]
@@ -159,12 +183,12 @@ def render(report: Mapping[str, Any], timeline: Timeline) -> str:
         ("held out", _total(report.get("holdout"))),
         ("suppressed", _total(report.get("suppressed"))),
     ]
-    return environment().from_string(TEMPLATE).render(
+    return template().render(
         report=report,
         timing=report.get("timing") or {},
         period=f"{days[0]} to {days[-1]}" if days else "",
         cards=cards,
-        plots=figures,
+        plots=all_figures,
         campaigns=campaigns,
         rows=_rows(campaigns or {}),
         anyway={name: _anyway(row) for name, row in (campaigns or {}).items()},
@@ -196,16 +220,24 @@ def _total(counts: Any) -> int | None:
 
 
 def main(argv: list[str]) -> int:
-    """`python -m streams.report.html OUT_DIR`: report.html from `{"report", "timeline"}`
-    (`Timeline.to_state()`) as JSON on stdin; nothing on stdin writes nothing (see
-    `streams.report.writer`)."""
-    data = sys.stdin.buffer.read()
-    if not data.strip():
+    """`python -m streams.report.html OUT_DIR` (or `streams.report.child`, as the replay runs
+    it): report.html from two JSON lines on stdin,
+    `{"timeline": Timeline.to_state()}` then `{"report": report}` (see
+    `streams.report.writer`). The timeline's plots are drawn as soon as its line comes, while
+    the replay still writes its last files; no line (or no second line) writes nothing."""
+    template()  # compiled while the replay runs
+    stdin = sys.stdin.buffer
+    line = stdin.readline()
+    if not line.strip():
         return 0
-    msg = orjson.loads(data)
+    timeline = Timeline.from_state(orjson.loads(line)["timeline"])
+    figures = timeline_figures(timeline)
+    line = stdin.readline()
+    if not line.strip():
+        return 0
     out = Path(argv[0])
     try:
-        write_report(out, msg["report"], Timeline.from_state(msg["timeline"]))
+        write_report(out, orjson.loads(line)["report"], timeline, figures)
     except OSError as exc:
         print(f"cannot write {out / FILE}: {exc.strerror or exc}", file=sys.stderr)
         return 1

@@ -1,17 +1,18 @@
-"""Daily series of a replay's outputs, fed one record at a time as they are written.
+"""Daily series of a replay's outputs, fed as they are written.
 
 Memory is a few counters per day (per segment, per campaign and offer, per reason), never the
-records: a year of history with a dozen segments is a few thousand integers. Days are UTC
-dates taken from the record's own time (`at`, `fired_at`, `due_at`, `converted_at`), so the
-series do not depend on the order the records came in.
+records: a year of history with a dozen segments is a few thousand integers. Days are UTC dates
+taken from the record's own time (`at`, `fired_at`, `due_at`, `converted_at`), so the series do
+not depend on the order the records came in.
 """
 
 from __future__ import annotations
 
 import json
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from datetime import date, timedelta
+from operator import itemgetter
 from pathlib import Path
 from typing import Any
 
@@ -29,11 +30,28 @@ FILES = {
 }
 
 
+#: per kind of record (triggers of every campaign together): its time and the fields counted
+FIELDS: dict[str, tuple[str, tuple[str, ...]]] = {
+    SEGMENT_CHANGES: ("at", ("segment", "change")),
+    TRIGGERS_PREFIX: ("fired_at", ("campaign", "offer", "holdout")),
+    SUPPRESSED: ("due_at", ("campaign", "reason")),
+    CONVERSIONS: ("converted_at", ("campaign", "holdout")),
+}
+_DATE = itemgetter(slice(0, 10))
+
+
 def _day(stamp: Any) -> str | None:
     """The UTC date of an ISO-8601 output time ('2026-01-05T10:55:24.995Z' -> '2026-01-05')."""
     if isinstance(stamp, str) and len(stamp) >= 10 and stamp[4] == "-" and stamp[7] == "-":
         return stamp[:10]
     return None
+
+
+def _kind(topic: str) -> str | None:
+    """The key of FIELDS that records of `topic` are counted under (None: not counted)."""
+    if topic.startswith(TRIGGERS_PREFIX):
+        return TRIGGERS_PREFIX
+    return topic if topic in FIELDS else None
 
 
 class Timeline:
@@ -52,38 +70,50 @@ class Timeline:
 
     def add(self, topic: str, record: dict[str, Any]) -> None:
         """Count one output record of `topic` (a base topic name); others are ignored."""
-        if topic == SEGMENT_CHANGES:
-            day = _day(record.get("at"))
-            if day is None:
-                return
-            segment = str(record.get("segment"))
-            change = record.get("change")
+        kind = _kind(topic)
+        if kind is None:
+            return
+        stamp, fields = FIELDS[kind]
+        self._count(kind, _day(record.get(stamp)), tuple(record.get(f) for f in fields), 1)
+
+    def add_many(self, topic: str, records: Iterable[dict[str, Any]]) -> None:
+        """Count output records of `topic` as `add` does, at a fraction of its cost per record
+        when they are many: one counter of (date, fields) built in C, then one step per
+        distinct key (a few per day) instead of per record."""
+        kind = _kind(topic)
+        if kind is None:
+            return
+        records = records if isinstance(records, list) else list(records)
+        stamp, fields = FIELDS[kind]
+        try:
+            counts = Counter(zip(map(_DATE, map(itemgetter(stamp), records)),
+                                 *(map(itemgetter(f), records) for f in fields), strict=True))
+        except (KeyError, TypeError):  # a field missing or not text: one record at a time
+            for record in records:
+                self.add(kind, record)
+            return
+        for (day, *values), n in counts.items():
+            self._count(kind, _day(day), tuple(values), n)
+
+    def _count(self, kind: str, day: str | None, values: tuple[Any, ...], n: int) -> None:
+        """Count `n` records of `kind` on `day` with these FIELDS values."""
+        if day is None:
+            return
+        if kind == SEGMENT_CHANGES:
+            segment, change = str(values[0]), values[1]
             if change == "entered":
-                self._segment_delta[day, segment] += 1
+                self._segment_delta[day, segment] += n
             elif change == "exited":
-                self._segment_delta[day, segment] -= 1
+                self._segment_delta[day, segment] -= n
             else:
                 return
             self._segments.add(segment)
-        elif topic.startswith(TRIGGERS_PREFIX):
-            day = _day(record.get("fired_at"))
-            if day is None:
-                return
-            key = (day, str(record.get("campaign")), str(record.get("offer")),
-                   bool(record.get("holdout")))
-            self._triggers[key] += 1
-        elif topic == SUPPRESSED:
-            day = _day(record.get("due_at"))
-            if day is None:
-                return
-            self._suppressed[day, str(record.get("campaign")), str(record.get("reason"))] += 1
-        elif topic == CONVERSIONS:
-            day = _day(record.get("converted_at"))
-            if day is None:
-                return
-            self._conversions[day, str(record.get("campaign")), bool(record.get("holdout"))] += 1
+        elif kind == TRIGGERS_PREFIX:
+            self._triggers[day, str(values[0]), str(values[1]), bool(values[2])] += n
+        elif kind == SUPPRESSED:
+            self._suppressed[day, str(values[0]), str(values[1])] += n
         else:
-            return
+            self._conversions[day, str(values[0]), bool(values[1])] += n
         if self._first is None or day < self._first:
             self._first = day
         if self._last is None or day > self._last:

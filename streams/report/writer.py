@@ -1,11 +1,12 @@
 """report.html beside a replay, drawn by a child process that loads the plotting library while
 the replay runs.
 
-Loading matplotlib takes about as long as drawing the whole page; started with the replay, the
-child has it loaded by the end, so the page adds only its drawing to the replay's wall time.
-The replay feeds `timeline` as it writes its outputs, then `finish(report)` hands the report and
-the timeline's counters to the child and waits for the file. Where no child can be started the
-page is drawn in this process.
+Loading matplotlib takes longer than drawing the whole page; started with the replay, the child
+has it loaded by the end. The replay feeds `timeline` as it writes its outputs; once the last
+output is written, `outputs_done()` hands the timeline's counters to the child, which draws its
+plots while the replay writes profiles.jsonl and report.json; `finish(report)` then hands over
+the report (the campaign results and the page around the plots are all that is left to draw)
+and waits for the file. Where no child can be started the page is drawn in this process.
 """
 
 from __future__ import annotations
@@ -33,13 +34,26 @@ class PageWriter:
         env = dict(os.environ)
         env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH")) if p)
         self._child: subprocess.Popen[bytes] | None
+        self._sent = False
         try:
             self._child = subprocess.Popen(
-                [sys.executable, "-m", "streams.report.html", str(out_dir)],
+                [sys.executable, "-m", "streams.report.child", str(out_dir)],
                 stdin=subprocess.PIPE, env=env,
             )
         except OSError:
             self._child = None
+
+    def outputs_done(self) -> None:
+        """Hand the timeline to the child, which draws its plots at once (feed nothing more)."""
+        if self._child is None or self._sent or self._child.returncode is not None:
+            return
+        self._sent = True
+        assert self._child.stdin is not None
+        try:
+            self._child.stdin.write(orjson.dumps({"timeline": self.timeline.to_state()}) + b"\n")
+            self._child.stdin.flush()
+        except (OSError, ValueError):
+            pass  # the child is gone: `finish` says so
 
     def finish(self, report: dict[str, Any]) -> bool:
         """Write report.html; False (after saying why on stderr) when it could not be."""
@@ -48,11 +62,13 @@ class PageWriter:
 
             html.write_report(self.out_dir, report, self.timeline)
             return True
-        data = orjson.dumps({"report": report, "timeline": self.timeline.to_state()})
-        try:
-            self._child.communicate(data, timeout=TIMEOUT)
-        except subprocess.TimeoutExpired:
-            self.cancel()
+        self.outputs_done()
+        if self._child.returncode is None:  # not cancelled
+            try:
+                self._child.communicate(orjson.dumps({"report": report}) + b"\n",
+                                        timeout=TIMEOUT)
+            except subprocess.TimeoutExpired:
+                self.cancel()
         if self._child.returncode != 0:
             print(
                 f"micromarketing replay: {self.out_dir / 'report.html'} was not written (see "

@@ -6,7 +6,7 @@ import json
 from collections import Counter
 from datetime import date, timedelta
 
-from streams.report.timeline import Timeline, align_sizes, aligned_days
+from streams.report.timeline import FILES, Timeline, align_sizes, aligned_days
 from tests.unit.report.conftest import Replayed
 
 
@@ -134,3 +134,66 @@ def test_the_last_day_of_each_segment_is_its_size_in_report_json(example: Replay
     assert example.report["segment_sizes"]  # every segment of the rules, 0 if never entered
     for segment, size in example.report["segment_sizes"].items():
         assert (sizes[segment][-1] if segment in sizes else 0) == size, segment
+
+
+def output_records(out) -> list[tuple[str, dict]]:
+    """(topic, record) of every record a replay wrote that a timeline counts."""
+    return [(topic, record) for name, topic in FILES.items()
+            for record in records(out / name)]
+
+
+def counters(t: Timeline) -> dict:
+    """A timeline's counters, whatever order they were first counted in."""
+    state = t.to_state()
+    for key in ("segments", "triggers", "suppressed", "conversions"):
+        state[key] = sorted(map(tuple, state[key]))
+    return state
+
+
+def test_records_counted_in_batches_give_the_same_series_as_one_at_a_time(
+    example: Replayed,
+) -> None:
+    once = output_records(example.out)
+    pairs = once * 3
+    one, batched = Timeline(), Timeline()
+    for topic, record in pairs:
+        one.add(topic, record)
+    for i in range(0, len(pairs), 500):
+        chunk = pairs[i:i + 500]
+        for topic in {t for t, _ in chunk}:
+            batched.add_many(topic, [r for t, r in chunk if t == topic])
+    assert counters(batched) == counters(one)
+    assert batched.to_dict() == one.to_dict()
+    # the replay fed its timeline in batches (streams.replay.OutputFiles): the same as one
+    # record at a time
+    single = Timeline()
+    for topic, record in once:
+        single.add(topic, record)
+    assert counters(example.timeline) == counters(single)
+
+
+def test_a_batch_with_odd_records_counts_each_as_add_would() -> None:
+    odd: list[dict] = [
+        change("s", "entered", "2026-01-01T10:00:00Z"),
+        change("s", "moved", "2026-01-01T10:00:00Z"),  # neither entered nor exited
+        change("s", "entered", "2026-01"),  # not a time
+        {"segment": "s", "change": "entered", "at": 20260101},  # not text
+        {"segment": "s", "change": "entered"},  # no time
+        {"segment": ["s"], "change": "exited", "at": "2026-01-02T00:00:00Z"},  # unhashable
+        {"segment": "t", "change": "exited", "at": b"2026-01-03T00:00:00Z"},  # bytes
+    ]
+    triggers: list[dict] = [
+        {"campaign": "c", "offer": "o", "fired_at": "2026-01-02T00:00:00Z"},  # no holdout
+        {"campaign": "c", "offer": "o", "holdout": 0, "fired_at": "2026-01-02T01:00:00Z"},
+    ]
+    one, batched = Timeline(), Timeline()
+    for record in odd:
+        one.add("segment-changes", record)
+    for record in triggers:
+        one.add("triggers.winback", record)
+    batched.add_many("segment-changes", odd)
+    batched.add_many("triggers.winback", triggers)
+    batched.add_many("dead-letters", [{"at": "2026-01-05T00:00:00Z"}])  # not counted
+    assert counters(batched) == counters(one)
+    assert batched.segment_sizes() == {"['s']": [0, -1], "s": [1, 1]}
+    assert batched.triggers_per_day(holdout=False) == {"c": {"o": [0, 2]}}
