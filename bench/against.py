@@ -27,12 +27,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-import orjson
-
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-from connectors.sources.synthetic import generate_events  # noqa: E402
+from common import ROOT, history  # bench/ is on sys.path when run as a script
 
 #: run in a child process in a tree's directory: events/s of one replay loop over the file
 CHILD = r"""
@@ -125,9 +120,7 @@ def main() -> None:
     rules = "examples/bike-shop/rules.yaml"  # each tree's own (a tree reads the settings it knows)
     with tempfile.TemporaryDirectory(prefix="against-") as tmp:
         events = Path(tmp) / "events.jsonl"
-        with events.open("wb") as f:
-            for e in generate_events(a.consumers, a.events, seed=11):
-                f.write(orjson.dumps(e) + b"\n")
+        events.write_bytes(b"\n".join(history(a.events, a.consumers)) + b"\n")
         cases = {"bike-shop": rules, "no rules": "-"}
         got: dict[tuple[str, str], list[tuple[float, float, float, str]]] = {}
         for r in range(a.rounds):
