@@ -18,6 +18,7 @@ import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from types import TracebackType
+from typing import Any
 
 from confluent_kafka.admin import AdminClient, NewTopic
 
@@ -172,9 +173,17 @@ def wait_for_bootstrap(bootstrap: str, timeout: float = 4.0) -> None:
         time.sleep(0.2)
 
 
+def _admin_conf(bootstrap: str) -> dict[str, Any]:
+    """An admin client's configuration. librdkafka logs at INFO by default, to stderr: a client
+    freed with an event still queued (`BGQUEUE Purging 1 unserved events`, more likely on a
+    loaded machine) would print a line before the demo's console address; failures reach the
+    caller as exceptions anyway."""
+    return {"bootstrap.servers": bootstrap, "log_level": 4}
+
+
 def wait_for_metadata(bootstrap: str, timeout: float = 15.0) -> None:
     """Block until the broker at `bootstrap` answers a metadata request."""
-    admin = AdminClient({"bootstrap.servers": bootstrap})
+    admin = AdminClient(_admin_conf(bootstrap))
     deadline = time.monotonic() + timeout
     while True:
         try:
@@ -193,7 +202,7 @@ def ensure_topics(
     replication: int = 1,
 ) -> None:
     """Create the topics that do not exist yet (idempotent)."""
-    admin = AdminClient({"bootstrap.servers": bootstrap})
+    admin = AdminClient(_admin_conf(bootstrap))
     existing = set(admin.list_topics(timeout=10).topics)
     new = [
         NewTopic(t, partitions, replication, config=_config(t))
@@ -219,7 +228,7 @@ def _config(topic: str) -> dict[str, str]:
 
 def topic_partitions(bootstrap: str, topic: str) -> int:
     """Number of partitions of `topic` (0 when it does not exist)."""
-    md = AdminClient({"bootstrap.servers": bootstrap}).list_topics(topic, timeout=10)
+    md = AdminClient(_admin_conf(bootstrap)).list_topics(topic, timeout=10)
     t = md.topics.get(topic)
     return len(t.partitions) if t is not None and t.error is None else 0
 

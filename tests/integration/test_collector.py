@@ -490,7 +490,7 @@ def test_a_malformed_event_answers_400_alone_and_is_a_dead_letter_in_a_batch(
         (b'{"userId": "u"}', {"Content-Encoding": "br"}, 415, "unsupported_encoding"),
         (gzip.compress(b" " * 5_000_000), {"Content-Encoding": "gzip"}, 400, "too_large"),
         (
-            gzip.compress(b'{"userId": "u", "event": "x"}')[:-12],
+            gzip.compress(b'{"userId": "u", "event": "x"}', mtime=0)[:-12],  # one test id
             {"Content-Encoding": "gzip"},
             400,
             "invalid_body",
