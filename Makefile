@@ -37,11 +37,13 @@ demo: $(COMPILED)
 # while the engine compiles (each takes one core). The whole suite runs in TEST_JOBS processes
 # (pytest-xdist): most of its time is spent waiting on subprocesses and the broker, not on the
 # CPU; a test module stays in one process, so its module fixtures start once. The unit tests
-# are CPU-bound: in two processes they would gain little on two cores.
+# are CPU-bound: in two processes they would gain little on two cores. Tests marked `serial`
+# (they SIGKILL workers and time the recovery of a consumer group) run alone, afterwards.
 TEST_JOBS ?= 2
 test: $(STAMP)
 	@$(MAKE) --no-print-directory -j2 --output-sync=line $(COMPILED) lint
-	MICROMARKETING_EXPECT_COMPILED=1 $(BIN)/python -m pytest -n $(TEST_JOBS) --dist loadscope --durations=15
+	MICROMARKETING_EXPECT_COMPILED=1 $(BIN)/python -m pytest -n $(TEST_JOBS) --dist loadscope --durations=15 -m "not serial"
+	MICROMARKETING_EXPECT_COMPILED=1 $(BIN)/python -m pytest -m serial
 	MICROMARKETING_PURE=1 $(BIN)/python -m pytest -q tests/unit
 
 unit: $(COMPILED)
