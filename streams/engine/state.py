@@ -42,9 +42,6 @@ class Timer:
     def to_json(self) -> list[Any]:
         return [self.due, self.armed_at, self.arm_id, self.products]
 
-    def copy(self) -> Timer:
-        return Timer(self.due, self.armed_at, self.arm_id, self.products.copy())
-
     @classmethod
     def from_json(cls, d: list[Any]) -> Timer:
         return cls(d[0], d[1], d[2], list(d[3]))
