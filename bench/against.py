@@ -65,13 +65,18 @@ def prepare(ref: str) -> Path:
     tree = Path(ref)
     if not tree.is_dir():
         tree = Path(tempfile.mkdtemp(prefix="against-")) / "tree"
-        subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "--detach", str(tree), ref],
-                       check=True, capture_output=True)
+        done = subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "--detach", str(tree),
+                               ref], capture_output=True, text=True)
+        if done.returncode != 0:
+            raise SystemExit(f"against.py: {ref!r} is neither a directory nor a git ref: "
+                             f"{done.stderr.strip()}")
     if not list(tree.glob("micromarketing_core__mypyc*.so")):
         print(f"compiling {tree} with mypyc (1-3 min) ...", file=sys.stderr, flush=True)
-        subprocess.run([sys.executable, "setup.py", "-q", "build_ext", "--inplace"], cwd=tree,
-                       env=dict(os.environ, MICROMARKETING_COMPILE="1"), check=True,
-                       capture_output=True)
+        done = subprocess.run([sys.executable, "setup.py", "-q", "build_ext", "--inplace"],
+                              cwd=tree, env=dict(os.environ, MICROMARKETING_COMPILE="1"),
+                              capture_output=True, text=True)
+        if done.returncode != 0:
+            raise SystemExit(f"against.py: {tree} does not compile:\n{done.stderr[-2000:]}")
     return tree
 
 
