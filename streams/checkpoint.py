@@ -5,7 +5,8 @@ seconds (or `batch_max` records), as Kafka Streams commits:
 
 1. each engine is flushed (every dirty key staged once) with the input offsets the runtime
    applied on its partition (staged only when they moved);
-2. the staged writes go to the table's changelog (explicit partition = the input partition);
+2. the staged writes go to the table's changelog (explicit partition = the input partition),
+   but for the due-time index, which RocksDB alone keeps (`streams.tables`);
 3. the batch's epoch of records is sealed (`streams.epochs`), and the engine goes on while
    they are acknowledged;
 4. once every record of the batch is acknowledged, one atomic RocksDB WriteBatch per partition
@@ -33,7 +34,7 @@ from confluent_kafka import TopicPartition
 
 from streams.epochs import Epoch, EpochProducer
 from streams.runtime import Runtime
-from streams.tables import TableStore
+from streams.tables import TableStore, shared
 
 Ack = Callable[[Any], Awaitable[Any]]
 
@@ -185,7 +186,7 @@ class Checkpoint:
             if engine.erasures != self._erasures.get(p, 0):
                 self._erasures[p] = engine.erasures
                 erased.add(p)
-            for key, value in writes.items():  # 2
+            for key, value in shared(writes):  # 2
                 self.producer.produce(self.changelog, key, value, partition=p)
             staged.append((store, writes))
         return Batch(self.producer.seal(), staged, acks, offsets, frozenset(erased))  # 3

@@ -2,9 +2,17 @@
 
 Faust keeps one RocksDB database per table partition and replays the table's changelog into it
 on assignment. We use Faust for that (topic, assignment, recovery) but write ourselves: the
-engine's `put`/`delete` are staged in memory, and `PartitionWrites` makes them durable in this
-order: changelog records produced and acknowledged, then one atomic RocksDB WriteBatch holding
-the state, the input offsets already applied, and Faust's persisted changelog offset.
+engine's `put`/`delete` are staged in memory, and the checkpoint (`streams.checkpoint`) makes
+them durable in this order: changelog records produced and acknowledged, then one atomic RocksDB
+WriteBatch holding the state, the input offsets already applied, and Faust's persisted changelog
+offset.
+
+The due-time index (`t/` keys, `streams.engine.timers`) is derived from the consumers' states:
+it is written to RocksDB with them but never to the changelog (it was two thirds of the
+changelog's records). The batch that writes it also records the changelog offset it matches
+(`INDEX_AT_KEY`); a database restored or caught up from the changelog since (Faust's recovery,
+`apply_changelog`) no longer matches it, so `index_current()` is False and the engine opened on
+it rebuilds the index from the states, once.
 
 Erasure: a delete only hides a key in RocksDB; its older values stay in SST files and the
 write-ahead log until compaction, and SST boundary keys in the MANIFEST. After a batch holding an
@@ -19,18 +27,31 @@ from typing import Any
 
 import orjson
 
+from streams.engine.timers import INDEX_END, INDEX_PREFIX
+
 #: Faust's own key for the last changelog offset applied to a partition database.
 FAUST_OFFSET_KEY = b"__faust\0offset__"
 #: Our key: the input offsets (per topic) whose events are reflected in this partition's state.
 OFFSETS_KEY = b"\x00mm/offsets"
 #: Our key: the number of erasure compactions of this partition database (each one's last write).
 ERASED_KEY = b"\x00mm/erased"
-_INTERNAL = (FAUST_OFFSET_KEY, OFFSETS_KEY, ERASED_KEY)
+#: Our key: the changelog offset (Faust's persisted value) that the local due-time index matches.
+INDEX_AT_KEY = b"\x00mm/index-at"
+_INTERNAL = (FAUST_OFFSET_KEY, OFFSETS_KEY, ERASED_KEY, INDEX_AT_KEY)
+#: the prefix of the keys kept in RocksDB only, never in the changelog (the due-time index)
+LOCAL_PREFIX = INDEX_PREFIX.encode()
 #: key prefixes of a consumer's records (state, alias) compacted one key at a time on erasure
 _ERASED_PREFIXES = (b"c/", b"a/")
 #: the due-time index (`streams.engine.timers`): a consumer's past entries are keyed by due, not
 #: by id, so erasure compacts the whole index range (one small key per pending timer)
-_INDEX_RANGE = (b"t/", b"t0")
+_INDEX_RANGE = (INDEX_PREFIX.encode(), INDEX_END.encode())
+
+
+def shared(writes: dict[bytes, bytes | None]) -> Iterator[tuple[bytes, bytes | None]]:
+    """The writes that go to the changelog: all but the local due-time index's."""
+    for key, value in writes.items():
+        if not key.startswith(LOCAL_PREFIX):
+            yield key, value
 
 
 def erasable(options: Any) -> None:
@@ -114,6 +135,10 @@ class TableStore:
         found = sorted((k, v) for k, v in rows.items() if v is not None)[:limit]
         return [(k.decode(), v) for k, v in found]
 
+    def index_current(self) -> bool:
+        """Whether the `t/` keys in RocksDB index the states as they are (see the module)."""
+        return self.db.get(INDEX_AT_KEY) == self.db.get(FAUST_OFFSET_KEY)
+
     def persisted_changelog_offset(self) -> int | None:
         raw = self.db.get(FAUST_OFFSET_KEY)
         return int(raw) if raw is not None else None
@@ -147,7 +172,15 @@ class TableStore:
         return pending
 
     def write(self, writes: dict[bytes, bytes | None], changelog_offset: int | None) -> None:
-        """Apply drained writes atomically, with Faust's persisted changelog offset."""
+        """Apply drained writes of the engine atomically, with Faust's persisted changelog
+        offset (the engine's writes carry its index: it then matches that offset)."""
+        self._write(writes, changelog_offset, index=True)
+        if self.unwritten and self.unwritten[0] is writes:
+            self.unwritten.popleft()
+
+    def _write(
+        self, writes: dict[bytes, bytes | None], changelog_offset: int | None, index: bool
+    ) -> None:
         from rocksdict import WriteBatch
 
         batch = WriteBatch(raw_mode=True)
@@ -156,11 +189,16 @@ class TableStore:
                 batch.delete(key)
             else:
                 batch.put(key, value)
+        offset = self.db.get(FAUST_OFFSET_KEY)
         if changelog_offset is not None:
-            batch.put(FAUST_OFFSET_KEY, str(changelog_offset).encode())
+            offset = str(changelog_offset).encode()
+            batch.put(FAUST_OFFSET_KEY, offset)
+        if index:
+            if offset is None:
+                batch.delete(INDEX_AT_KEY)
+            else:
+                batch.put(INDEX_AT_KEY, offset)
         self.db.write(batch)
-        if self.unwritten and self.unwritten[0] is writes:
-            self.unwritten.popleft()
 
     def compact_erased(self, writes: dict[bytes, bytes | None]) -> None:
         """Remove from disk every trace of the keys `writes` deleted (a written batch holding
@@ -182,6 +220,7 @@ class TableStore:
         """Apply changelog records (key, value, offset) read after Faust's recovery."""
         if not records:
             return
-        self.write({k: v for k, v, _ in records}, max(off for _, _, off in records))
+        # (states without their index: the offset moves past INDEX_AT_KEY's, see the module)
+        self._write({k: v for k, v, _ in records}, max(off for _, _, off in records), False)
         raw = self.db.get(OFFSETS_KEY)
         self.offsets = orjson.loads(raw) if raw else {}

@@ -66,7 +66,7 @@ class Consumers:
         self._iso_last: tuple[float, str] = (math.nan, "")  # see _iso (nan equals no t)
         #: index entries (due, name) in the store of the cached consumers that have some
         self._indexed: dict[str, tuple[tuple[float, str], ...]] = {}
-        indexed = meta.get("index") == INDEX_VERSION
+        indexed = meta.get("index") == INDEX_VERSION and store.index_current()
         #: whether flush writes the index to the store (see Store.keeps_index)
         self._keeps_index = bool(store.keeps_index)
         self._meta_dirty = not indexed  # (and without an index, the engine builds one)

@@ -49,7 +49,14 @@ from streams.engine.segments import KIND_BITS, SegmentPlan, evaluate, mask_of, o
 from streams.engine.state import MAX_SEEN_IDS, ConsumerState
 from streams.engine.store import Store
 from streams.engine.timeplan import INF
-from streams.engine.timers import ENTRY_VALUE, RECHECK, TTL, entry_key
+from streams.engine.timers import (
+    ENTRY_VALUE,
+    INDEX_END,
+    INDEX_PREFIX,
+    RECHECK,
+    TTL,
+    entry_key,
+)
 from streams.engine.triggers import (
     arm,
     choose_offer,
@@ -106,17 +113,23 @@ class Engine(Consumers):
         self._population_mark: list[tuple[list[int], int]] | None = None
         self._undo = Undo(ConsumerState("", 0.0), 0, False)  # saved into before each event
         self.set_rules(rules)
-        if self._meta_dirty and store.scan("c/", "c0", 1):  # no index: a previous release's
+        # no index: a store of the previous release, or restored without its index
+        if self._meta_dirty and (
+            store.scan("c/", "c0", 1) or store.scan(INDEX_PREFIX, INDEX_END, 1)
+        ):
             self._rebuild_index()
 
     def _rebuild_index(self) -> None:
-        """A store of the previous release: decode every consumer once, index its timers (and
-        schedule the re-checks of the rules' time-driven segments), write the index."""
+        """A store with no index that matches its states: drop the index entries it holds,
+        decode every consumer once, index its timers (and schedule the re-checks of the rules'
+        time-driven segments), write the index."""
         store = self.store
         plan = self._plan
         view: View | None = None
         for key, value in list(store.items()):
             if not key.startswith("c/"):
+                if key.startswith(INDEX_PREFIX):
+                    store.delete(key)
                 continue
             state = ConsumerState.from_bytes(value)
             if plan.timed and not state.recheck:

@@ -19,6 +19,11 @@ class Store(Protocol):
     #: (never restarted from) does not, and spares the writes
     keeps_index: bool
 
+    def index_current(self) -> bool:
+        """Whether the index entries in the store match its consumers' states (False when the
+        states were restored from elsewhere without them: the engine then rebuilds them)."""
+        ...
+
     def get(self, key: str) -> bytes | None: ...
     def put(self, key: str, value: bytes) -> None: ...
     def delete(self, key: str) -> None: ...
@@ -35,6 +40,9 @@ class MemoryStore:
     def __init__(self, keeps_index: bool = True) -> None:
         self.data: dict[str, bytes] = {}
         self.keeps_index = keeps_index
+
+    def index_current(self) -> bool:
+        return True
 
     def get(self, key: str) -> bytes | None:
         return self.data.get(key)

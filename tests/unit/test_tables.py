@@ -7,7 +7,7 @@ from pathlib import Path
 
 from rocksdict import Options, Rdict
 
-from streams.tables import FAUST_OFFSET_KEY, TableStore
+from streams.tables import FAUST_OFFSET_KEY, TableStore, shared
 
 
 def _db(path: Path) -> Rdict:
@@ -90,6 +90,7 @@ triggers:
     store.db.close()
 
     again = TableStore(_db(tmp_path / "p3"), 3)
+    assert again.index_current()
     restarted = Engine(rules(text), again)
     assert restarted.next_due() == T0 + 30 * MIN
     out = restarted.advance(T0 + 60 * MIN)
@@ -101,6 +102,72 @@ triggers:
         (math.nextafter(T0 + i + 30 * MIN + 7 * 86400.0, math.inf), "~attr") for i in range(5)
     ]
     again.db.close()
+
+
+CART = """
+triggers:
+  - name: cart
+    kind: retargeting
+    on: Product Added
+    unless: Order Completed
+    wait: 30m
+    offer: x
+"""
+
+
+def test_the_index_is_written_to_rocksdb_but_never_to_the_changelog(tmp_path: Path) -> None:
+    from streams.engine.core import Engine
+    from tests.unit.engine.helpers import T0, rules, run, track
+
+    store = TableStore(_db(tmp_path / "p6"), 6)
+    eng = Engine(rules(CART), store)
+    run(eng, *[track(f"u{i}", "Product Added", T0 + i, product_id="p") for i in range(3)])
+    eng.flush()
+    writes = store.drain()
+    assert sum(k.startswith(b"t/") for k in writes) == 3
+    logged = dict(shared(writes))
+    assert not [k for k in logged if k.startswith(b"t/")]
+    assert logged == {k: v for k, v in writes.items() if not k.startswith(b"t/")}
+    assert {b"c/u0", b"c/u1", b"c/u2"} <= set(logged)
+    store.write(writes, 7)
+    assert store.db.get(b"t/") is None and store.scan("t/", "t0", 10)  # in RocksDB
+    store.db.close()
+
+
+def test_a_state_caught_up_from_the_changelog_gets_its_index_rebuilt(tmp_path: Path) -> None:
+    from streams.engine.core import Engine
+    from streams.engine.timers import decode_entry_key
+    from tests.unit.engine.helpers import MIN, T0, rules, run, track
+
+    added = [track(f"u{i}", "Product Added", T0 + i, product_id="p") for i in range(3)]
+    store = TableStore(_db(tmp_path / "p7"), 7)
+    eng = Engine(rules(CART), store)
+    run(eng, *added)
+    eng.flush()
+    store.write(store.drain(), 10)
+    store.db.close()
+    # meanwhile another worker owned the partition: u0 ordered (its timer is disarmed) and u9
+    # put a product in the cart; this worker catches up on the changelog those records wrote
+    other = TableStore(_db(tmp_path / "other"), 7)
+    ahead = Engine(rules(CART), other)
+    run(ahead, *added, track("u0", "Order Completed", T0 + 5 * MIN, order_id="o", revenue=1.0),
+        track("u9", "Product Added", T0 + 6 * MIN, product_id="p"))
+    ahead.flush()
+    records = [(k, v, 11 + i) for i, (k, v) in enumerate(shared(other.drain()))]
+
+    caught = TableStore(_db(tmp_path / "p7"), 7)
+    caught.apply_changelog(records)
+    assert not caught.index_current()  # its t/ keys still say u0, and nothing of u9
+    restarted = Engine(rules(CART), caught)
+    out = restarted.advance(T0 + 60 * MIN)
+    assert sorted(t["consumer_id"] for t in out.triggers) == ["u1", "u2", "u9"]
+    restarted.flush()
+    caught.write(caught.drain(), None)
+    assert caught.index_current()
+    left = {decode_entry_key(k)[1:] for k, _ in caught.scan("t/", "t0", 100)}
+    assert left == {("u1", "~attr"), ("u2", "~attr"), ("u9", "~attr")}
+    caught.db.close()
+    other.db.close()
 
 
 def test_compact_erased_leaves_no_trace_in_files_wal_or_manifest(tmp_path: Path) -> None:
