@@ -14,7 +14,9 @@ partitions fire, partitions in ascending order, each in due order), so a sparse 
 timers fire when the stream passes them, not at its own next event. `bound` is the live
 shell's: the position of an input partition that still has a backlog (its records could disarm
 a timer). The clock costs one comparison per event until it reaches the smallest due time of
-all partitions.
+all partitions. A partition added behind the clock with timers pending (live: taken over with
+a backlog, after the clock moved on) is not jumped to the clock: each of its events advances it
+to that event's time first, and the clock takes it along once it passes them.
 """
 
 from __future__ import annotations
@@ -182,6 +184,8 @@ class Runtime:
             out = self._advance_all(wm) if wm >= self._next_due else Outputs()
         else:  # (beyond max_clock_skew: the engine refuses the event, the clock stays)
             out = Outputs()
+            if wm > self.clock:
+                wm = -_INF  # (and moves no partition)
         engine = self.engines.get(p)
         if found >= 0 and p != found:
             self.rerouted += 1
@@ -191,7 +195,13 @@ class Runtime:
         if engine is None:
             raise KeyError(f"partition {p} is not held here")
         if engine.watermark < self.clock:
-            engine.watermark = self.clock  # nothing is due before the clock: no timer to fire
+            if engine.due() > self.clock:
+                engine.watermark = self.clock  # nothing is due before the clock: nothing fires
+            elif engine.watermark < wm:
+                # a partition that joined behind the clock with timers pending (taken over with
+                # a backlog): it catches up at its own events' times, so a timer its backlog
+                # could still disarm never fires early, and one due before an event fires first
+                engine.fire_into(wm, out, True)
         out = engine.apply_event(ev, obj, out, source, offset)
         nd = engine.due()
         if nd < self._next_due:

@@ -434,3 +434,32 @@ def test_profiles_come_by_partition_then_id_whatever_the_order_of_arrival() -> N
         orders.append([p["consumer_id"] for p in rt.profiles()])
     assert orders[0] == orders[1]
     assert orders[0] == sorted(ids, key=lambda u: (partition_for(u, N), u))
+
+
+def test_a_partition_taken_over_behind_the_clock_fires_its_timers_at_its_own_events_times(
+) -> None:
+    u, other = on_partition(2)[0], on_partition(0)[0]
+    first = track(u, "Product Added", T0, product_id="p1")  # its timer is due at T0+30m
+    elsewhere = [track(other, "Page", T0 + 10 * MIN), track(other, "Page", T0 + 2 * HOUR)]
+    backlog = track(u, "Product Added", T0 + 40 * MIN, product_id="p2")  # after that due
+    # one process holding every partition throughout, as replay: the events in time order
+    ref = Runtime(RULES, N)
+    expected = [ref.process(e) for e in (first, elsewhere[0], backlog, elsewhere[1])]
+    expected.append(ref.advance(T0 + 3 * HOUR))
+    # live: partition 2 was held by another worker, which applied `first` and stopped; this
+    # worker's clock moved on to T0+2h; then it takes partition 2 over with its backlog
+    previous = Runtime(RULES, N, held=[2])
+    previous.process(first)
+    live = Runtime(RULES, N, held=[0, 1, 3])
+    got = [live.process(e) for e in elsewhere]
+    engine = previous.drop(2)
+    assert engine is not None
+    live.add(2, engine)
+    got += [live.process(backlog), live.advance(T0 + 3 * HOUR)]
+
+    def triggers(outs: list[Outputs]) -> list[str]:
+        return [line for out in outs for line in lines(out) if "triggers" in line[:20]]
+
+    fired = [orjson.loads(line)[2]["fired_at"] for line in triggers(expected)]
+    assert fired == ["2026-01-01T00:30:00.000Z", "2026-01-01T01:10:00.000Z"]
+    assert triggers(got) == triggers(expected)
