@@ -5,8 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from streams.report import plots
-from streams.report.page import environment
+from jinja2 import Environment, StrictUndefined
+
+from streams.report import page, plots
 from streams.report.timeline import Timeline, align_sizes, aligned_days
 
 FILE = "compare.html"
@@ -16,7 +17,7 @@ TEMPLATE = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>Compare {{ labels.a }} and {{ labels.b }}</title>
-<style>{{ style }}</style></head>
+<style>{{ style | safe }}</style></head>
 <body>
 <h1>Two rule sets, one history</h1>
 <p class="sub"><b>{{ labels.a }}</b> and <b>{{ labels.b }}</b>
@@ -150,6 +151,16 @@ def write_page(
     path = out_dir / FILE
     path.write_text(html, encoding="utf-8")
     return path
+
+
+def environment() -> Environment:
+    """Jinja2 with the report's number formats as filters and its style as `style`."""
+    env = Environment(autoescape=True, undefined=StrictUndefined, trim_blocks=True,
+                      lstrip_blocks=True)
+    env.filters.update(pct=page.pct, points=page.points, interval=page.interval,
+                       money=page.money, pvalue=page.pvalue, count=page.count, sign=page.sign)
+    env.globals["style"] = page.STYLE
+    return env
 
 
 def _pct(side: dict[str, Any] | None) -> float | None:
