@@ -171,7 +171,9 @@ def render(
     ]
     return PAGE.substitute(
         title=escape(f" – {period}") if period else "",
-        style=STYLE,
+        # escaped, as Jinja2 wrote it, so the page looks as it did: "Segoe UI" becomes
+        # &#34;Segoe UI&#34;, which CSS does not read, and browsers use their default font
+        style=escape(STYLE),
         sub=f"Event time {escape(period)} (UTC) · " if period else "",
         partitions=escape(report.get("partitions", "?")),
         engine=escape(timing.get("engine", "?")),
