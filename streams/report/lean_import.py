@@ -1,11 +1,13 @@
-"""matplotlib loaded without writing its docstrings, for a process that only draws.
+"""matplotlib (and NumPy) loaded without writing their docstrings, for a process that only
+draws.
 
 About a third of what importing matplotlib costs goes to docstrings: each Artist subclass gets a
 `set()` whose signature and docstring list every property (`Artist.__init_subclass__`, read
 back through `inspect`), and many functions get theirs filled in from shared snippets
-(`matplotlib._docstring`). Nothing that draws reads them; `install()`, called before matplotlib
-is imported, has those two steps skipped. Drawing is unchanged: the same calls, the same SVG.
-Where a matplotlib release has moved either hook, it is left alone and only costs the time.
+(`matplotlib._docstring`); NumPy attaches a few hundred to its C functions and types one by one
+(`add_newdoc`). Nothing that draws reads them; `install()`, called before either library is
+imported, has those steps skipped. Drawing is unchanged: the same calls, the same SVG. Where a
+release has moved a hook, it is left alone and only costs the time.
 """
 
 from __future__ import annotations
@@ -43,8 +45,19 @@ def _plain_setters(module: ModuleType) -> None:
     artist._update_set_signature_and_docstring = classmethod(mark_only)
 
 
-#: module -> what to change in it once it has run
+def _no_added_docs(module: ModuleType) -> None:
+    """NumPy's `add_newdoc`, which its modules call to document C objects, does nothing."""
+    if callable(getattr(module, "add_newdoc", None)):
+        module.__dict__["add_newdoc"] = _ignore
+
+
+def _ignore(*args: Any, **kwargs: Any) -> None:
+    return None
+
+
+#: module -> what to change in it once it has run (before the modules that use what it changes)
 PATCHES: dict[str, Callable[[ModuleType], None]] = {
+    "numpy._core.function_base": _no_added_docs,
     "matplotlib._docstring": _plain_docstrings,
     "matplotlib.artist": _plain_setters,
 }
@@ -83,9 +96,10 @@ class _Finder(importlib.abc.MetaPathFinder):
 
 
 def install() -> bool:
-    """Have matplotlib skip its docstrings from its import on; False when it is too late (it
-    is imported already) or done already."""
-    if "matplotlib" in sys.modules or any(isinstance(f, _Finder) for f in sys.meta_path):
+    """Have matplotlib and NumPy skip their docstrings from their import on; False when it is
+    too late (either is imported already) or done already."""
+    if ("matplotlib" in sys.modules or "numpy" in sys.modules
+            or any(isinstance(f, _Finder) for f in sys.meta_path)):
         return False
     sys.meta_path.insert(0, _Finder())
     return True
