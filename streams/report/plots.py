@@ -60,25 +60,22 @@ def _key(
     """The legend of `ax`'s labelled artists, laid out like matplotlib's frameless legend with
     its `corner` at `at` (axes fraction): one entry below the other (`across`: side by side).
 
-    matplotlib's `Legend` measures every label several times to pack its boxes, a tenth of what
-    the page's process spends; here entries are placed at fixed steps of the font size (label
-    widths estimated, as `_labels_width` does), each a filled box or a line and a text."""
-    fig = ax.get_figure(root=True)
-    assert isinstance(fig, Figure)
+    matplotlib's `Legend` measures every label several times to pack its boxes; here entries
+    are placed at fixed steps of the font size (label widths estimated, as `_labels_width`
+    does), each a filled box or a line, and a text."""
+    fig = ax.figure
     em = fontsize / 72.0  # inches
     handle, gap, row = 2.0 * em, 0.8 * em, 1.5 * em
-    entries = [(h, label) for h, label in zip(*ax.get_legend_handles_labels(), strict=True)]
-    widths = [handle + gap + 0.6 * em * len(label) for _, label in entries]
-    right = corner.endswith("right")
-    upper = corner.startswith("upper")
     pad = 0.9 * em  # matplotlib's border pad and the pad between the axes and the legend
-    x = -pad - (sum(widths) + 2.0 * em * (len(widths) - 1) if across else max(widths, default=0)) \
-        if right else pad
-    y = -pad - 0.6 * em if upper else pad + 0.6 * em + (0 if across else row * (len(entries) - 1))
-    # inches from the anchor point
+    entries = list(zip(*ax.get_legend_handles_labels(), strict=True))
+    widths = [handle + gap + 0.6 * em * len(label) for _, label in entries]
+    span = sum(widths) + 2.0 * em * (len(widths) - 1) if across else max(widths, default=0.0)
+    rows = 1 if across else len(entries)
+    x = -pad - span if corner.endswith("right") else pad
+    y = -pad - 0.6 * em if corner.startswith("upper") else pad + 0.6 * em + row * (rows - 1)
     axes = ax.transAxes
     assert isinstance(axes, Affine2DBase)
-    where = fig.dpi_scale_trans + ScaledTranslation(at[0], at[1], axes)
+    where = fig.dpi_scale_trans + ScaledTranslation(at[0], at[1], axes)  # inches from `at`
     for (artist, label), width in zip(entries, widths, strict=True):
         if isinstance(artist, Line2D):
             fig.add_artist(Line2D([x, x + handle], [y, y], transform=where,
