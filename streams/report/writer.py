@@ -33,6 +33,9 @@ class PageWriter:
         self.timeline = Timeline()
         env = dict(os.environ)
         env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH")) if p)
+        # NumPy's OpenBLAS would start a thread per core that spins while idle: CPU for nothing
+        # in a process that multiplies a few 3x3 matrices
+        env["OPENBLAS_NUM_THREADS"] = "1"
         self._child: subprocess.Popen[bytes] | None
         self._sent = False
         try:

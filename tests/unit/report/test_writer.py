@@ -76,3 +76,12 @@ def test_a_child_given_the_timeline_but_no_report_writes_nothing(
                           input=line, capture_output=True, timeout=120)
     assert done.returncode == 0 and done.stderr == b""
     assert not (tmp_path / "report.html").exists()
+
+
+def test_the_child_keeps_numpy_to_one_thread(tmp_path: Path) -> None:
+    writer = PageWriter(tmp_path)
+    assert writer._child is not None
+    environ = Path(f"/proc/{writer._child.pid}/environ").read_bytes().split(b"\0")
+    writer.cancel()
+    # OpenBLAS's idle threads spin: CPU that the page's process would spend for nothing
+    assert b"OPENBLAS_NUM_THREADS=1" in environ
