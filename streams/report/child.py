@@ -14,6 +14,10 @@ import sys
 # this process's CPU, and it lives for one page, so nothing needs collecting
 gc.disable()
 
+from streams.report import lean_import  # noqa: E402
+
+lean_import.install()  # before matplotlib loads
+
 from streams.report.html import main  # noqa: E402
 
 if __name__ == "__main__":

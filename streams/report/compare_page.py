@@ -5,8 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from streams.report import plots
-from streams.report.page import environment
+from jinja2 import Environment, StrictUndefined
+
+from streams.report import page, plots
 from streams.report.timeline import Timeline, align_sizes, aligned_days
 
 FILE = "compare.html"
@@ -150,6 +151,16 @@ def write_page(
     path = out_dir / FILE
     path.write_text(html, encoding="utf-8")
     return path
+
+
+def environment() -> Environment:
+    """Jinja2 with the report's number formats as filters and its style as `style`."""
+    env = Environment(autoescape=True, undefined=StrictUndefined, trim_blocks=True,
+                      lstrip_blocks=True)
+    env.filters.update(pct=page.pct, points=page.points, interval=page.interval,
+                       money=page.money, pvalue=page.pvalue, count=page.count, sign=page.sign)
+    env.globals["style"] = page.STYLE
+    return env
 
 
 def _pct(side: dict[str, Any] | None) -> float | None:

@@ -9,70 +9,73 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Mapping
-from functools import cache
 from pathlib import Path
+from string import Template
 from typing import Any
 
 import orjson
-from jinja2 import Template
 
 from streams.report import plots
-from streams.report.page import environment
+from streams.report.page import STYLE, count, escape, interval, money, pct, points, pvalue, sign
 from streams.report.timeline import Timeline
 
 FILE = "report.html"
 
-TEMPLATE = """<!doctype html>
+# `string.Template`s filled by `render` (importing Jinja2 and compiling one template was about a
+# tenth of the page's process); every `$value` is escaped HTML or markup built here
+PAGE = Template("""<!doctype html>
 <html lang="en"><head><meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
-<title>Backtest report{{ " – " ~ period if period }}</title>
-<style>{{ style }}</style></head>
+<title>Backtest report$title</title>
+<style>$style</style></head>
 <body>
 <h1>Backtest report</h1>
-<p class="sub">{% if period %}Event time {{ period }} (UTC) · {% endif %}
-{{ report.get("partitions", "?") }} partitions · {{ timing.get("engine", "?") }} engine ·
-replayed in {{ timing.get("seconds", "?") }} s</p>
+<p class="sub">$sub$partitions partitions · $engine engine ·
+replayed in $seconds s</p>
 
 <div class="cards">
-{% for label, value in cards %}
-<div class="card"><b>{{ value | count }}</b>{{ label }}</div>
-{% endfor %}
-</div>
+$cards</div>
 
 <h2 id="segments">Segment sizes over time</h2>
-{% if plots.segment_sizes %}
-<figure id="plot-segment-sizes">{{ plots.segment_sizes | safe }}
+$segment_sizes
+<h2 id="triggers">Triggers per day</h2>
+$triggers
+<h2 id="suppressions">Suppressions by reason</h2>
+$suppressions
+<h2 id="results">Campaign results</h2>
+$results</body></html>""")
+
+SEGMENT_SIZES = Template("""<figure id="plot-segment-sizes">$plot
 <figcaption>Members of each segment at the end of each day (UTC), from the
 <code>entered</code>/<code>exited</code> changes in <code>segment_changes.jsonl</code>; the replay
 starts with every segment empty.</figcaption></figure>
-{% else %}<p>No segment changes in this replay.</p>{% endif %}
+""")
 
-<h2 id="triggers">Triggers per day</h2>
-{% if plots.triggers %}
-<figure id="plot-triggers">{{ plots.triggers | safe }}
+TRIGGERS = Template("""<figure id="plot-triggers">$plot
 <figcaption>One panel per campaign: the triggers fired each day (by <code>fired_at</code>) that
 were sent, stacked by offer; the dashed line counts the held-out triggers of that campaign
-(never sent, kept to measure the lift). Over more than {{ max_bars }} days, each bar is the mean
-per day over 7 days (30 beyond {{ 7 * max_bars }} days).</figcaption></figure>
-{% else %}<p>No triggers fired in this replay.</p>{% endif %}
+(never sent, kept to measure the lift). Over more than $max_bars days, each bar is the mean
+per day over 7 days (30 beyond $max_weeks days).</figcaption></figure>
+""")
 
-<h2 id="suppressions">Suppressions by reason</h2>
-{% if plots.suppressions %}
-<figure id="plot-suppressions">{{ plots.suppressions | safe }}
+SUPPRESSIONS = Template("""<figure id="plot-suppressions">$plot
 <figcaption>Triggers that were due but not fired, by reason (<code>consent</code>: no marketing
 consent, <code>frequency_cap</code>: too many offers to this consumer lately,
 <code>cooldown</code>: this campaign reached them too recently): per day on the left, per
 campaign in total on the right (per-day bars are binned like the triggers').</figcaption></figure>
-{% else %}<p>No trigger was suppressed in this replay.</p>{% endif %}
+""")
 
-<h2 id="results">Campaign results</h2>
-{% if campaigns is none %}
+NO_RESULTS = """\
 <p class="note">This report has no campaign results: <code>report.json</code> has no
 <code>campaigns</code> (the engine that wrote it does not attribute conversions).</p>
-{% elif not campaigns %}
+"""
+
+NOTHING_MEASURED = """\
 <p class="note">No campaign has a trigger whose attribution window closed by the end of the
 input, so there is nothing to measure yet.</p>
-{% else %}
+"""
+
+RESULTS = Template("""\
 <p>Over the triggers whose attribution window closed by the end of the input. A trigger
 <em>converted</em> when the consumer completed an order within its window after
 <code>fired_at</code>; <em>lift</em> is the treated conversion rate minus the held-out one, with
@@ -84,24 +87,8 @@ its 95% confidence interval and the p-value of the two-proportion test.</p>
 <th>Revenue / trigger<br>treated</th><th>Revenue / trigger<br>held out</th>
 <th>Incremental<br>revenue</th></tr></thead>
 <tbody>
-{% for name, row, offer in rows %}
-<tr{{ ' class="offer"' | safe if offer }}><td>{{ name }}</td>
-<td>{{ row.get("treated") | count }}</td><td>{{ row.get("holdout") | count }}</td>
-<td>{{ row.get("converted_treated") | count }}</td>
-<td>{{ row.get("converted_holdout") | count }}</td>
-<td>{{ row.get("conversion_rate_treated") | pct }}</td>
-<td>{{ row.get("conversion_rate_holdout") | pct }}</td>
-<td class="{{ row.get('lift') | sign }}">{{ row.get("lift") | points }}</td>
-<td>{{ row.get("lift_ci95") | interval }}</td><td>{{ row.get("relative_lift") | pct }}</td>
-<td>{{ row.get("p_value") | pvalue }}</td>
-<td>{{ row.get("revenue_per_trigger_treated") | money }}</td>
-<td>{{ row.get("revenue_per_trigger_holdout") | money }}</td>
-<td class="{{ row.get('incremental_revenue') | sign }}">
-{{- row.get("incremental_revenue") | money }}</td>
-</tr>
-{% endfor %}
-</tbody></table>
-<figure id="plot-results">{{ plots.results | safe }}
+$rows</tbody></table>
+<figure id="plot-results">$plot
 <figcaption>Left: the share of treated and of held-out triggers followed by an order within the
 window. Right: the lift (points) with its 95% confidence interval; an interval that crosses 0
 means the campaign's effect cannot be told apart from none.</figcaption></figure>
@@ -110,17 +97,23 @@ means the campaign's effect cannot be told apart from none.</figcaption></figure
 <p>The held-out consumers of a campaign got nothing, so the share of them who bought within the
 window is the share of targeted consumers who would have bought without the offer.</p>
 <ul id="anyway-list">
-{% for name, row in campaigns.items() %}
-<li><b>{{ name }}</b>: {{ row.get("conversion_rate_holdout") | pct }} of
-{{ row.get("holdout") | count }} held-out triggers converted anyway
-{%- if anyway[name] is not none %}; of the {{ row.get("treated") | count }} offers sent, about
-<b>{{ anyway[name] | count }}</b> went to consumers who would have bought anyway
-{%- endif %}.</li>
-{% endfor %}
-</ul>
-{% endif %}
-</body></html>
-"""
+$anyway</ul>
+""")
+
+ROW = Template("""<tr$offer><td>$name</td>
+<td>$treated</td><td>$holdout</td>
+<td>$converted_treated</td>
+<td>$converted_holdout</td>
+<td>$rate_treated</td>
+<td>$rate_holdout</td>
+<td class="$lift_sign">$lift</td>
+<td>$ci</td><td>$relative</td>
+<td>$p</td>
+<td>$revenue_treated</td>
+<td>$revenue_holdout</td>
+<td class="$incremental_sign">$incremental</td>
+</tr>
+""")
 
 CARDS = (
     ("input lines", "input_lines"),
@@ -159,41 +152,92 @@ def timeline_figures(timeline: Timeline) -> dict[str, str | None]:
     }
 
 
-@cache
-def template() -> Template:
-    """The page's compiled template (compiled once per process)."""
-    return environment().from_string(TEMPLATE)
-
-
 def render(
     report: Mapping[str, Any], timeline: Timeline,
     figures: Mapping[str, str | None] | None = None,
 ) -> str:
     """The report page as HTML text (`figures`: `timeline_figures(timeline)`, if drawn)."""
     days = timeline.days()
+    period = f"{days[0]} to {days[-1]}" if days else ""
     raw_campaigns = report.get("campaigns")
     campaigns = dict(sorted(raw_campaigns.items())) if isinstance(raw_campaigns, dict) else None
-    all_figures = {
-        **(timeline_figures(timeline) if figures is None else figures),
-        "results": plots.campaign_results(campaigns) if campaigns else None,
-    }
+    drawn = timeline_figures(timeline) if figures is None else figures
+    timing = report.get("timing") or {}
     cards = [(label, report.get(key)) for label, key in CARDS]
     cards[3:3] = [
         ("triggers sent", _total(report.get("triggers"))),
         ("held out", _total(report.get("holdout"))),
         ("suppressed", _total(report.get("suppressed"))),
     ]
-    return template().render(
-        report=report,
-        timing=report.get("timing") or {},
-        period=f"{days[0]} to {days[-1]}" if days else "",
-        cards=cards,
-        plots=all_figures,
-        campaigns=campaigns,
-        rows=_rows(campaigns or {}),
-        anyway={name: _anyway(row) for name, row in (campaigns or {}).items()},
-        max_bars=plots.MAX_BARS,
+    return PAGE.substitute(
+        title=escape(f" – {period}") if period else "",
+        # escaped, as Jinja2 wrote it, so the page looks as it did: "Segoe UI" becomes
+        # &#34;Segoe UI&#34;, which CSS does not read, and browsers use their default font
+        style=escape(STYLE),
+        sub=f"Event time {escape(period)} (UTC) · " if period else "",
+        partitions=escape(report.get("partitions", "?")),
+        engine=escape(timing.get("engine", "?")),
+        seconds=escape(timing.get("seconds", "?")),
+        cards="".join(f'<div class="card"><b>{escape(count(value))}</b>{escape(label)}</div>\n'
+                      for label, value in cards),
+        segment_sizes=_figure(SEGMENT_SIZES, drawn.get("segment_sizes"),
+                              "No segment changes in this replay."),
+        triggers=_figure(TRIGGERS, drawn.get("triggers"), "No triggers fired in this replay.",
+                         max_bars=plots.MAX_BARS, max_weeks=7 * plots.MAX_BARS),
+        suppressions=_figure(SUPPRESSIONS, drawn.get("suppressions"),
+                             "No trigger was suppressed in this replay."),
+        results=_results(campaigns),
     )
+
+
+def _figure(template: Template, svg: str | None, none: str, **values: Any) -> str:
+    """A plot with its caption, or the sentence saying there is nothing to plot."""
+    if not svg:
+        return f"<p>{none}</p>"
+    return template.substitute(plot=svg, **values)
+
+
+def _results(campaigns: Mapping[str, Any] | None) -> str:
+    """The campaign results table, its plot and the "would have bought anyway" list."""
+    if campaigns is None:
+        return NO_RESULTS
+    if not campaigns:
+        return NOTHING_MEASURED
+    return RESULTS.substitute(
+        rows="".join(_row(name, row, offer) for name, row, offer in _rows(campaigns)),
+        plot=plots.campaign_results(campaigns),
+        anyway="".join(_anyway_item(name, row) for name, row in campaigns.items()),
+    )
+
+
+def _row(name: str, row: Mapping[str, Any], offer: bool) -> str:
+    cell = row.get
+    return ROW.substitute(
+        offer=' class="offer"' if offer else "", name=escape(name),
+        treated=escape(count(cell("treated"))), holdout=escape(count(cell("holdout"))),
+        converted_treated=escape(count(cell("converted_treated"))),
+        converted_holdout=escape(count(cell("converted_holdout"))),
+        rate_treated=escape(pct(cell("conversion_rate_treated"))),
+        rate_holdout=escape(pct(cell("conversion_rate_holdout"))),
+        lift_sign=sign(cell("lift")), lift=escape(points(cell("lift"))),
+        ci=escape(interval(cell("lift_ci95"))), relative=escape(pct(cell("relative_lift"))),
+        p=escape(pvalue(cell("p_value"))),
+        revenue_treated=escape(money(cell("revenue_per_trigger_treated"))),
+        revenue_holdout=escape(money(cell("revenue_per_trigger_holdout"))),
+        incremental_sign=sign(cell("incremental_revenue")),
+        incremental=escape(money(cell("incremental_revenue"))),
+    )
+
+
+def _anyway_item(name: str, row: Mapping[str, Any]) -> str:
+    item = (f"<li><b>{escape(name)}</b>: {escape(pct(row.get('conversion_rate_holdout')))} of\n"
+            f"{escape(count(row.get('holdout')))} held-out triggers converted anyway")
+    anyway = _anyway(row)
+    if anyway is not None:
+        item += (f"; of the {escape(count(row.get('treated')))} offers sent, about\n"
+                 f"<b>{escape(count(anyway))}</b> went to consumers who would have bought "
+                 "anyway")
+    return item + ".</li>\n"
 
 
 def _rows(campaigns: Mapping[str, Any]) -> list[tuple[str, Mapping[str, Any], bool]]:
@@ -225,7 +269,6 @@ def main(argv: list[str]) -> int:
     `{"timeline": Timeline.to_state()}` then `{"report": report}` (see
     `streams.report.writer`). The timeline's plots are drawn as soon as its line comes, while
     the replay still writes its last files; no line (or no second line) writes nothing."""
-    template()  # compiled while the replay runs
     stdin = sys.stdin.buffer
     line = stdin.readline()
     if not line.strip():

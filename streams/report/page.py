@@ -1,14 +1,13 @@
-"""The HTML around the plots: one Jinja2 environment, the shared style, number formats.
+"""The HTML around the plots: the shared style, number formats, escaping.
 
-Templates are strings here (not package data files) so an installed package always has them.
-Everything the page needs is inline: no script, stylesheet, font or image is fetched.
+Templates are strings in the modules that fill them (not package data files) so an installed
+package always has them. Everything a page needs is inline: no script, stylesheet, font or
+image is fetched.
 """
 
 from __future__ import annotations
 
 from typing import Any
-
-from jinja2 import Environment, StrictUndefined
 
 STYLE = """
 body { font-family: system-ui, -apple-system, "Segoe UI", sans-serif; margin: 0 auto;
@@ -67,14 +66,14 @@ def sign(value: Any) -> str:
     return "pos" if _num(value) and value > 0 else "neg" if _num(value) and value < 0 else ""
 
 
+#: what Jinja2's autoescape (markupsafe) writes for each character HTML gives a meaning to
+_ESCAPES = str.maketrans({"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&#34;", "'": "&#39;"})
+
+
+def escape(value: Any) -> str:
+    """`value` as text, safe anywhere in HTML (in an element or a quoted attribute)."""
+    return str(value).translate(_ESCAPES)
+
+
 def _num(value: Any) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool) and value == value
-
-
-def environment() -> Environment:
-    env = Environment(autoescape=True, undefined=StrictUndefined, trim_blocks=True,
-                      lstrip_blocks=True)
-    env.filters.update(pct=pct, points=points, interval=interval, money=money, pvalue=pvalue,
-                       count=count, sign=sign)
-    env.globals["style"] = STYLE
-    return env

@@ -16,7 +16,11 @@ from typing import Any
 import matplotlib
 from matplotlib.axes import Axes
 from matplotlib.backends.backend_svg import FigureCanvasSVG
+from matplotlib.container import BarContainer
 from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+from matplotlib.patches import Patch, Rectangle
+from matplotlib.transforms import Affine2DBase, ScaledTranslation
 
 WIDTH = 11.0  # inches at 72 pt: ~790 CSS px before the page scales it
 _TAB20 = matplotlib.colormaps["tab20"]
@@ -47,6 +51,46 @@ def _figure(
                             bottom=bottom / height, hspace=hspace / axes_h,
                             wspace=wspace / axes_w)
         yield fig, [ax for row in axes for ax in row]
+
+
+def _key(
+    ax: Axes, *, at: tuple[float, float] = (1.01, 1.0), corner: str = "upper left",
+    fontsize: float = 9.0, across: bool = False,
+) -> None:
+    """The legend of `ax`'s labelled artists, laid out like matplotlib's frameless legend with
+    its `corner` at `at` (axes fraction): one entry below the other (`across`: side by side).
+
+    matplotlib's `Legend` measures every label several times to pack its boxes; here entries
+    are placed at fixed steps of the font size (label widths estimated, as `_labels_width`
+    does), each a filled box or a line, and a text."""
+    fig = ax.figure
+    em = fontsize / 72.0  # inches
+    handle, gap, row = 2.0 * em, 0.8 * em, 1.5 * em
+    pad = 0.9 * em  # matplotlib's border pad and the pad between the axes and the legend
+    entries = list(zip(*ax.get_legend_handles_labels(), strict=True))
+    widths = [handle + gap + 0.6 * em * len(label) for _, label in entries]
+    span = sum(widths) + 2.0 * em * (len(widths) - 1) if across else max(widths, default=0.0)
+    rows = 1 if across else len(entries)
+    x = -pad - span if corner.endswith("right") else pad
+    y = -pad - 0.6 * em if corner.startswith("upper") else pad + 0.6 * em + row * (rows - 1)
+    axes = ax.transAxes
+    assert isinstance(axes, Affine2DBase)
+    where = fig.dpi_scale_trans + ScaledTranslation(at[0], at[1], axes)  # inches from `at`
+    for (artist, label), width in zip(entries, widths, strict=True):
+        if isinstance(artist, Line2D):
+            fig.add_artist(Line2D([x, x + handle], [y, y], transform=where,
+                                  color=artist.get_color(), ls=artist.get_linestyle(),
+                                  lw=artist.get_linewidth()))
+        else:
+            patch = artist.patches[0] if isinstance(artist, BarContainer) else artist
+            color = patch.get_facecolor() if isinstance(patch, Patch) else "#777777"
+            fig.add_artist(Rectangle((x, y - 0.35 * em), handle, 0.7 * em, transform=where,
+                                     facecolor=color, edgecolor="none"))
+        fig.text(x + handle + gap, y, label, transform=where, fontsize=fontsize, va="center")
+        if across:
+            x += width + 2.0 * em
+        else:
+            y -= row
 
 
 def _labels_width(names: Sequence[str]) -> float:
@@ -109,7 +153,7 @@ def segment_sizes(days: Sequence[str], sizes: Mapping[str, Sequence[int]]) -> st
             ax.step(x, series, where="post", color=COLORS[i % 20], label=segment, lw=1.4)
         _day_axis(ax, days)
         ax.set_ylabel("members at end of day")
-        ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
+        _key(ax)
         return _svg(fig)
 
 
@@ -133,9 +177,9 @@ def triggers_per_day(
                 total = [sum(col) for col in zip(*held.values(), strict=True)]
                 ax.step(x, _per_day(total, width), where="mid", color="#333333", lw=1.0,
                         ls="--", label="held out (all offers)")
-            ax.set_title(campaign, loc="left", fontsize=10, fontweight="bold")
+            ax.set_title(campaign, loc="left", fontsize=10, fontweight="bold", y=1.0)
             ax.set_ylabel(f"triggers {_unit(width)}")
-            ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False, fontsize=8)
+            _key(ax, fontsize=8)
             _day_axis(ax, bins)
         return _svg(fig)
 
@@ -155,7 +199,7 @@ def suppressions(
         _stack(left, [(reason, _per_day(per_day[reason], width)) for reason in reasons])
         _day_axis(left, bins, ticks=5)
         left.set_ylabel(f"suppressed {_unit(width)}")
-        left.legend(loc="upper right", frameon=False)
+        _key(left, at=(1.0, 1.0), corner="upper right")
         base = [0] * len(campaigns)
         for reason in reasons:
             counts = [by_campaign[c].get(reason, 0) for c in campaigns]
@@ -183,8 +227,7 @@ def campaign_results(campaigns: Mapping[str, Mapping[str, Any]]) -> str:
         rates.set_yticks(y, names)
         rates.invert_yaxis()
         rates.set_xlabel("converted within the attribution window (%)")
-        rates.legend(loc="lower left", bbox_to_anchor=(0.0, 1.0), ncols=2, frameon=False,
-                     fontsize=8)
+        _key(rates, at=(0.0, 1.0), corner="lower left", fontsize=8, across=True)
         rates.grid(axis="x", alpha=0.3)
         for i, name in enumerate(names):
             value = _pct(campaigns[name].get("lift"))
@@ -221,12 +264,12 @@ def compare_segments(
                 ax.step(x, a[segment], where="post", color=ARMS["a"], label=labels[0])
             if segment in b:
                 ax.step(x, b[segment], where="post", color=ARMS["b"], ls="--", label=labels[1])
-            ax.set_title(segment, loc="left", fontsize=9)
+            ax.set_title(segment, loc="left", fontsize=9, y=1.0)
             _day_axis(ax, days, ticks=3)
         for ax in axes[len(segments):]:
             ax.set_visible(False)
         if segments:
-            axes[0].legend(loc="upper left", frameon=False, fontsize=8)
+            _key(axes[0], at=(0.0, 1.0), fontsize=8)
         return _svg(fig)
 
 
@@ -246,7 +289,7 @@ def compare_bars(
         ax.invert_yaxis()
         ax.set_xlabel(xlabel)
         ax.grid(axis="x", alpha=0.3)
-        ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
+        _key(ax)
         return _svg(fig)
 
 

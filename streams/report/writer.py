@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -25,14 +26,23 @@ ROOT = Path(__file__).resolve().parents[2]  # where the `streams` package lives
 TIMEOUT = 600.0
 
 
+def child_environment(parent: Mapping[str, str]) -> dict[str, str]:
+    """The child's environment: the parent's, with this tree first on PYTHONPATH."""
+    env = dict(parent)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH")) if p)
+    # NumPy's OpenBLAS would start a thread per core that spins while idle: CPU for nothing in a
+    # process that multiplies a few 3x3 matrices
+    env["OPENBLAS_NUM_THREADS"] = "1"
+    return env
+
+
 class PageWriter:
     """Starts the child at once; `finish` writes `out_dir/report.html`, `cancel` gives up."""
 
     def __init__(self, out_dir: Path) -> None:
         self.out_dir = out_dir
         self.timeline = Timeline()
-        env = dict(os.environ)
-        env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH")) if p)
+        env = child_environment(os.environ)
         self._child: subprocess.Popen[bytes] | None
         self._sent = False
         try:

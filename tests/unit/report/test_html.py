@@ -110,3 +110,8 @@ def test_names_from_the_rules_are_text_never_markup() -> None:
     for plot in ("plot-segment-sizes", "plot-triggers", "plot-suppressions", "plot-results"):
         svg = html[html.index(f'<figure id="{plot}">'):]
         assert ">$5 off $50 &lt;b&gt;&amp;&lt;/b&gt;</text>" in svg[:svg.index("</svg>")], plot
+
+
+def test_text_is_escaped_as_jinja2_escapes_it_in_elements_and_quoted_attributes() -> None:
+    assert page.escape("<b> & \"it's\"") == "&lt;b&gt; &amp; &#34;it&#39;s&#34;"
+    assert page.escape(12) == "12" and page.escape(None) == "None"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import time
@@ -11,7 +12,7 @@ import orjson
 import pytest
 
 from streams.report.html import render
-from streams.report.writer import PageWriter
+from streams.report.writer import ROOT, PageWriter, child_environment
 from tests.unit.report.conftest import Replayed
 
 
@@ -76,3 +77,10 @@ def test_a_child_given_the_timeline_but_no_report_writes_nothing(
                           input=line, capture_output=True, timeout=120)
     assert done.returncode == 0 and done.stderr == b""
     assert not (tmp_path / "report.html").exists()
+
+
+def test_the_child_keeps_numpy_to_one_thread_and_finds_this_tree_first() -> None:
+    env = child_environment({"PYTHONPATH": "elsewhere", "HOME": "/home/x"})
+    # OpenBLAS's idle threads spin: CPU that the page's process would spend for nothing
+    assert env["OPENBLAS_NUM_THREADS"] == "1" and env["HOME"] == "/home/x"
+    assert env["PYTHONPATH"].split(os.pathsep) == [str(ROOT), "elsewhere"]
