@@ -17,7 +17,7 @@ TEMPLATE = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>Compare {{ labels.a }} and {{ labels.b }}</title>
-<style>{{ style }}</style></head>
+<style>{{ style | safe }}</style></head>
 <body>
 <h1>Two rule sets, one history</h1>
 <p class="sub"><b>{{ labels.a }}</b> and <b>{{ labels.b }}</b>

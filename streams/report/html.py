@@ -171,9 +171,7 @@ def render(
     ]
     return PAGE.substitute(
         title=escape(f" – {period}") if period else "",
-        # escaped, as Jinja2 wrote it, so the page looks as it did: "Segoe UI" becomes
-        # &#34;Segoe UI&#34;, which CSS does not read, and browsers use their default font
-        style=escape(STYLE),
+        style=STYLE,  # (our own text, and CSS: escaping would break its quoted font names)
         sub=f"Event time {escape(period)} (UTC) · " if period else "",
         partitions=escape(report.get("partitions", "?")),
         engine=escape(timing.get("engine", "?")),

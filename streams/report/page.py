@@ -11,13 +11,14 @@ from typing import Any
 
 STYLE = """
 body { font-family: system-ui, -apple-system, "Segoe UI", sans-serif; margin: 0 auto;
-       max-width: 1180px; padding: 1.5rem 2rem 4rem; color: #222; line-height: 1.45; }
+       max-width: 1280px; padding: 1.5rem 2rem 4rem; color: #222; line-height: 1.45; }
 h1 { margin-bottom: .2rem; } h2 { margin-top: 2.4rem; border-bottom: 1px solid #ddd; }
 .sub { color: #666; margin-top: 0; }
 figure { margin: 1rem 0; } figure svg { max-width: 100%; height: auto; }
 figcaption { color: #555; font-size: .9rem; max-width: 60rem; }
-table { border-collapse: collapse; font-size: .85rem; margin: .8rem 0; }
-th, td { padding: .3rem .6rem; border-bottom: 1px solid #e4e4e4; text-align: right; }
+table { border-collapse: collapse; font-size: .85rem; margin: .8rem 0; display: block;
+        max-width: 100%; overflow-x: auto; }
+th, td { padding: .3rem .45rem; border-bottom: 1px solid #e4e4e4; text-align: right; }
 td { white-space: nowrap; }
 th { background: #f4f4f4; } td:first-child, th:first-child { text-align: left; }
 tr.offer td:first-child { padding-left: 1.6rem; color: #555; }

@@ -51,6 +51,17 @@ def check_page(path: Path, plots: tuple[str, ...], shot: str) -> tuple[Path, str
             box = svg.bounding_box()
             assert box is not None and box["width"] > 300 and box["height"] > 100, (plot, box)
         text = page.inner_text("body")
+        # the style sheet applies (its quoted font names too); on a 1400px window no table or
+        # plot sticks out of the page's column, and no table needs its scroll bar (on a
+        # narrower one a wide table scrolls inside the column)
+        assert "system-ui" in page.evaluate("getComputedStyle(document.body).fontFamily")
+        assert page.evaluate("""() => {
+            const body = document.body.getBoundingClientRect();
+            return [...document.querySelectorAll('table, figure')].filter(
+                e => e.getBoundingClientRect().right > body.right + 1
+                     || (e.tagName === 'TABLE' && e.scrollWidth > e.clientWidth + 1)
+            ).map(e => e.id);
+        }""") == []
         image = screenshot(page, shot)
     assert log.errors == [], log.errors
     assert log.external_requests == [], log.external_requests

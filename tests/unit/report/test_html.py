@@ -35,6 +35,13 @@ def test_the_page_needs_nothing_from_outside(with_results: str) -> None:
     assert "@import" not in html and "url(" not in html.replace("url(#", "")
 
 
+def test_the_style_sheet_is_written_as_css_so_its_quoted_font_names_apply(
+    with_results: str,
+) -> None:
+    style = with_results.split("<style>", 1)[1].split("</style>", 1)[0]
+    assert style == page.STYLE and '"Segoe UI"' in style
+
+
 def test_campaign_results_show_lift_with_its_interval_and_the_would_have_bought_share(
     with_results: str,
 ) -> None:
