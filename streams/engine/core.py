@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import hashlib
 import reprlib
-from heapq import heappop
 from typing import Any, Final
 
 import orjson
@@ -271,7 +270,7 @@ class Engine(Consumers):
                 )
             self.watermark = watermark
             heap = self.timers.heap
-            if heap and heap[0][0] <= watermark and self._fire_due(watermark, out):
+            if heap and heap[0] <= watermark and self._fire_due(watermark, out):
                 state = self._get(cid)  # firing may have evicted it from the cache
         track = etype == "track"
         name = (ev.name or "") if track else etype
@@ -489,7 +488,7 @@ class Engine(Consumers):
     def due(self) -> float:
         """next_due(), inf when nothing is pending (a float: no object per call)."""
         heap = self.timers.heap
-        return heap[0][0] if heap else INF
+        return heap[0] if heap else INF
 
     def close(self, at: float) -> Outputs:
         """The end of a replay: advance to `at`, then re-evaluate at `at` every consumer's
@@ -520,38 +519,44 @@ class Engine(Consumers):
         # Nothing in this loop changes the population but an erasure (profile_ttl), so without
         # one it stands still until `upto`: a re-check only it could change is due after that.
         horizon = upto if self._ttl <= 0.0 else -INF
-        last: tuple[float, str, str] | None = None
-        while heap and heap[0][0] <= upto:  # (not a generator: this loop is hot)
-            entry = heappop(heap)
-            if entry == last:
-                continue  # identical entries count once
-            last = entry
-            due, cid, name = entry
-            state = self._get(cid)
-            if state is None:
-                continue
-            if name == RECHECK:
-                self._recheck(state, due, out, horizon)
-                continue
-            if name == TTL:
-                self._expire(state, due, out)
-                continue
-            if name == attribution.WINDOWS:
-                self._close_windows(state, due)
-                continue
-            timer = state.timers.get(name)
-            if timer is None:
-                continue  # disarmed, fired or dropped since
-            if timer.due != due:
-                if timer.due > due:  # re-armed since: its entry moves on to the new due
-                    self.timers.push(timer.due, cid, name)
-                continue
-            del state.timers[name]
-            self._dirty.add(cid)
-            trig = self._by_name.get(name)
-            if trig is not None:
-                self._fire(state, trig, timer, due, out, horizon)
+        done: list[tuple[str, str]] = []  # the entries of the last due popped
+        last_due = -INF
+        while heap and heap[0] <= upto:  # (not a generator: this loop is hot)
+            due = heap[0]
+            entries = timers.pop()
+            if due == last_due:  # pushed again at the due being fired: identical ones once
+                entries = [e for e in entries if e not in done]
+            done, last_due = entries, due
+            for cid, name in entries:
+                self._fire_entry(due, cid, name, out, horizon)
         return True
+
+    def _fire_entry(self, due: float, cid: str, name: str, out: Outputs, horizon: float) -> None:
+        """The index entry (due, cid, name) is due: fire, re-check or move it on."""
+        state = self._get(cid)
+        if state is None:
+            return
+        if name == RECHECK:
+            self._recheck(state, due, out, horizon)
+            return
+        if name == TTL:
+            self._expire(state, due, out)
+            return
+        if name == attribution.WINDOWS:
+            self._close_windows(state, due)
+            return
+        timer = state.timers.get(name)
+        if timer is None:
+            return  # disarmed, fired or dropped since
+        if timer.due != due:
+            if timer.due > due:  # re-armed since: its entry moves on to the new due
+                self.timers.push(timer.due, cid, name)
+            return
+        del state.timers[name]
+        self._dirty.add(cid)
+        trig = self._by_name.get(name)
+        if trig is not None:
+            self._fire(state, trig, timer, due, out, horizon)
 
     def _recheck(self, state: ConsumerState, due: float, out: Outputs, horizon: float) -> None:
         """Re-evaluate, at `due`, the segments of a consumer that time may have changed (not an

@@ -2,10 +2,12 @@
 partition, by due time.
 
 The consumer's state is the source of truth (`ConsumerState.timers`, `.recheck`, `.ttl_due`);
-the index only says when to look. In memory it is a heap. Every pending timer or re-check has an
-entry due at or before it: moving one later leaves the entry where it is, and the engine pushes
-it on to the new due when it pops; entries of disarmed timers are skipped when popped, and
-identical entries pop together and count once. Nothing ever scans consumers.
+the index only says when to look. In memory it is a heap of the distinct due times, each with
+its entries (consumer, name): a heap of floats compares far cheaper than one of tuples. Every
+pending timer or re-check has an entry due at or before it: moving one later leaves the entry
+where it is, and the engine pushes it on to the new due when it pops; entries of disarmed timers
+are skipped when popped, and identical entries pop together and count once. Nothing ever scans
+consumers.
 
 In the store the index is kept exactly, one key per pending timer or re-check, in due order:
 `t/<due>/<[consumer, name]>` where <due> is the 16 hex digits of the due's IEEE-754 bits
@@ -17,8 +19,8 @@ read when time reaches the cursor, so start-up does not grow with the number of 
 from __future__ import annotations
 
 import struct
-from heapq import heapify, heappush
-from typing import Final
+from heapq import heapify, heappop, heappush
+from typing import Any, Final
 
 import orjson
 
@@ -72,14 +74,19 @@ def decode_entry_key(key: str) -> Entry:
 
 
 class TimerIndex:
-    """A min-heap of (due, consumer_id, name) over a lazily read, due-ordered index in a store;
-    ties break by id then name (a re-check, name "", before the consumer's trigger timers)."""
+    """The due times of the pending entries in a min-heap (`heap`), with the entries
+    (consumer_id, name) of each; `pop()` gives those of the earliest due in the order
+    (consumer_id, name) (a re-check, name "", before the consumer's trigger timers), each once,
+    as a heap of (due, consumer_id, name) would pop them."""
 
-    __slots__ = ("_after", "_cursor", "_store", "heap")
+    __slots__ = ("_after", "_at", "_count", "_cursor", "_store", "heap")
 
     def __init__(self, store: Store | None = None) -> None:
-        #: the heap itself; the engine peeks at `heap[0][0]` on its hot path
-        self.heap: list[Entry] = []
+        #: the distinct due times, a min-heap; the engine peeks at `heap[0]` on its hot path
+        self.heap: list[float] = []
+        #: due -> its entry (consumer_id, name), or a list of them when there are several
+        self._at: dict[float, Any] = {}
+        self._count = 0  # entries pushed and not yet popped
         self._store = store  # None: nothing (more) to read from the store
         self._after = INDEX_PREFIX  # the next page starts at this key
         self._cursor = 0.0  # due of the last entry read: every unread one is due at or after it
@@ -87,11 +94,41 @@ class TimerIndex:
             self._page()
 
     def push(self, due: float, consumer_id: str, name: str) -> None:
-        heappush(self.heap, (due, consumer_id, name))
+        self._count += 1
+        at = self._at
+        entries = at.get(due)
+        if entries is None:
+            at[due] = (consumer_id, name)
+            heappush(self.heap, due)
+        elif type(entries) is tuple:
+            at[due] = [entries, (consumer_id, name)]
+        else:
+            entries.append((consumer_id, name))
+
+    def pop(self) -> list[tuple[str, str]]:
+        """Take out the earliest due (`heap[0]`, the heap not empty) with its entries: sorted,
+        identical ones once."""
+        due = heappop(self.heap)
+        entries = self._at.pop(due)
+        if type(entries) is tuple:
+            self._count -= 1
+            return [entries]
+        self._count -= len(entries)
+        return sorted(set(entries))
 
     def next_due(self) -> float | None:
         # (while entries are unread, the last one read is still in the heap, not yet due)
-        return self.heap[0][0] if self.heap else None
+        return self.heap[0] if self.heap else None
+
+    def entries(self) -> list[Entry]:
+        """Every entry (due, consumer_id, name) in memory, in pop order, identical ones once
+        (for tests and inspection; the engine pops)."""
+        out: list[Entry] = []
+        for due in sorted(self._at):
+            entries = self._at[due]
+            for cid, name in [entries] if type(entries) is tuple else sorted(set(entries)):
+                out.append((due, cid, name))
+        return out
 
     def read_until(self, upto: float) -> None:
         """Read the entries of the store due at or before `upto` into the heap (a caller then
@@ -103,14 +140,27 @@ class TimerIndex:
         store = self._store
         assert store is not None
         rows = store.scan(self._after, INDEX_END, PAGE)
-        entries = [decode_entry_key(key) for key, _ in rows]
         if len(rows) < PAGE:
             self._store = None  # all read
         else:
             self._after = rows[-1][0] + "\0"
-            self._cursor = entries[-1][0]
-        self.heap.extend(entries)
-        heapify(self.heap)
+        heap = self.heap
+        at = self._at
+        due = 0.0
+        for key, _ in rows:
+            due, cid, name = decode_entry_key(key)
+            self._count += 1
+            entries = at.get(due)
+            if entries is None:
+                at[due] = (cid, name)
+                heap.append(due)
+            elif type(entries) is tuple:
+                at[due] = [entries, (cid, name)]
+            else:
+                entries.append((cid, name))
+        if self._store is not None:
+            self._cursor = due
+        heapify(heap)
 
     @property
     def loading(self) -> bool:
@@ -118,4 +168,4 @@ class TimerIndex:
         return self._store is not None
 
     def __len__(self) -> int:
-        return len(self.heap)
+        return self._count
