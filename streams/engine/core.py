@@ -274,21 +274,25 @@ class Engine(Consumers):
                 state = self._get(cid)  # firing may have evicted it from the cache
         track = etype == "track"
         name = (ev.name or "") if track else etype
+        # (each looked up once per event: `name` is a key of these, not a constant)
+        mask = TRACK_MASKS.get(name, 0) if track else 0
+        on = self._on.get(name)
+        unless = self._unless.get(name)
         if state is None:
             state = ConsumerState(cid, t)
             self._cache[cid] = state
             undo: Undo | None = None
         else:  # what the event can change, saved (see undo.py)
-            edits = TRACK_MASKS.get(name, 0) if track else 0
+            edits = mask
             if ev.traits or etype == "identify":
                 edits |= _PROFILE
             undo = self._undo
-            undo.save(state, edits, name in self._on or name in self._unless)
+            undo.save(state, edits, on is not None or unless is not None)
         changes, profiles, forwards, conversions = (
             len(out.segment_changes), len(out.profiles), len(out.forwards), len(out.conversions)
         )
         try:
-            self._update(ev, cid, state, name, seen, out)
+            self._update(ev, cid, state, name, seen, out, mask, on, unless)
         except Exception:
             self._restore(cid, undo, state, seen)
             del out.segment_changes[changes:]  # (the event's own outputs come last)
@@ -301,10 +305,12 @@ class Engine(Consumers):
         self._applied += 1
 
     def _update(
-        self, ev: Event, cid: str, state: ConsumerState, name: str, seen: str, out: Outputs
+        self, ev: Event, cid: str, state: ConsumerState, name: str, seen: str, out: Outputs,
+        mask: int, on: list[Trigger] | None, unless: list[Trigger] | None,
     ) -> None:
         """The changes of an accepted event to its consumer's state (`name`: the track event's
-        name, else its type; `seen`: its dedupe key)."""
+        name, else its type; `seen`: its dedupe key; `mask`: the changes TRACK_MASKS gives its
+        name; `on`, `unless`: the triggers it arms and disarms)."""
         t = ev.timestamp
         etype = ev.type
         self._dirty.add(cid)
@@ -334,7 +340,7 @@ class Engine(Consumers):
                 self._population_out = False
             else:
                 apply_track(state, ev, self._half_life)
-            changed |= TRACK_MASKS.get(name, 0)
+            changed |= mask
         if ev.traits or etype == "identify":
             changed |= _PROFILE
         country, city, lat, lon = state.country, state.city, state.lat, state.lon
@@ -345,11 +351,9 @@ class Engine(Consumers):
             changed |= _LOCATION
         if email_changed or consent_changed:
             self._profile(out, state, t)
-        unless = self._unless.get(name)
         if unless is not None:
             for trig in unless:
                 state.timers.pop(trig.name, None)
-        on = self._on.get(name)
         if on is not None:
             for trig in on:
                 before = state.timers.get(trig.name)
