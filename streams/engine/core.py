@@ -19,6 +19,7 @@ from typing import Any, Final
 import orjson
 
 from streams.engine import attribution
+from streams.engine.attribution import WINDOWS
 from streams.engine.consumers import META_KEY, Consumers, EngineConfig, entries
 from streams.engine.events import (
     IDENTITY_CONFLICT,
@@ -546,7 +547,7 @@ class Engine(Consumers):
         if name == TTL:
             self._expire(state, due, out)
             return
-        if name == attribution.WINDOWS:
+        if name == WINDOWS:
             self._close_windows(state, due)
             return
         timer = state.timers.get(name)
@@ -581,7 +582,7 @@ class Engine(Consumers):
             self._dirty.add(state.id)
         following = attribution.close_due(state)
         if following:
-            self.timers.push(following, state.id, attribution.WINDOWS)
+            self.timers.push(following, state.id, WINDOWS)
 
     def _arm_ttl(self, state: ConsumerState) -> None:
         """Give the consumer its profile_ttl entry (one per consumer, moved on lazily)."""
@@ -639,7 +640,7 @@ class Engine(Consumers):
                              self.rules.version, reason, self._iso(until))
         out.triggers.append(rec)
         if attribution.open_window(state, rec, due, until):
-            self.timers.push(attribution.close_due(state), state.id, attribution.WINDOWS)
+            self.timers.push(attribution.close_due(state), state.id, WINDOWS)
         self._stats[("holdout:" if holdout else "triggers:") + trig.name] += 1
 
     # messages from other partitions
@@ -730,7 +731,7 @@ class Engine(Consumers):
         for name, timer in state.timers.items():
             self.timers.push(timer.due, target, name)
         if state.windows:
-            self.timers.push(attribution.close_due(state), target, attribution.WINDOWS)
+            self.timers.push(attribution.close_due(state), target, WINDOWS)
         now = max(self.watermark, state.last_seen)
         if state.email != had_email or state.consented != had_consent:
             self._profile(out, state, now)

@@ -27,10 +27,10 @@ import orjson
 from streams.engine.store import Store
 
 #: the name of a consumer's segment re-check in the index (trigger names are never empty)
-RECHECK = ""
+RECHECK: Final = ""
 #: the name of a consumer's profile_ttl entry: due at or before last_seen + profile_ttl, moved
 #: on when it pops early (sorts after trigger names: timers due at the erase time fire first)
-TTL = "~ttl"
+TTL: Final = "~ttl"
 INDEX_PREFIX = "t/"
 INDEX_END = "t0"  # the first key after every "t/..." key
 PAGE = 4096
@@ -109,7 +109,9 @@ class TimerIndex:
         """Take out the earliest due (`heap[0]`, the heap not empty) with its entries: sorted,
         identical ones once."""
         due = heappop(self.heap)
-        entries = self._at.pop(due)
+        at = self._at
+        entries = at[due]
+        del at[due]  # (not at.pop(due): compiled, a method call)
         if type(entries) is tuple:
             self._count -= 1
             return [entries]
