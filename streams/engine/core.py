@@ -49,7 +49,7 @@ from streams.engine.segments import KIND_BITS, SegmentPlan, evaluate, mask_of, o
 from streams.engine.state import MAX_SEEN_IDS, ConsumerState
 from streams.engine.store import Store
 from streams.engine.timeplan import INF
-from streams.engine.timers import ENTRY_VALUE, RECHECK, TTL, entry_key
+from streams.engine.timers import ENTRY_VALUE, RECHECK, TTL, Entry, entry_key
 from streams.engine.triggers import (
     arm,
     choose_offer,
@@ -271,7 +271,7 @@ class Engine(Consumers):
                 )
             self.watermark = watermark
             heap = self.timers.heap
-            if heap and heap[0] <= watermark and self._fire_due(watermark, out):
+            if heap and heap[0].due <= watermark and self._fire_due(watermark, out):
                 state = self._get(cid)  # firing may have evicted it from the cache
         track = etype == "track"
         name = (ev.name or "") if track else etype
@@ -493,7 +493,7 @@ class Engine(Consumers):
     def due(self) -> float:
         """next_due(), inf when nothing is pending (a float: no object per call)."""
         heap = self.timers.heap
-        return heap[0] if heap else INF
+        return heap[0].due if heap else INF
 
     def close(self, at: float) -> Outputs:
         """The end of a replay: advance to `at`, then re-evaluate at `at` every consumer's
@@ -524,16 +524,13 @@ class Engine(Consumers):
         # Nothing in this loop changes the population but an erasure (profile_ttl), so without
         # one it stands still until `upto`: a re-check only it could change is due after that.
         horizon = upto if self._ttl <= 0.0 else -INF
-        done: list[tuple[str, str]] = []  # the entries of the last due popped
-        last_due = -INF
-        while heap and heap[0] <= upto:  # (not a generator: this loop is hot)
-            due = heap[0]
-            entries = timers.pop()
-            if due == last_due:  # pushed again at the due being fired: identical ones once
-                entries = [e for e in entries if e not in done]
-            done, last_due = entries, due
-            for cid, name in entries:
-                self._fire_entry(due, cid, name, out, horizon)
+        last: Entry | None = None
+        while heap and heap[0].due <= upto:  # (not a generator: this loop is hot)
+            entry = timers.pop()
+            if last is not None and entry.same(last):
+                continue  # identical entries count once
+            last = entry
+            self._fire_entry(entry.due, entry.consumer_id, entry.name, out, horizon)
         return True
 
     def _fire_entry(self, due: float, cid: str, name: str, out: Outputs, horizon: float) -> None:

@@ -2,12 +2,12 @@
 partition, by due time.
 
 The consumer's state is the source of truth (`ConsumerState.timers`, `.recheck`, `.ttl_due`);
-the index only says when to look. In memory it is a heap of the distinct due times, each with
-its entries (consumer, name): a heap of floats compares far cheaper than one of tuples. Every
-pending timer or re-check has an entry due at or before it: moving one later leaves the entry
-where it is, and the engine pushes it on to the new due when it pops; entries of disarmed timers
-are skipped when popped, and identical entries pop together and count once. Nothing ever scans
-consumers.
+the index only says when to look. In memory it is a binary heap of entries ordered by (due,
+consumer, name), compiled with the engine: its comparisons are of machine floats, not tuples of
+Python objects (heapq's). Every pending timer or re-check has an entry due at or before it:
+moving one later leaves the entry where it is, and the engine pushes it on to the new due when
+it pops; entries of disarmed timers are skipped when popped, and identical entries pop together
+and count once. Nothing ever scans consumers.
 
 In the store the index is kept exactly, one key per pending timer or re-check, in due order:
 `t/<due>/<[consumer, name]>` where <due> is the 16 hex digits of the due's IEEE-754 bits
@@ -19,8 +19,7 @@ read when time reaches the cursor, so start-up does not grow with the number of 
 from __future__ import annotations
 
 import struct
-from heapq import heapify, heappop, heappush
-from typing import Any, Final
+from typing import Final
 
 import orjson
 
@@ -35,7 +34,6 @@ INDEX_PREFIX = "t/"
 INDEX_END = "t0"  # the first key after every "t/..." key
 PAGE = 4096
 
-Entry = tuple[float, str, str]
 
 
 _PACK_DOUBLE: Final = struct.Struct(">d").pack
@@ -63,7 +61,36 @@ def entry_key(due: float, consumer_id: str, name: str) -> str:
 ENTRY_VALUE: Final = b"1"
 
 
-def decode_entry_key(key: str) -> Entry:
+class Entry:
+    """An index entry: the consumer's timer or re-check `name` is due at or after `due`."""
+
+    __slots__ = ("consumer_id", "due", "name")
+
+    def __init__(self, due: float, consumer_id: str, name: str) -> None:
+        self.due = due
+        self.consumer_id = consumer_id
+        self.name = name
+
+    def before(self, other: Entry) -> bool:
+        """Whether this entry pops first: (due, consumer_id, name) is less."""
+        if self.due != other.due:
+            return self.due < other.due
+        if self.consumer_id != other.consumer_id:
+            return self.consumer_id < other.consumer_id
+        return self.name < other.name
+
+    def same(self, other: Entry) -> bool:
+        return (
+            self.due == other.due
+            and self.consumer_id == other.consumer_id
+            and self.name == other.name
+        )
+
+    def __repr__(self) -> str:
+        return f"Entry({self.due!r}, {self.consumer_id!r}, {self.name!r})"
+
+
+def decode_entry_key(key: str) -> tuple[float, str, str]:
     """(due, consumer_id, name) of an index key."""
     bits = int(key[2:18], 16)
     # (non-negative dues have the sign bit set in the key; negative ones have every bit flipped)
@@ -74,19 +101,14 @@ def decode_entry_key(key: str) -> Entry:
 
 
 class TimerIndex:
-    """The due times of the pending entries in a min-heap (`heap`), with the entries
-    (consumer_id, name) of each; `pop()` gives those of the earliest due in the order
-    (consumer_id, name) (a re-check, name "", before the consumer's trigger timers), each once,
-    as a heap of (due, consumer_id, name) would pop them."""
+    """A min-heap of index entries over a lazily read, due-ordered index in a store; ties
+    break by id then name (a re-check, name "", before the consumer's trigger timers)."""
 
-    __slots__ = ("_after", "_at", "_count", "_cursor", "_store", "heap")
+    __slots__ = ("_after", "_cursor", "_store", "heap")
 
     def __init__(self, store: Store | None = None) -> None:
-        #: the distinct due times, a min-heap; the engine peeks at `heap[0]` on its hot path
-        self.heap: list[float] = []
-        #: due -> its entry (consumer_id, name), or a list of them when there are several
-        self._at: dict[float, Any] = {}
-        self._count = 0  # entries pushed and not yet popped
+        #: the heap itself (heapq's layout); the engine peeks at `heap[0].due` on its hot path
+        self.heap: list[Entry] = []
         self._store = store  # None: nothing (more) to read from the store
         self._after = INDEX_PREFIX  # the next page starts at this key
         self._cursor = 0.0  # due of the last entry read: every unread one is due at or after it
@@ -94,43 +116,38 @@ class TimerIndex:
             self._page()
 
     def push(self, due: float, consumer_id: str, name: str) -> None:
-        self._count += 1
-        at = self._at
-        entries = at.get(due)
-        if entries is None:
-            at[due] = (consumer_id, name)
-            heappush(self.heap, due)
-        elif type(entries) is tuple:
-            at[due] = [entries, (consumer_id, name)]
-        else:
-            entries.append((consumer_id, name))
+        item = Entry(due, consumer_id, name)
+        heap = self.heap
+        heap.append(item)
+        pos = len(heap) - 1
+        while pos > 0:  # (heapq's _siftdown)
+            parent_pos = (pos - 1) >> 1
+            parent = heap[parent_pos]
+            if not item.before(parent):
+                break
+            heap[pos] = parent
+            pos = parent_pos
+        heap[pos] = item
 
-    def pop(self) -> list[tuple[str, str]]:
-        """Take out the earliest due (`heap[0]`, the heap not empty) with its entries: sorted,
-        identical ones once."""
-        due = heappop(self.heap)
-        at = self._at
-        entries = at[due]
-        del at[due]  # (not at.pop(due): compiled, a method call)
-        if type(entries) is tuple:
-            self._count -= 1
-            return [entries]
-        self._count -= len(entries)
-        return sorted(set(entries))
+    def pop(self) -> Entry:
+        """Take out the first entry (the heap not empty)."""
+        heap = self.heap
+        last = heap.pop()
+        if not heap:
+            return last
+        first = heap[0]
+        heap[0] = last
+        _sift_up(heap, 0)
+        return first
 
     def next_due(self) -> float | None:
         # (while entries are unread, the last one read is still in the heap, not yet due)
-        return self.heap[0] if self.heap else None
+        return self.heap[0].due if self.heap else None
 
-    def entries(self) -> list[Entry]:
+    def entries(self) -> list[tuple[float, str, str]]:
         """Every entry (due, consumer_id, name) in memory, in pop order, identical ones once
         (for tests and inspection; the engine pops)."""
-        out: list[Entry] = []
-        for due in sorted(self._at):
-            entries = self._at[due]
-            for cid, name in [entries] if type(entries) is tuple else sorted(set(entries)):
-                out.append((due, cid, name))
-        return out
+        return sorted({(e.due, e.consumer_id, e.name) for e in self.heap})
 
     def read_until(self, upto: float) -> None:
         """Read the entries of the store due at or before `upto` into the heap (a caller then
@@ -142,27 +159,17 @@ class TimerIndex:
         store = self._store
         assert store is not None
         rows = store.scan(self._after, INDEX_END, PAGE)
+        heap = self.heap
+        for key, _ in rows:
+            due, cid, name = decode_entry_key(key)
+            heap.append(Entry(due, cid, name))
         if len(rows) < PAGE:
             self._store = None  # all read
         else:
             self._after = rows[-1][0] + "\0"
-        heap = self.heap
-        at = self._at
-        due = 0.0
-        for key, _ in rows:
-            due, cid, name = decode_entry_key(key)
-            self._count += 1
-            entries = at.get(due)
-            if entries is None:
-                at[due] = (cid, name)
-                heap.append(due)
-            elif type(entries) is tuple:
-                at[due] = [entries, (cid, name)]
-            else:
-                entries.append((cid, name))
-        if self._store is not None:
-            self._cursor = due
-        heapify(heap)
+            self._cursor = heap[-1].due
+        for pos in range(len(heap) // 2 - 1, -1, -1):  # (heapq's heapify)
+            _sift_up(heap, pos)
 
     @property
     def loading(self) -> bool:
@@ -170,4 +177,28 @@ class TimerIndex:
         return self._store is not None
 
     def __len__(self) -> int:
-        return self._count
+        return len(self.heap)
+
+
+def _sift_up(heap: list[Entry], pos: int) -> None:
+    """heapq's _siftup: the entry at `pos` moves down to its place (the smaller child up at each
+    level to a leaf, then back up: fewer comparisons than stopping early)."""
+    end = len(heap)
+    start = pos
+    item = heap[pos]
+    child = 2 * pos + 1
+    while child < end:
+        right = child + 1
+        if right < end and not heap[child].before(heap[right]):
+            child = right
+        heap[pos] = heap[child]
+        pos = child
+        child = 2 * pos + 1
+    while pos > start:  # (heapq's _siftdown, from `start`)
+        parent_pos = (pos - 1) >> 1
+        parent = heap[parent_pos]
+        if not item.before(parent):
+            break
+        heap[pos] = parent
+        pos = parent_pos
+    heap[pos] = item
