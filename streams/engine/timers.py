@@ -188,10 +188,14 @@ def _sift_up(heap: list[Entry], pos: int) -> None:
     item = heap[pos]
     child = 2 * pos + 1
     while child < end:
+        smaller = heap[child]  # (each child read once: compiled, a read is a checked call)
         right = child + 1
-        if right < end and not heap[child].before(heap[right]):
-            child = right
-        heap[pos] = heap[child]
+        if right < end:
+            other = heap[right]
+            if not smaller.before(other):
+                smaller = other
+                child = right
+        heap[pos] = smaller
         pos = child
         child = 2 * pos + 1
     while pos > start:  # (heapq's _siftdown, from `start`)
