@@ -5,8 +5,18 @@ from __future__ import annotations
 import math
 import random
 
+import pytest
+
+from streams.engine import timers
 from streams.engine.store import MemoryStore
 from streams.engine.timers import ENTRY_VALUE, TimerIndex, entry_key
+
+
+@pytest.fixture(autouse=True, params=[True, False], ids=["own sift", "heapq"])
+def native(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Both ways of keeping the heap (compiled, the module's own sift is inlined whatever this
+    sets)."""
+    monkeypatch.setattr(timers, "NATIVE", request.param)
 
 
 def pop_all(index: TimerIndex) -> list[tuple[float, str, str]]:
