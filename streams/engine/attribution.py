@@ -22,14 +22,14 @@ profile's windows along under the same bound).
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, Final
 
 from streams.engine.events import Event, iso
 from streams.engine.features import _str, order_value
 from streams.engine.state import ConsumerState
 
 #: the name of a consumer's window-closing entry in the due-time index (sorts before TTL)
-WINDOWS = "~attr"
+WINDOWS: Final = "~attr"
 #: open attribution windows one consumer keeps at most
 MAX_WINDOWS = 32
 

@@ -14,12 +14,12 @@ from __future__ import annotations
 
 import hashlib
 import reprlib
-from heapq import heappop
 from typing import Any, Final
 
 import orjson
 
 from streams.engine import attribution
+from streams.engine.attribution import WINDOWS
 from streams.engine.consumers import META_KEY, Consumers, EngineConfig, entries
 from streams.engine.events import (
     IDENTITY_CONFLICT,
@@ -55,6 +55,7 @@ from streams.engine.timers import (
     INDEX_PREFIX,
     RECHECK,
     TTL,
+    Entry,
     entry_key,
 )
 from streams.engine.triggers import (
@@ -284,25 +285,29 @@ class Engine(Consumers):
                 )
             self.watermark = watermark
             heap = self.timers.heap
-            if heap and heap[0][0] <= watermark and self._fire_due(watermark, out):
+            if heap and heap[0].due <= watermark and self._fire_due(watermark, out):
                 state = self._get(cid)  # firing may have evicted it from the cache
         track = etype == "track"
         name = (ev.name or "") if track else etype
+        # (each looked up once per event: `name` is a key of these, not a constant)
+        mask = TRACK_MASKS.get(name, 0) if track else 0
+        on = self._on.get(name)
+        unless = self._unless.get(name)
         if state is None:
             state = ConsumerState(cid, t)
             self._cache[cid] = state
             undo: Undo | None = None
         else:  # what the event can change, saved (see undo.py)
-            edits = TRACK_MASKS.get(name, 0) if track else 0
+            edits = mask
             if ev.traits or etype == "identify":
                 edits |= _PROFILE
             undo = self._undo
-            undo.save(state, edits, name in self._on or name in self._unless)
+            undo.save(state, edits, on is not None or unless is not None)
         changes, profiles, forwards, conversions = (
             len(out.segment_changes), len(out.profiles), len(out.forwards), len(out.conversions)
         )
         try:
-            self._update(ev, cid, state, name, seen, out)
+            self._update(ev, cid, state, name, seen, out, mask, on, unless)
         except Exception:
             self._restore(cid, undo, state, seen)
             del out.segment_changes[changes:]  # (the event's own outputs come last)
@@ -315,10 +320,12 @@ class Engine(Consumers):
         self._applied += 1
 
     def _update(
-        self, ev: Event, cid: str, state: ConsumerState, name: str, seen: str, out: Outputs
+        self, ev: Event, cid: str, state: ConsumerState, name: str, seen: str, out: Outputs,
+        mask: int, on: list[Trigger] | None, unless: list[Trigger] | None,
     ) -> None:
         """The changes of an accepted event to its consumer's state (`name`: the track event's
-        name, else its type; `seen`: its dedupe key)."""
+        name, else its type; `seen`: its dedupe key; `mask`: the changes TRACK_MASKS gives its
+        name; `on`, `unless`: the triggers it arms and disarms)."""
         t = ev.timestamp
         etype = ev.type
         self._dirty.add(cid)
@@ -348,7 +355,7 @@ class Engine(Consumers):
                 self._population_out = False
             else:
                 apply_track(state, ev, self._half_life)
-            changed |= TRACK_MASKS.get(name, 0)
+            changed |= mask
         if ev.traits or etype == "identify":
             changed |= _PROFILE
         country, city, lat, lon = state.country, state.city, state.lat, state.lon
@@ -359,11 +366,9 @@ class Engine(Consumers):
             changed |= _LOCATION
         if email_changed or consent_changed:
             self._profile(out, state, t)
-        unless = self._unless.get(name)
         if unless is not None:
             for trig in unless:
                 state.timers.pop(trig.name, None)
-        on = self._on.get(name)
         if on is not None:
             for trig in on:
                 before = state.timers.get(trig.name)
@@ -502,7 +507,7 @@ class Engine(Consumers):
     def due(self) -> float:
         """next_due(), inf when nothing is pending (a float: no object per call)."""
         heap = self.timers.heap
-        return heap[0][0] if heap else INF
+        return heap[0].due if heap else INF
 
     def close(self, at: float) -> Outputs:
         """The end of a replay: advance to `at`, then re-evaluate at `at` every consumer's
@@ -533,38 +538,41 @@ class Engine(Consumers):
         # Nothing in this loop changes the population but an erasure (profile_ttl), so without
         # one it stands still until `upto`: a re-check only it could change is due after that.
         horizon = upto if self._ttl <= 0.0 else -INF
-        last: tuple[float, str, str] | None = None
-        while heap and heap[0][0] <= upto:  # (not a generator: this loop is hot)
-            entry = heappop(heap)
-            if entry == last:
+        last: Entry | None = None
+        while heap and heap[0].due <= upto:  # (not a generator: this loop is hot)
+            entry = timers.pop()
+            if last is not None and entry.same(last):
                 continue  # identical entries count once
             last = entry
-            due, cid, name = entry
-            state = self._get(cid)
-            if state is None:
-                continue
-            if name == RECHECK:
-                self._recheck(state, due, out, horizon)
-                continue
-            if name == TTL:
-                self._expire(state, due, out)
-                continue
-            if name == attribution.WINDOWS:
-                self._close_windows(state, due)
-                continue
-            timer = state.timers.get(name)
-            if timer is None:
-                continue  # disarmed, fired or dropped since
-            if timer.due != due:
-                if timer.due > due:  # re-armed since: its entry moves on to the new due
-                    self.timers.push(timer.due, cid, name)
-                continue
-            del state.timers[name]
-            self._dirty.add(cid)
-            trig = self._by_name.get(name)
-            if trig is not None:
-                self._fire(state, trig, timer, due, out, horizon)
+            self._fire_entry(entry.due, entry.consumer_id, entry.name, out, horizon)
         return True
+
+    def _fire_entry(self, due: float, cid: str, name: str, out: Outputs, horizon: float) -> None:
+        """The index entry (due, cid, name) is due: fire, re-check or move it on."""
+        state = self._get(cid)
+        if state is None:
+            return
+        if name == RECHECK:
+            self._recheck(state, due, out, horizon)
+            return
+        if name == TTL:
+            self._expire(state, due, out)
+            return
+        if name == WINDOWS:
+            self._close_windows(state, due)
+            return
+        timer = state.timers.get(name)
+        if timer is None:
+            return  # disarmed, fired or dropped since
+        if timer.due != due:
+            if timer.due > due:  # re-armed since: its entry moves on to the new due
+                self.timers.push(timer.due, cid, name)
+            return
+        del state.timers[name]
+        self._dirty.add(cid)
+        trig = self._by_name.get(name)
+        if trig is not None:
+            self._fire(state, trig, timer, due, out, horizon)
 
     def _recheck(self, state: ConsumerState, due: float, out: Outputs, horizon: float) -> None:
         """Re-evaluate, at `due`, the segments of a consumer that time may have changed (not an
@@ -585,7 +593,7 @@ class Engine(Consumers):
             self._dirty.add(state.id)
         following = attribution.close_due(state)
         if following:
-            self.timers.push(following, state.id, attribution.WINDOWS)
+            self.timers.push(following, state.id, WINDOWS)
 
     def _arm_ttl(self, state: ConsumerState) -> None:
         """Give the consumer its profile_ttl entry (one per consumer, moved on lazily)."""
@@ -643,7 +651,7 @@ class Engine(Consumers):
                              self.rules.version, reason, self._iso(until))
         out.triggers.append(rec)
         if attribution.open_window(state, rec, due, until):
-            self.timers.push(attribution.close_due(state), state.id, attribution.WINDOWS)
+            self.timers.push(attribution.close_due(state), state.id, WINDOWS)
         self._stats[("holdout:" if holdout else "triggers:") + trig.name] += 1
 
     # messages from other partitions
@@ -734,7 +742,7 @@ class Engine(Consumers):
         for name, timer in state.timers.items():
             self.timers.push(timer.due, target, name)
         if state.windows:
-            self.timers.push(attribution.close_due(state), target, attribution.WINDOWS)
+            self.timers.push(attribution.close_due(state), target, WINDOWS)
         now = max(self.watermark, state.last_seen)
         if state.email != had_email or state.consented != had_consent:
             self._profile(out, state, now)

@@ -65,13 +65,25 @@ class Event:
 
     __slots__ = (
         "anonymous_id",
+        "brand",
+        "category",
         "context",
+        "coupon",
+        "discount",
         "location",
+        "marketing",
         "message_id",
         "name",
+        "order_id",
         "previous_id",
+        "price",
+        "product_id",
+        "products",
         "properties",
+        "quantity",
+        "revenue",
         "timestamp",
+        "total",
         "traits",
         "type",
         "user_id",
@@ -101,8 +113,26 @@ class Event:
         self.context = context
         self.previous_id = previous_id
         #: context.location as parse_event read it, when it has the usual shape (country and
-        #: city strings or absent, coordinates floats or absent); None: read `context`
+        #: city strings or absent, coordinates floats or absent; all None when absent); None:
+        #: read `context`
         self.location: Location | None = None
+        #: context.consent.categoryPreferences.marketing (None: not given)
+        self.marketing: bool | None = None
+        # The properties the features and triggers read, as parse_event validated them (the
+        # value of properties.get(name): each is read once per event). Only those of the
+        # event's name are read (_read_properties); the others stay None, as do all of an
+        # Event made otherwise than by parse_event.
+        self.product_id: Any = None  # (any event's; products too)
+        self.products: Any = None
+        self.price: Any = None
+        self.quantity: Any = None
+        self.category: Any = None
+        self.brand: Any = None
+        self.order_id: Any = None
+        self.revenue: Any = None
+        self.total: Any = None
+        self.discount: Any = None
+        self.coupon: Any = None
 
     def __repr__(self) -> str:
         return f"Event({self.type!r}, {self.name!r}, {self.consumer_id!r}, {self.timestamp!r})"
@@ -302,23 +332,6 @@ def _check_coordinate(value: Any, key: str) -> None:
 _AMOUNT: Final = 0
 _TEXT: Final = 1
 _ID: Final = 2
-_VIEWED: Final = (("price", _AMOUNT), ("category", _TEXT), ("brand", _TEXT))
-# properties the features read, by event name (product_id and products[] are read on any event)
-_READ: Final[dict[str, tuple[tuple[str, int], ...]]] = {
-    "Product Viewed": _VIEWED,
-    "Product Clicked": _VIEWED,
-    "Product List Viewed": (("category", _TEXT), ("brand", _TEXT)),
-    "Product Added": (("price", _AMOUNT), ("quantity", _AMOUNT)),
-    "Order Completed": (
-        ("order_id", _ID),
-        ("revenue", _AMOUNT),
-        ("total", _AMOUNT),
-        ("discount", _AMOUNT),
-        ("coupon", _TEXT),
-    ),
-    "Order Refunded": (("order_id", _ID),),
-    "Order Cancelled": (("order_id", _ID),),
-}
 _PRODUCT: Final = (
     ("product_id", _ID),
     ("price", _AMOUNT),
@@ -354,6 +367,60 @@ def _plain_id(value: Any) -> bool:
         text: str = value
         return len(text) <= MAX_ID_LENGTH
     return False
+
+
+#: the traits and context of an Event while parse_event reads them (never returned)
+_UNSET: Final[dict[str, Any]] = {}
+#: context without a location: nothing for the features to read
+_NOWHERE: Final[Location] = (None, None, None, None)
+
+
+def _amount(properties: dict[str, Any], key: str) -> Any:
+    """properties[key] if absent or a valid amount (else EventError)."""
+    value = properties.get(key)
+    if value is not None and not _plain_amount(value):
+        _check_amount(value, "properties." + key)
+    return value
+
+
+def _text(properties: dict[str, Any], key: str) -> Any:
+    """properties[key] if absent or a valid text (else EventError)."""
+    value = properties.get(key)
+    if value is not None and not _plain_text(value):
+        _check_text(value, "properties." + key)
+    return value
+
+
+def _id(properties: dict[str, Any], key: str) -> Any:
+    """properties[key] if absent or a valid id (else EventError)."""
+    value = properties.get(key)
+    if value is not None and not _plain_id(value):
+        _check_id(value, "properties." + key)
+    return value
+
+
+def _read_properties(ev: Event, name: str, properties: dict[str, Any]) -> None:
+    """Validate the properties the features read of an event named `name` onto `ev` (the
+    first wrong one is the reason)."""
+    # (comparisons, most frequent first: cheaper than a lookup of `name` in a dict)
+    if name == "Product Viewed" or name == "Product Clicked":
+        ev.price = _amount(properties, "price")
+        ev.category = _text(properties, "category")
+        ev.brand = _text(properties, "brand")
+    elif name == "Product Added":
+        ev.price = _amount(properties, "price")
+        ev.quantity = _amount(properties, "quantity")
+    elif name == "Product List Viewed":
+        ev.category = _text(properties, "category")
+        ev.brand = _text(properties, "brand")
+    elif name == "Order Completed":
+        ev.order_id = _id(properties, "order_id")
+        ev.revenue = _amount(properties, "revenue")
+        ev.total = _amount(properties, "total")
+        ev.discount = _amount(properties, "discount")
+        ev.coupon = _text(properties, "coupon")
+    elif name == "Order Refunded" or name == "Order Cancelled":
+        ev.order_id = _id(properties, "order_id")
 
 
 def _check_fields(obj: dict[str, Any], fields: tuple[tuple[str, int], ...], where: str) -> None:
@@ -394,22 +461,29 @@ def _check_location(loc: Any) -> None:
     _check_coordinate(loc.get("longitude"), "context.location.longitude")
 
 
-def _check_consent(consent: Any) -> None:
-    if consent is not None:
-        if type(consent) is not dict:
-            raise EventError(f"context.consent must be an object, got {_show(consent)}")
-        prefs = consent.get("categoryPreferences")
-        if prefs is not None:
-            if type(prefs) is not dict:
-                raise EventError(
-                    f"context.consent.categoryPreferences must be an object, got {_show(prefs)}"
-                )
-            marketing = prefs.get("marketing")
-            if marketing is not None and type(marketing) is not bool:
-                raise EventError(
-                    "context.consent.categoryPreferences.marketing must be true or false, "
-                    f"got {_show(marketing)}"
-                )
+def _check_consent(consent: Any) -> bool | None:
+    """context.consent.categoryPreferences.marketing (None: not given)."""
+    if consent is None:
+        return None
+    if type(consent) is not dict:
+        raise EventError(f"context.consent must be an object, got {_show(consent)}")
+    prefs = consent.get("categoryPreferences")
+    if prefs is None:
+        return None
+    if type(prefs) is not dict:
+        raise EventError(
+            f"context.consent.categoryPreferences must be an object, got {_show(prefs)}"
+        )
+    marketing = prefs.get("marketing")
+    if marketing is None:
+        return None
+    if type(marketing) is not bool:
+        raise EventError(
+            "context.consent.categoryPreferences.marketing must be true or false, "
+            f"got {_show(marketing)}"
+        )
+    flag: bool = marketing
+    return flag
 
 
 def _check_traits(traits: dict[str, Any], key: str) -> None:
@@ -483,7 +557,10 @@ def parse_event(obj: Any) -> Event:
     if not isinstance(obj, dict):
         raise EventError(f"event must be a JSON object, got {type(obj).__name__}")
     etype = obj.get("type")
-    if type(etype) is not str or etype not in EVENT_TYPES:
+    if type(etype) is not str or not (  # (EVENT_TYPES, compared: cheaper than a set lookup)
+        etype == "track" or etype == "page" or etype == "identify" or etype == "screen"
+        or etype == "alias"
+    ):
         if etype is None:
             raise EventError("missing type", MISSING_FIELD)
         if type(etype) is not str:
@@ -523,11 +600,11 @@ def parse_event(obj: Any) -> Event:
         if user_id is None or (previous_id is None and anonymous_id is None):
             raise EventError("alias needs userId and previousId (or anonymousId)", MISSING_FIELD)
     stamp = obj.get("timestamp")
-    if stamp is None or stamp == "":
+    if stamp is None or (isinstance(stamp, str) and not stamp):
         stamp = obj.get("originalTimestamp")
-        if stamp is None or stamp == "":
+        if stamp is None or (isinstance(stamp, str) and not stamp):
             stamp = obj.get("receivedAt")
-            if stamp is None or stamp == "":
+            if stamp is None or (isinstance(stamp, str) and not stamp):
                 raise EventError("missing timestamp", MISSING_FIELD)
     t = parse_time(stamp)
     if not MIN_TIME <= t < MAX_TIME:
@@ -540,30 +617,35 @@ def parse_event(obj: Any) -> Event:
         message_id = _check_id(message_id, "messageId") or derived_message_id(obj)
     raw = obj.get("properties")
     properties: dict[str, Any] = raw if type(raw) is dict else _check_dict(raw, "properties")
+    ev = Event(
+        etype,
+        name,
+        user_id,
+        anonymous_id,
+        message_id,
+        t,
+        properties,
+        _UNSET,
+        _UNSET,
+        previous_id,
+    )
     if properties:
         # the properties the features read get their exact types before anything uses them
-        fields = _READ.get(name) if name is not None else None
-        if fields is not None:
-            for key, kind in fields:
-                value = properties.get(key)
-                if value is None:
-                    continue
-                if kind == _AMOUNT:
-                    if not _plain_amount(value):
-                        _check_amount(value, "properties." + key)
-                elif kind == _TEXT:
-                    if not _plain_text(value):
-                        _check_text(value, "properties." + key)
-                elif not _plain_id(value):
-                    _check_id(value, "properties." + key)
+        if name is not None:
+            _read_properties(ev, name, properties)
         pid = properties.get("product_id")  # (read by the triggers, whatever the event)
-        if pid is not None and not _plain_id(pid):
-            _check_id(pid, "properties.product_id")
-        if "products" in properties:
-            _check_products(properties["products"])
+        if pid is not None:
+            if not _plain_id(pid):
+                _check_id(pid, "properties.product_id")
+            ev.product_id = pid
+        products = properties.get("products")
+        if products is not None:
+            _check_products(products)
+            ev.products = products
     raw = obj.get("context")
     context: dict[str, Any] = raw if type(raw) is dict else _check_dict(raw, "context")
-    location: Location | None = None
+    ev.context = context
+    location: Location | None = _NOWHERE
     if context:
         # context.location comes with nearly every event: the usual shape is checked inline,
         # and handed to the features as read (they need not look it up again)
@@ -571,8 +653,10 @@ def parse_event(obj: Any) -> Event:
         if raw is not None:
             if type(raw) is dict:
                 loc: dict[str, Any] = raw
-                country, city = loc.get("country"), loc.get("city")
-                lat, lon = loc.get("latitude"), loc.get("longitude")
+                country = loc.get("country")
+                city = loc.get("city")
+                lat = loc.get("latitude")
+                lon = loc.get("longitude")
                 if (
                     _plain_text(country)
                     and _plain_text(city)
@@ -583,10 +667,13 @@ def parse_event(obj: Any) -> Event:
                     location = (country, city, lat, lon)
                 else:
                     _check_location(loc)
+                    location = None
             else:
                 _check_location(raw)
-        if "consent" in context:
-            _check_consent(context["consent"])
+        consent = context.get("consent")
+        if consent is not None:
+            ev.marketing = _check_consent(consent)
+    ev.location = location
     raw = obj.get("traits")
     traits: dict[str, Any] = raw if type(raw) is dict else _check_dict(raw, "traits")
     if traits:
@@ -595,19 +682,7 @@ def parse_event(obj: Any) -> Event:
         traits = _check_dict(context["traits"], "context.traits")
         if traits:
             _check_traits(traits, "context.traits")
-    ev = Event(
-        etype,
-        name,
-        user_id,
-        anonymous_id,
-        message_id,
-        t,
-        properties,
-        traits,
-        context,
-        previous_id,
-    )
-    ev.location = location
+    ev.traits = traits
     return ev
 
 

@@ -85,10 +85,15 @@ def top(scores: dict[str, float]) -> str | None:
 def _product_interest(
     state: ConsumerState, props: dict[str, Any], t: float, half_life: float, weight: float
 ) -> None:
-    category = props.get("category")
+    _interest(state, props.get("category"), props.get("brand"), t, half_life, weight)
+
+
+def _interest(
+    state: ConsumerState, category: Any, brand: Any, t: float, half_life: float, weight: float
+) -> None:
+    """A product's category and brand (as sent) count toward the affinities."""
     if type(category) is not str:
         category = _str(category)
-    brand = props.get("brand")
     if type(brand) is not str:
         brand = _str(brand)
     if category or brand:  # (an empty string counts as absent, as _str says)
@@ -99,55 +104,55 @@ def _product_interest(
             _bump(state.brand_aff, brand.lower(), weight)
 
 
-def _products(props: dict[str, Any]) -> list[dict[str, Any]]:
-    items = props.get("products")
+def _products(items: Any) -> list[dict[str, Any]]:
+    """The objects among an event's products[] (as sent)."""
     return [p for p in items if isinstance(p, dict)] if isinstance(items, list) else []
 
 
 def apply_track(state: ConsumerState, ev: Event, half_life: float) -> bool:
-    """Update counters and sketches for a track event. True when orders/revenue changed."""
-    props = ev.properties
+    """Update counters and sketches for a track event. True when orders/revenue changed.
+
+    The properties come as parse_event read them (ev.price...), each read once."""
     name = ev.name
     t = ev.timestamp
     if name in VIEW_EVENTS:
         state.views += 1
-        price = _num(props.get("price"))
+        price = _num(ev.price)
         if price is not None:
             price_add(state.price, price)
-        _product_interest(state, props, t, half_life, 1.0)
+        _interest(state, ev.category, ev.brand, t, half_life, 1.0)
     elif name == "Product List Viewed":
-        _product_interest(state, props, t, half_life, 0.5)
+        _interest(state, ev.category, ev.brand, t, half_life, 0.5)
     elif name == "Product Added":
         state.cart_adds += 1
-        pid = props.get("product_id")
+        pid = ev.product_id
         if type(pid) is not str:
             pid = _str(pid)
         if pid:
-            price = _num(props.get("price")) or 0.0
-            qty = _num(props.get("quantity")) or 1.0
+            price = _num(ev.price) or 0.0
+            qty = _num(ev.quantity) or 1.0
             state.cart[pid] = state.cart.get(pid, 0.0) + price * qty
             if len(state.cart) > MAX_CART_ITEMS:
                 del state.cart[next(iter(state.cart))]
     elif name == "Product Removed":
-        pid = _str(props.get("product_id"))
+        pid = _str(ev.product_id)
         if pid:
             state.cart.pop(pid, None)
     elif name == "Order Completed":
         return _order_completed(state, ev, half_life)
     elif name in ("Order Refunded", "Order Cancelled"):
-        return _order_reversed(state, props)
+        return _order_reversed(state, ev.order_id)
     return False
 
 
 def _order_completed(state: ConsumerState, ev: Event, half_life: float) -> bool:
-    props = ev.properties
-    order_id = _str(props.get("order_id")) or ev.message_id
+    order_id = _str(ev.order_id) or ev.message_id
     if order_id in state.recent_orders:
         return False  # the same order reported twice
-    products = _products(props)
-    revenue = order_value(props, products)
-    discount = _num(props.get("discount")) or 0.0
-    discounted = 1 if discount > 0 or _str(props.get("coupon")) else 0
+    products = _products(ev.products)
+    revenue = event_order_value(ev, products)
+    discount = _num(ev.discount) or 0.0
+    discounted = 1 if discount > 0 or _str(ev.coupon) else 0
     _order_day_added(state, ev.timestamp, revenue)
     state.orders += 1
     state.revenue += revenue
@@ -176,15 +181,28 @@ def order_value(props: dict[str, Any], products: list[dict[str, Any]] | None = N
     if revenue is None:
         revenue = _num(props.get("total"))
     if revenue is None:
-        items = _products(props) if products is None else products
+        items = _products(props.get("products")) if products is None else products
         revenue = sum(
             (_num(p.get("price")) or 0.0) * (_num(p.get("quantity")) or 1.0) for p in items
         )
     return revenue
 
 
-def _order_reversed(state: ConsumerState, props: dict[str, Any]) -> bool:
-    order_id = _str(props.get("order_id"))
+def event_order_value(ev: Event, products: list[dict[str, Any]] | None = None) -> float:
+    """order_value(ev.properties) of an Order Completed, from what parse_event read of it."""
+    revenue = _num(ev.revenue)
+    if revenue is None:
+        revenue = _num(ev.total)
+    if revenue is None:
+        items = _products(ev.products) if products is None else products
+        revenue = sum(
+            (_num(p.get("price")) or 0.0) * (_num(p.get("quantity")) or 1.0) for p in items
+        )
+    return revenue
+
+
+def _order_reversed(state: ConsumerState, order_id_raw: Any) -> bool:
+    order_id = _str(order_id_raw)
     if order_id is None or order_id not in state.recent_orders:
         return False  # unknown or too old to reverse
     record = state.recent_orders.pop(order_id)
@@ -267,7 +285,6 @@ _UNCHANGED = (False, False)
 
 def apply_context(state: ConsumerState, ev: Event) -> tuple[bool, bool]:
     """Location and consent from context; returns (email_changed, consent_changed)."""
-    ctx = ev.context
     location = ev.location
     if location is not None:  # (the usual shape, read by parse_event)
         country_s, city_s, lat_f, lon_f = location
@@ -285,7 +302,7 @@ def apply_context(state: ConsumerState, ev: Event) -> tuple[bool, bool]:
             state.lat, state.lon = lat_f, lon_f
         loc: Any = None
     else:
-        loc = ctx.get("location")
+        loc = ev.context.get("location")
     if isinstance(loc, dict):
         country = loc.get("country")
         if type(country) is not str:
@@ -306,12 +323,9 @@ def apply_context(state: ConsumerState, ev: Event) -> tuple[bool, bool]:
         if lat is not None and lon is not None and -90.0 <= lat <= 90.0 and -180.0 <= lon <= 180.0:
             state.lat, state.lon = lat, lon
     consent_changed = False
-    if "consent" in ctx:
-        consent = ctx["consent"]
-        if isinstance(consent, dict):
-            prefs = consent.get("categoryPreferences")
-            if isinstance(prefs, dict) and isinstance(prefs.get("marketing"), bool):
-                consent_changed = _set_consent(state, prefs["marketing"], ev.timestamp)
+    marketing = ev.marketing  # (context.consent as parse_event read it)
+    if marketing is not None:
+        consent_changed = _set_consent(state, marketing, ev.timestamp)
     if ev.type == "identify" or ev.traits:
         email_changed, traits_consent = apply_traits(state, ev)
         return email_changed, consent_changed or traits_consent

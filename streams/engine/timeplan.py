@@ -27,9 +27,9 @@ from __future__ import annotations
 
 import math
 import operator
-import zlib
 from collections.abc import Callable
 from typing import Any, Final
+from zlib import crc32
 
 from streams.engine.registry import FEATURES
 from streams.engine.rules import nodes as N
@@ -171,7 +171,7 @@ class Cadence(TimePlan):
         if guard >= REPEAT and (s.orders < 2 or s.first_order is None):
             return INF
         every = self.every_ms
-        phase = zlib.crc32(s.id.encode()) % every
+        phase = crc32(s.id.encode()) % every
         now = view.now
         if self.population and horizon > now:
             now = horizon
@@ -337,10 +337,12 @@ def _analyze(n: N.Node, every: float) -> Analysis:
     if isinstance(n, N.And | N.Or | N.AllOf | N.AnyOf):
         kids = [n.a, n.b] if isinstance(n, N.And | N.Or) else list(n.nodes)
         found = [_analyze(k, every) for k in kids]
-        parts = tuple(f for f in found if isinstance(f, TimePlan))
+        parts = _distinct([f for f in found if isinstance(f, TimePlan)])
         if not parts:
             return COVERED if COVERED in found else FIXED
         fixed = tuple(k for k, f in zip(kids, found, strict=True) if f == FIXED)
+        if not fixed and len(parts) == 1:
+            return parts[0]  # (the earliest of one plan: itself)
         if isinstance(n, N.And | N.AllOf):
             return AllOf(fixed, parts)
         return AnyOf(fixed, parts)
@@ -372,6 +374,21 @@ def _analyze(n: N.Node, every: float) -> Analysis:
             if crossings:
                 return crossings[0] if len(crossings) == 1 else Earliest(tuple(crossings))
     return _fallback(n, every)
+
+
+def _distinct(parts: list[TimePlan]) -> tuple[TimePlan, ...]:
+    """`parts` without repeated cadences (`rfm.r >= 4 and rfm.f >= 4` has the same one twice:
+    the earliest of both is either's)."""
+    out: list[TimePlan] = []
+    seen: set[tuple[int, int, bool]] = set()
+    for p in parts:
+        if isinstance(p, Cadence):
+            key = (p.every_ms, p.guard, p.population)
+            if key in seen:
+                continue
+            seen.add(key)
+        out.append(p)
+    return tuple(out)
 
 
 def _pairs(n: N.Node) -> list[tuple[N.Node, str, N.Node]] | None:

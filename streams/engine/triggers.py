@@ -61,13 +61,13 @@ _ID_TYPES = (str, int)
 
 
 def event_products(ev: Event) -> list[str]:
-    """product_id strings an event names (its own, or those of its products[])."""
-    props = ev.properties
+    """product_id strings an event names (its own, or those of its products[]), as parse_event
+    read them."""
     out: list[str] = []
-    pid = props.get("product_id")
+    pid = ev.product_id
     if isinstance(pid, _ID_TYPES) and not isinstance(pid, bool):
         out.append(str(pid))
-    items = props.get("products")
+    items = ev.products
     if isinstance(items, list):
         for p in items:
             if isinstance(p, dict):

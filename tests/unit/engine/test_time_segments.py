@@ -237,7 +237,7 @@ triggers:
 def test_moving_a_re_check_later_leaves_one_heap_entry():
     eng = engine(one_segment("days_since_last_seen > 10d"))
     run(eng, *[track("u", "Page", T0 + i * HOUR) for i in range(20)])
-    assert [e for e in eng.timers.heap if e[2] == RECHECK] == [(T0 + 10 * DAY + MS, "u", "")]
+    assert [e for e in eng.timers.entries() if e[2] == RECHECK] == [(T0 + 10 * DAY + MS, "u", "")]
 
 
 RFM_CHAMPIONS = """
