@@ -177,28 +177,26 @@ def _order_completed(state: ConsumerState, ev: Event, half_life: float) -> bool:
 
 def order_value(props: dict[str, Any], products: list[dict[str, Any]] | None = None) -> float:
     """An order's value: `revenue`, else `total`, else the sum of its products' price x quantity."""
-    revenue = _num(props.get("revenue"))
-    if revenue is None:
-        revenue = _num(props.get("total"))
-    if revenue is None:
-        items = _products(props.get("products")) if products is None else products
-        revenue = sum(
-            (_num(p.get("price")) or 0.0) * (_num(p.get("quantity")) or 1.0) for p in items
-        )
-    return revenue
+    return _order_value(props.get("revenue"), props.get("total"), props.get("products"), products)
 
 
 def event_order_value(ev: Event, products: list[dict[str, Any]] | None = None) -> float:
     """order_value(ev.properties) of an Order Completed, from what parse_event read of it."""
-    revenue = _num(ev.revenue)
-    if revenue is None:
-        revenue = _num(ev.total)
-    if revenue is None:
-        items = _products(ev.products) if products is None else products
-        revenue = sum(
+    return _order_value(ev.revenue, ev.total, ev.products, products)
+
+
+def _order_value(
+    revenue: Any, total: Any, raw_products: Any, products: list[dict[str, Any]] | None
+) -> float:
+    value = _num(revenue)
+    if value is None:
+        value = _num(total)
+    if value is None:
+        items = _products(raw_products) if products is None else products
+        value = sum(
             (_num(p.get("price")) or 0.0) * (_num(p.get("quantity")) or 1.0) for p in items
         )
-    return revenue
+    return value
 
 
 def _order_reversed(state: ConsumerState, order_id_raw: Any) -> bool:
