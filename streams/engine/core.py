@@ -132,7 +132,12 @@ class Engine(Consumers):
                 if key.startswith(INDEX_PREFIX):
                     store.delete(key)
                 continue
-            state = ConsumerState.from_bytes(value)
+            try:
+                state = ConsumerState.from_bytes(value)
+            except Exception:  # (a record no release wrote): counted, never fatal; an event of
+                # that consumer becomes an internal_error dead letter, as it always did
+                self._stats["unreadable_states"] += 1
+                continue
             if plan.timed and not state.recheck:
                 if view is None:
                     view = View(state, self.watermark, self.population, self._models, set())

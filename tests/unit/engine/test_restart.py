@@ -157,6 +157,17 @@ def test_a_store_of_the_previous_release_is_indexed_once_then_restarts_without_a
         Engine(rules(RULES), CountingStore(store.data)).advance(T0 + 5 * DAY))
 
 
+@pytest.mark.parametrize("junk", [b"", b"junk", b"{}", b"[1, 2]", b'["x"]'])
+def test_a_state_that_does_not_decode_is_counted_and_the_others_are_indexed(junk: bytes):
+    store = fill(5)
+    data = legacy(store)
+    data["c/broken"] = junk
+    eng = Engine(rules(RULES), CountingStore(data))
+    assert eng.stats["unreadable_states"] == 1
+    assert outputs(eng.advance(T0 + 5 * DAY)) == outputs(
+        Engine(rules(RULES), CountingStore(store.data)).advance(T0 + 5 * DAY))
+
+
 def test_a_new_store_is_marked_indexed_at_its_first_flush():
     store = MemoryStore()
     eng = Engine(rules(RULES), store)
