@@ -140,13 +140,17 @@ def main() -> None:
         for r in range(a.live_rounds):
             for name in ("this", "other") if r % 2 == 0 else ("other", "this"):
                 live[name].append(live_once(trees[name], a.live_events))
-            print(f"live round {r + 1}/{a.live_rounds} done", file=sys.stderr, flush=True)
+            print(f"live round {r + 1}/{a.live_rounds} done: this {live['this'][-1]:,.0f}, "
+                  f"other {live['other'][-1]:,.0f} events/s", file=sys.stderr, flush=True)
 
-    print(f"this: {ROOT} ({got[('bike-shop', 'this')][0][3]} engine); other: {other} "
-          f"({got[('bike-shop', 'other')][0][3]} engine)")
+    if a.rounds:
+        print(f"this: {ROOT} ({got[('bike-shop', 'this')][0][3]} engine); other: {other} "
+              f"({got[('bike-shop', 'other')][0][3]} engine)")
+    else:
+        print(f"this: {ROOT}; other: {other}")
     print(f"replay: {a.events} events, {a.consumers} consumers, {a.rounds} rounds; "
           f"live: {a.live_events} events, {a.live_rounds} rounds")
-    for case in cases:
+    for case in cases if a.rounds else ():
         this, oth = got[(case, "this")], got[(case, "other")]
         report(f"replay {case} (wall)", [x[0] for x in this], [x[0] for x in oth], "events/s")
         report(f"replay {case} (CPU)", [x[1] for x in this], [x[1] for x in oth], "events/s")

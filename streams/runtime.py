@@ -354,8 +354,7 @@ class Runtime:
         cached = engine._cache  # the write-back cache holds the newest state, if any
         if consumer_id in cached:
             return cached[consumer_id]
-        raw = engine.store.get("c/" + consumer_id)
-        return ConsumerState.from_bytes(raw) if raw is not None else None
+        return engine.stored(consumer_id)
 
     def profile(self, consumer_id: str) -> dict[str, Any] | None:
         """A consumer held here as the rules see it now (`streams.engine.snapshot`)."""
@@ -373,9 +372,12 @@ class Runtime:
         that does not depend on the order the consumers were written in)."""
         self.flush()
         for p in sorted(self.engines):
-            for key, value in sorted(self.engines[p].store.items()):
+            engine = self.engines[p]
+            for key, _ in sorted(engine.store.items()):
                 if key.startswith("c/"):
-                    yield self.snapshot(ConsumerState.from_bytes(value))
+                    state = engine.stored(key[2:])
+                    if state is not None:
+                        yield self.snapshot(state)
 
     def consumers(self) -> int:
         self.flush()

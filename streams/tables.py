@@ -9,7 +9,8 @@ offset.
 
 The due-time index (`t/` keys, `streams.engine.timers`) is derived from the consumers' states:
 it is written to RocksDB with them but never to the changelog (it was two thirds of the
-changelog's records). The batch that writes it also records the changelog offset it matches
+changelog's records). So are the `r/` keys, re-checks moved since a state was written
+(`streams.engine.consumers`). The batch that writes it also records the changelog offset it matches
 (`INDEX_AT_KEY`); a database restored or caught up from the changelog since (Faust's recovery,
 `apply_changelog`) no longer matches it, so `index_current()` is False and the engine opened on
 it rebuilds the index from the states, once.
@@ -27,7 +28,7 @@ from typing import Any
 
 import orjson
 
-from streams.engine.timers import INDEX_END, INDEX_PREFIX
+from streams.engine.timers import INDEX_END, INDEX_PREFIX, MOVED_PREFIX
 
 #: Faust's own key for the last changelog offset applied to a partition database.
 FAUST_OFFSET_KEY = b"__faust\0offset__"
@@ -38,19 +39,21 @@ ERASED_KEY = b"\x00mm/erased"
 #: Our key: the changelog offset (Faust's persisted value) that the local due-time index matches.
 INDEX_AT_KEY = b"\x00mm/index-at"
 _INTERNAL = (FAUST_OFFSET_KEY, OFFSETS_KEY, ERASED_KEY, INDEX_AT_KEY)
-#: the prefix of the keys kept in RocksDB only, never in the changelog (the due-time index)
-LOCAL_PREFIX = INDEX_PREFIX.encode()
-#: key prefixes of a consumer's records (state, alias) compacted one key at a time on erasure
-_ERASED_PREFIXES = (b"c/", b"a/")
+#: the prefixes of the keys kept in RocksDB only, never in the changelog (the due-time index and
+#: the moved re-checks)
+LOCAL_PREFIXES = (INDEX_PREFIX.encode(), MOVED_PREFIX.encode())
+#: key prefixes of a consumer's records (state, alias, moved re-check) compacted one key at a
+#: time on erasure
+_ERASED_PREFIXES = (b"c/", b"a/", MOVED_PREFIX.encode())
 #: the due-time index (`streams.engine.timers`): a consumer's past entries are keyed by due, not
 #: by id, so erasure compacts the whole index range (one small key per pending timer)
 _INDEX_RANGE = (INDEX_PREFIX.encode(), INDEX_END.encode())
 
 
 def shared(writes: dict[bytes, bytes | None]) -> Iterator[tuple[bytes, bytes | None]]:
-    """The writes that go to the changelog: all but the local due-time index's."""
+    """The writes that go to the changelog: all but the local ones (`LOCAL_PREFIXES`)."""
     for key, value in writes.items():
-        if not key.startswith(LOCAL_PREFIX):
+        if not key.startswith(LOCAL_PREFIXES):
             yield key, value
 
 

@@ -2,8 +2,16 @@
 and writes besides its rules.
 
 Consumers live in a `Store` (str -> bytes): `c/<id>` their state, `a/<id>` the id an alias was
-merged into, `t/...` the due-time index (timers.py), `~pop` the population statistics, `~meta`
-the watermark. `flush()` writes each key changed since the last flush once.
+merged into, `t/...` the due-time index (timers.py), `r/<id>` a re-check moved since the state was
+last written, `~pop` the population statistics, `~meta` the watermark. `flush()` writes each key
+changed since the last flush once.
+
+A segment re-check that changes no membership moves only the consumer's next re-check. Writing
+the whole state for that (and producing it to the live changelog) was a third of all state
+writes, so such a move is written as `r/<id>` (the due, as text) with the index entries: like
+the index, a key the store keeps locally and never shares (`streams.tables`). Reading the state
+applies it. A state restored from elsewhere has no `r/` key and may carry a re-check that already
+fired; the index rebuild (`Engine._rebuild_index`) recomputes every re-check due by then.
 """
 
 from __future__ import annotations
@@ -19,7 +27,7 @@ from streams.engine.events import iso
 from streams.engine.population import Population
 from streams.engine.state import ConsumerState
 from streams.engine.store import Store
-from streams.engine.timers import ENTRY_VALUE, RECHECK, TTL, TimerIndex, entry_key
+from streams.engine.timers import ENTRY_VALUE, MOVED_PREFIX, RECHECK, TTL, TimerIndex, entry_key
 
 POPULATION_KEY = "~pop"
 META_KEY = "~meta"
@@ -52,6 +60,11 @@ class Consumers:
         self._applied = 0  # likewise for _stats["applied"]
         self._cache: dict[str, ConsumerState | None] = {}
         self._dirty: set[str] = set()
+        #: consumers whose re-check moved, and nothing else since their state was written
+        #: (those also in _dirty are written whole)
+        self._moved: set[str] = set()
+        #: the cached consumers that have an `r/` key in the store
+        self._has_moved: set[str] = set()
         self._aliases: dict[str, str | None] = {}
         self._dirty_aliases: set[str] = set()
         #: erasures applied so far (forgotten consumers and aliases): the live shell compacts
@@ -62,7 +75,11 @@ class Consumers:
         raw_meta = store.get(META_KEY)
         meta = orjson.loads(raw_meta) if raw_meta else {}
         self.watermark: float = meta.get("watermark", 0.0)
+        #: the latest time every timer and re-check due by was fired (the wall clock's ticks
+        #: run ahead of the watermark): a re-check stored as due by then is one that fired
+        self.fired_until: float = meta.get("fired", self.watermark)
         self._flushed_watermark = self.watermark
+        self._flushed_fired = self.fired_until
         self._iso_last: tuple[float, str] = (math.nan, "")  # see _iso (nan equals no t)
         #: index entries (due, name) in the store of the cached consumers that have some
         self._indexed: dict[str, tuple[tuple[float, str], ...]] = {}
@@ -73,9 +90,12 @@ class Consumers:
         self.timers = TimerIndex(store if indexed else None)
 
     def _meta(self) -> bytes:
-        if not self._keeps_index:  # (an engine opened on it later rebuilds the index)
-            return orjson.dumps({"watermark": self.watermark})
-        return orjson.dumps({"watermark": self.watermark, "index": INDEX_VERSION})
+        meta: dict[str, float] = {"watermark": self.watermark}
+        if self.fired_until > self.watermark:
+            meta["fired"] = self.fired_until
+        if self._keeps_index:  # (else an engine opened on it later rebuilds the index)
+            meta["index"] = INDEX_VERSION
+        return orjson.dumps(meta)
 
     @property
     def stats(self) -> Counter[str]:
@@ -100,15 +120,32 @@ class Consumers:
             self._cache.clear()
             self._indexed.clear()
             self._aliases.clear()
-        raw = self.store.get("c/" + cid)
-        state = None
-        if raw is not None:
-            state = ConsumerState.from_bytes(raw)
-            if self._keeps_index and (
-                state.timers or state.recheck or state.ttl_due or state.windows
-            ):
-                self._indexed[cid] = entries(state)
+            self._has_moved.clear()
+        state = self._read(cid, True)
+        if (
+            state is not None
+            and self._keeps_index
+            and (state.timers or state.recheck or state.ttl_due or state.windows)
+        ):
+            self._indexed[cid] = entries(state)
         self._cache[cid] = state
+        return state
+
+    def stored(self, cid: str) -> ConsumerState | None:
+        """The consumer's state as stored (its moved re-check applied), bypassing the cache."""
+        return self._read(cid, False)
+
+    def _read(self, cid: str, cached: bool) -> ConsumerState | None:
+        store = self.store
+        raw = store.get("c/" + cid)
+        if raw is None:
+            return None
+        state = ConsumerState.from_bytes(raw)
+        moved = store.get(MOVED_PREFIX + cid)
+        if moved is not None:
+            state.recheck = float(moved)
+            if cached:
+                self._has_moved.add(cid)
         return state
 
     def _alias(self, cid: str) -> str | None:
@@ -124,33 +161,34 @@ class Consumers:
     def _drop(self, cid: str) -> None:
         self._cache[cid] = None
         self._dirty.add(cid)
+        self._has_moved.add(cid)  # (its `r/` key, if any, goes with it: erasure)
 
     def flush(self) -> None:
         """Write every changed key to the store, once each (and the index entries of the
         consumers whose timers or re-check changed)."""
         store = self.store
-        indexed = self._indexed
-        keeps_index = self._keeps_index
-        for cid in self._dirty:
+        dirty = self._dirty
+        has_moved = self._has_moved
+        for cid in self._moved:
+            if cid in dirty:
+                continue
+            state = self._cache.get(cid)
+            if state is not None:
+                store.put(MOVED_PREFIX + cid, repr(state.recheck).encode())
+                has_moved.add(cid)
+                self._index(cid, state)
+        self._moved.clear()
+        for cid in dirty:
             state = self._cache.get(cid)
             if state is None:
                 store.delete("c/" + cid)
-                new: tuple[tuple[float, str], ...] = ()
             else:
                 store.put("c/" + cid, state.to_bytes())
-                if not keeps_index:
-                    continue
-                new = (
-                    entries(state)
-                    if state.timers or state.recheck or state.ttl_due or state.windows
-                    else ()
-                )
-            old = indexed.pop(cid, ())
-            if new:
-                indexed[cid] = new
-            if old != new:
-                self._write_index(cid, old, new)
-        self._dirty.clear()
+            if cid in has_moved:
+                has_moved.discard(cid)
+                store.delete(MOVED_PREFIX + cid)
+            self._index(cid, state)
+        dirty.clear()
         for cid in self._dirty_aliases:
             target = self._aliases.get(cid)
             if target is None:
@@ -161,10 +199,32 @@ class Consumers:
         if self.population.dirty:
             store.put(POPULATION_KEY, self.population.to_bytes())
             self.population.dirty = False
-        if self.watermark != self._flushed_watermark or self._meta_dirty:
+        if (
+            self.watermark != self._flushed_watermark
+            or self.fired_until != self._flushed_fired
+            or self._meta_dirty
+        ):
             store.put(META_KEY, self._meta())
             self._flushed_watermark = self.watermark
+            self._flushed_fired = self.fired_until
             self._meta_dirty = False
+
+    def _index(self, cid: str, state: ConsumerState | None) -> None:
+        """Write the index entries of the consumer that changed since its last flush."""
+        if not self._keeps_index:
+            return
+        new: tuple[tuple[float, str], ...] = (
+            entries(state)
+            if state is not None
+            and (state.timers or state.recheck or state.ttl_due or state.windows)
+            else ()
+        )
+        indexed = self._indexed
+        old = indexed.pop(cid, ())
+        if new:
+            indexed[cid] = new
+        if old != new:
+            self._write_index(cid, old, new)
 
     def _write_index(
         self, cid: str, old: tuple[tuple[float, str], ...], new: tuple[tuple[float, str], ...]

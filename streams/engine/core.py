@@ -53,6 +53,7 @@ from streams.engine.timers import (
     ENTRY_VALUE,
     INDEX_END,
     INDEX_PREFIX,
+    MOVED_PREFIX,
     RECHECK,
     TTL,
     Entry,
@@ -127,10 +128,16 @@ class Engine(Consumers):
         store = self.store
         plan = self._plan
         view: View | None = None
-        for key, value in list(store.items()):
+        # every timer and re-check due by `fired` has fired: a stored re-check due by then is
+        # one that fired and changed nothing (its move was kept in an `r/` key, not here)
+        fired = max(self.watermark, self.fired_until)
+        rows = list(store.items())
+        for key, _ in rows:
+            if key.startswith(INDEX_PREFIX) or key.startswith(MOVED_PREFIX):
+                store.delete(key)
+        self._has_moved.clear()
+        for key, value in rows:
             if not key.startswith("c/"):
-                if key.startswith(INDEX_PREFIX):
-                    store.delete(key)
                 continue
             try:
                 state = ConsumerState.from_bytes(value)
@@ -138,15 +145,18 @@ class Engine(Consumers):
                 # that consumer becomes an internal_error dead letter, as it always did
                 self._stats["unreadable_states"] += 1
                 continue
-            if plan.timed and not state.recheck:
-                if view is None:
-                    view = View(state, self.watermark, self.population, self._models, set())
-                else:
-                    view.reset(state, self.watermark, set())
-                due = plan.next_recheck(view)
-                if due < INF:
-                    state.recheck = due
-                    store.put(key, state.to_bytes())
+            if not state.recheck or state.recheck <= fired:
+                due = INF
+                if plan.timed:
+                    if view is None:
+                        view = View(state, fired, self.population, self._models, set())
+                    else:
+                        view.reset(state, fired, set())
+                    due = plan.next_recheck(view)
+                recheck = due if due < INF else 0.0
+                if recheck != state.recheck:
+                    state.recheck = recheck
+                    store.put(MOVED_PREFIX + state.id, repr(recheck).encode())
             for due, name in entries(state):
                 self.timers.push(due, state.id, name)
                 if self._keeps_index:
@@ -449,10 +459,12 @@ class Engine(Consumers):
         if state.plan != plan.signature:  # new consumer, or rules reloaded since
             state.plan = plan.signature
             changed = None
+            self._dirty.add(state.id)
         entered, exited = evaluate(plan, view, changed)
         if plan.timed:
             self._schedule(state, plan.next_recheck(view, horizon))
         if entered or exited:
+            self._dirty.add(state.id)
             state.segments = ordered(self._plan, view.members)
             since = dict(state.entered)  # (a new dict: undo.py keeps the old one by reference)
             for seg in exited:
@@ -475,7 +487,7 @@ class Engine(Consumers):
         current = state.recheck
         if due == current or (due == INF and current == 0.0):
             return
-        self._dirty.add(state.id)
+        self._moved.add(state.id)
         if due == INF:
             state.recheck = 0.0
             return
@@ -538,6 +550,8 @@ class Engine(Consumers):
         first = timers.next_due()
         if first is None or first > upto:
             return False
+        if upto > self.fired_until:
+            self.fired_until = upto
         timers.read_until(upto)
         heap = timers.heap
         # Nothing in this loop changes the population but an erasure (profile_ttl), so without
@@ -588,7 +602,7 @@ class Engine(Consumers):
                 self.timers.push(current, state.id, RECHECK)
             return
         state.recheck = 0.0
-        self._dirty.add(state.id)
+        self._moved.add(state.id)  # (a membership it changes marks the state dirty)
         self._stats["rechecks"] += 1
         self._segments(state, due, out, _TIME, horizon)
 

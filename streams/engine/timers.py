@@ -34,6 +34,10 @@ RECHECK: Final = ""
 TTL: Final = "~ttl"
 INDEX_PREFIX = "t/"
 INDEX_END = "t0"  # the first key after every "t/..." key
+#: the prefix of `r/<consumer>`: its re-check's due when moved since its state was written
+#: (kept, like the index, by the store that holds it only: see `streams.engine.consumers`)
+MOVED_PREFIX = "r/"
+MOVED_END = "r0"
 PAGE = 4096
 
 

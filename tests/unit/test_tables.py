@@ -134,6 +134,27 @@ def test_the_index_is_written_to_rocksdb_but_never_to_the_changelog(tmp_path: Pa
     store.db.close()
 
 
+def test_a_moved_re_check_is_written_to_rocksdb_but_never_to_the_changelog(tmp_path: Path) -> None:
+    from streams.engine.core import Engine
+    from tests.unit.engine.helpers import DAY, T0, rules, run, track
+
+    drift = "segments:\n  - name: drifting\n    when: days_since_last_seen * 1 > 5\n"
+    store = TableStore(_db(tmp_path / "p8"), 8)
+    eng = Engine(rules(drift), store)
+    run(eng, track("u1", "Product Viewed", T0, product_id="p"))
+    eng.flush()
+    store.write(store.drain(), 1)
+    eng.advance(T0 + 1.5 * DAY)  # a re-check that changes nothing
+    eng.flush()
+    writes = store.drain()
+    assert b"r/u1" in writes and b"c/u1" not in writes
+    assert not [k for k, _ in shared(writes) if k.startswith((b"r/", b"t/"))]
+    store.write(writes, 2)
+    reopened = Engine(rules(drift), TableStore(store.db, 8))
+    assert reopened.consumer("u1").recheck == eng.consumer("u1").recheck  # type: ignore[union-attr]
+    store.db.close()
+
+
 def test_a_state_caught_up_from_the_changelog_gets_its_index_rebuilt(tmp_path: Path) -> None:
     from streams.engine.core import Engine
     from streams.engine.timers import decode_entry_key
