@@ -100,10 +100,11 @@ class Flow:
         self.stats: dict[str, int] = {}
         self.assigned = False
         self._names: dict[str, str] = {}
-        #: called with (base topic, key, record, event_ts) for every output record queued, where
-        #: event_ts is the Kafka timestamp (s) of the input record that caused it, or -1 (the
-        #: wall clock's timers): the worker's metrics and recent outputs (`streams.web.meter`)
-        self.observe: Callable[[str, Any, dict[str, Any], float], None] | None = None
+        #: called with (base topic, key, record, event_ts, its bytes or None) for every output
+        #: record queued, where event_ts is the Kafka timestamp (s) of the input record that
+        #: caused it, or -1 (the wall clock's timers): the worker's metrics and recent outputs
+        #: (`streams.web.meter`)
+        self.observe: Callable[[str, Any, dict[str, Any], float, bytes | None], None] | None = None
         self.event_ts = -1.0
 
     def count(self, what: str, n: int = 1) -> None:
@@ -284,10 +285,11 @@ class Flow:
             produce = self.producer.produce
             observe = self.observe
             for base, key, value in out.records():
-                produce(self.topic(base), key, encode_value(base, value))
+                data = encode_value(base, value)
+                produce(self.topic(base), key, data)
                 self.count(base)
                 if observe is not None:
-                    observe(base, key, value, self.event_ts)
+                    observe(base, key, value, self.event_ts, data)
         if out.forwards:
             partition_of = self.runtime.partition_of
             for fwd in out.forwards:
@@ -309,7 +311,7 @@ class Flow:
         )
         self.count(DEAD_LETTERS)
         if self.observe is not None:
-            self.observe(DEAD_LETTERS, value["source"], value, self.event_ts)
+            self.observe(DEAD_LETTERS, value["source"], value, self.event_ts, None)
 
 
 def _dropped(key: tuple[str, int], inputs: set[str], partitions: set[int] | None) -> bool:

@@ -15,6 +15,7 @@ from collections import deque
 from collections.abc import Callable, Iterator
 from typing import Any
 
+from streams.contract import decode_value
 from streams.engine.state import ConsumerState
 from streams.engine.store import Store
 from streams.engine.timers import INDEX_END, INDEX_PREFIX, RECHECK, TTL
@@ -88,11 +89,16 @@ class Meter:
         #: (input topic, partition) -> the offset applied when the worker took the partition
         self.started: dict[tuple[str, int], int] = {}
         #: (key, base topic, record), newest last
-        self.recent: deque[tuple[str, str, dict[str, Any]]] = deque(maxlen=recent)
+        self.recent: deque[tuple[str, str, dict[str, Any] | bytes]] = deque(maxlen=recent)
 
     # ------------------------------------------------------------------ the per-output hook
-    def observe(self, base: str, key: Any, record: dict[str, Any], event_ts: float) -> None:
-        """One output record queued (`streams.flow.Flow.observe`)."""
+    def observe(
+        self, base: str, key: Any, record: dict[str, Any], event_ts: float,
+        value: bytes | None = None,
+    ) -> None:
+        """One output record queued (`streams.flow.Flow.observe`); `value`: its bytes on the
+        topic, which the ring keeps instead of the record (bytes are no work for the garbage
+        collector, 10,000 records kept alive are)."""
         if event_ts > 0.0:
             self.latency.observe(max(0.0, self.clock() - event_ts))
         if base == SEGMENT_CHANGES:
@@ -126,7 +132,7 @@ class Meter:
         ):
             self.forget(str(key))  # an erasure (forget, profile_ttl): keep nothing of it
             return
-        self.recent.append((str(key), base, record))
+        self.recent.append((str(key), base, record if value is None else value))
 
     def forget(self, consumer_id: str) -> None:
         """Drop a consumer's records from the ring of recent outputs."""
@@ -155,9 +161,9 @@ class Meter:
         """The consumer's latest output records still in the ring, oldest first, each with
         its `topic` (base name)."""
         found: list[dict[str, Any]] = []
-        for key, base, record in reversed(self.recent):
+        for key, base, kept in reversed(self.recent):
             if key == consumer_id:
-                found.append({"topic": base, "record": record})
+                found.append({"topic": base, "record": _record(base, kept)})
                 if len(found) >= limit:
                     break
         found.reverse()
@@ -166,8 +172,9 @@ class Meter:
     def entered_at(self, consumer_id: str) -> dict[str, str]:
         """Segment -> `at` of the consumer's latest entry still in the ring."""
         since: dict[str, str] = {}
-        for key, base, record in self.recent:
+        for key, base, kept in self.recent:
             if key == consumer_id and base == SEGMENT_CHANGES:
+                record = _record(base, kept)
                 if record["change"] == "entered":
                     since[record["segment"]] = record["at"]
                 else:
@@ -221,3 +228,10 @@ def pending_timers(store: Any) -> dict[str, int]:
         else:
             counts["trigger"] += 1
     return counts
+
+
+def _record(base: str, kept: dict[str, Any] | bytes) -> dict[str, Any]:
+    """A record of the ring as its dict (kept as its bytes on the topic, or as is)."""
+    if isinstance(kept, bytes):
+        return decode_value(base, kept)
+    return kept

@@ -128,3 +128,14 @@ def test_an_erasure_purges_the_consumer_from_the_recent_outputs() -> None:
     held.discard("a")  # erased: the engine emits the same empty profile
     m.observe("profiles", "a", gone, -1)
     assert m.recent_of("a") == [] and len(m.recent_of("b")) == 1
+
+
+def test_the_ring_keeps_a_record_as_its_bytes_on_the_topic_and_reads_it_back() -> None:
+    from streams.contract import encode_value
+
+    m = meter()
+    entered = change("a1", "vip", "entered", "2026-01-02T00:00:00.000Z")
+    m.observe("segment-changes", "a1", entered, -1.0, encode_value("segment-changes", entered))
+    assert isinstance(m.recent[-1][2], bytes)
+    assert m.recent_of("a1") == [{"topic": "segment-changes", "record": entered}]
+    assert m.entered_at("a1") == {"vip": "2026-01-02T00:00:00.000Z"}
