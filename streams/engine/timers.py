@@ -59,7 +59,22 @@ def _ordered_hex(due: float) -> str:
 def entry_key(due: float, consumer_id: str, name: str) -> str:
     """The store key of an index entry (lexicographic order = due order); it alone says the
     entry: `decode_entry_key` reads it back."""
+    tail = _NAME_TAILS.get(name)
+    if tail is None:
+        tail = _NAME_TAILS[name] = orjson.dumps([name]).decode()[1:]  # '"name"]'
+    if consumer_id.isascii() and consumer_id.isprintable() and _plain(consumer_id):
+        # what orjson writes for a string it escapes nothing in (the usual id), without it
+        return INDEX_PREFIX + _ordered_hex(due) + '/["' + consumer_id + '",' + tail
     return INDEX_PREFIX + _ordered_hex(due) + "/" + orjson.dumps([consumer_id, name]).decode()
+
+
+#: name -> the end of its entry keys, '"<name JSON-escaped>"]' (names come from the rules)
+_NAME_TAILS: dict[str, str] = {}
+
+
+def _plain(text: str) -> bool:
+    """Printable ASCII without the two characters JSON escapes there (quote, backslash)."""
+    return '"' not in text and "\\" not in text
 
 
 #: the value of every index entry: its key says all (entries written before this release hold

@@ -182,6 +182,8 @@ def test_a_new_store_is_marked_indexed_at_its_first_flush():
         (0.5, 'odd "id" \\ with\ttab', "cart-abandonment"),
         (-1.25, "ünïcode-😀", "~ttl"),
         (1e16, "a\u2028b\x7f", "~attr"),
+        (2.0, "a\x00b", 'odd "name"'),
+        (3.0, "plain-id", 'odd "name"'),
     ],
 )
 def test_an_index_key_alone_gives_back_its_due_consumer_and_name(due, consumer, name):
