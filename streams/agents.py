@@ -162,6 +162,8 @@ class Pipeline:
             intake=self.intake,
             batch_max=settings.batch_max,
             commit_interval=settings.commit_interval,
+            catchup_max=settings.catchup_max,
+            catchup_interval=settings.catchup_interval,
         )
         #: metrics and recent outputs (`streams.web`): fed per output record, never per event
         self.meter = Meter(
@@ -294,7 +296,7 @@ class Pipeline:
                 self.checkpoint.applied(
                     len(recs), [rec.event for rec in recs if rec.event is not None]
                 )
-            await self.checkpoint.poll()
+            await self.checkpoint.poll(backlog=len(recs) >= flow.batch_max)
             return len(recs)
 
     def forget_partitions(self, partitions: Iterable[int]) -> None:

@@ -43,6 +43,9 @@ class Settings:
     batch_max: int = 5000
     #: Seconds between commits of what was applied (outputs go out as each record is applied).
     commit_interval: float = 0.1
+    #: While catching up on a backlog: records and seconds between commits (`streams.checkpoint`)
+    catchup_max: int = 20_000
+    catchup_interval: float = 1.0
     #: librdkafka `linger.ms` of the outputs and changelog. At 5 ms (the collector's) a worker
     #: at full speed sends twice the produce requests of 20 ms, and its main thread took about
     #: a tenth more CPU per event (bench/live.py stage c); 20 ms costs <= 15 ms of latency.
