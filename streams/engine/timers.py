@@ -52,7 +52,7 @@ def _ordered_hex(due: float) -> str:
     raw: bytes = _PACK_DOUBLE(due)
     first = raw[0]
     if first < 0x80:  # not negative (every due in practice): the sign bit set
-        return _FIRST[first] + raw[1:].hex()
+        return f"{_FIRST[first]}{raw[1:].hex()}"
     return (int.from_bytes(raw, "big") ^ 0xFFFFFFFFFFFFFFFF).to_bytes(8, "big").hex()
 
 
@@ -64,7 +64,7 @@ def entry_key(due: float, consumer_id: str, name: str) -> str:
         tail = _NAME_TAILS[name] = orjson.dumps([name]).decode()[1:]  # '"name"]'
     if consumer_id.isascii() and consumer_id.isprintable() and _plain(consumer_id):
         # what orjson writes for a string it escapes nothing in (the usual id), without it
-        return INDEX_PREFIX + _ordered_hex(due) + '/["' + consumer_id + '",' + tail
+        return f'{INDEX_PREFIX}{_ordered_hex(due)}/["{consumer_id}",{tail}'
     return INDEX_PREFIX + _ordered_hex(due) + "/" + orjson.dumps([consumer_id, name]).decode()
 
 

@@ -18,7 +18,7 @@ HOUR = 3600.0
 @pytest.fixture
 def producer() -> Iterator[EpochProducer]:
     # (no broker: an epoch with no records is acknowledged at once)
-    p = EpochProducer("127.0.0.1:9", **{"log_level": 0})
+    p = EpochProducer("127.0.0.1:9", log_level=0)
     yield p
     p.close(0.1)
 
