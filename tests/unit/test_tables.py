@@ -251,3 +251,33 @@ def test_compact_erased_reaches_index_entries_deleted_before_the_erasure(tmp_pat
     store.compact_erased(erasure)
     assert not [f.name for f in path.iterdir() if gone.encode() in f.read_bytes()]
     store.db.close()
+
+
+def test_compact_erased_reaches_the_moved_re_check_of_the_consumer(tmp_path: Path) -> None:
+    from faust.stores.rocksdb import RocksDBOptions
+
+    from streams.tables import erasable
+
+    options = RocksDBOptions(use_rocksdict=True)
+    erasable(options)
+    path = tmp_path / "p9"
+    store = TableStore(options.open(path), 9)
+    gone = "Zq8vXw3Kp0Lm"
+    store.put("r/" + gone, b"1767225600.0")
+    store.put("r/kept", b"1767225600.0")
+    store.write(store.drain(), None)
+    store.db.flush(True)
+    store.db.compact_range(None, None)  # a file of moved re-checks in the last level
+    store.put("c/" + gone, b"{}")
+    store.put("c/kept", b"{}")
+    store.write(store.drain(), None)
+    store.db.flush(True)
+    store.db.compact_range(b"c/", b"c0")  # and one of states beside it
+    store.delete("c/" + gone)
+    store.delete("r/" + gone)
+    erasure = store.drain()
+    store.write(erasure, None)
+    assert [f.name for f in path.iterdir() if gone.encode() in f.read_bytes()]
+    store.compact_erased(erasure)
+    assert not [f.name for f in path.iterdir() if gone.encode() in f.read_bytes()]
+    store.db.close()
