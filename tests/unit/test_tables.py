@@ -223,15 +223,20 @@ def test_compact_erased_leaves_no_trace_in_files_wal_or_manifest(tmp_path: Path)
     store.db.close()
 
 
-def test_compact_erased_reaches_index_entries_deleted_before_the_erasure(tmp_path: Path) -> None:
+def _erasable(path: Path, partition: int) -> TableStore:
+    """A partition database opened as the worker opens it (`erasable` RocksDB options)."""
     from faust.stores.rocksdb import RocksDBOptions
 
     from streams.tables import erasable
 
     options = RocksDBOptions(use_rocksdict=True)
     erasable(options)
+    return TableStore(options.open(path), partition)
+
+
+def test_compact_erased_reaches_index_entries_deleted_before_the_erasure(tmp_path: Path) -> None:
     path = tmp_path / "p5"
-    store = TableStore(options.open(path), 5)
+    store = _erasable(path, 5)
     gone = "Zq8vXw3Kp0Lm"
     store.put("t/0/" + gone, b"x")  # a timer of the consumer, fired before the erasure
     store.write(store.drain(), None)
@@ -254,14 +259,8 @@ def test_compact_erased_reaches_index_entries_deleted_before_the_erasure(tmp_pat
 
 
 def test_compact_erased_reaches_the_moved_re_check_of_the_consumer(tmp_path: Path) -> None:
-    from faust.stores.rocksdb import RocksDBOptions
-
-    from streams.tables import erasable
-
-    options = RocksDBOptions(use_rocksdict=True)
-    erasable(options)
     path = tmp_path / "p9"
-    store = TableStore(options.open(path), 9)
+    store = _erasable(path, 9)
     gone = "Zq8vXw3Kp0Lm"
     store.put("r/" + gone, b"1767225600.0")
     store.put("r/kept", b"1767225600.0")

@@ -42,6 +42,18 @@ def started(store: MemoryStore, *users: str) -> Engine:
     return eng
 
 
+def from_changelog(store: MemoryStore) -> MemoryStore:
+    """What a partition restored from the changelog holds: the states (with the re-check each
+    was written with) and the clock, without the local index and `r/` keys."""
+    shared = {k: v for k, v in store.data.items() if not k.startswith(("t/", MOVED_PREFIX))}
+    meta = orjson.loads(shared[META_KEY])
+    del meta["index"]
+    shared[META_KEY] = orjson.dumps(meta)
+    restored = MemoryStore()
+    restored.data.update(shared)
+    return restored
+
+
 def changes(out: object) -> list[tuple[str, str, str, str]]:
     return [
         (c["consumer_id"], c["segment"], c["change"], c["at"])
@@ -111,20 +123,12 @@ def test_an_engine_reopened_on_the_store_reads_the_moved_re_check_and_goes_on_as
 
 
 def test_a_state_restored_without_its_moved_re_check_is_re_checked_from_the_clock_it_was_left_at():
-    # what the changelog holds: the states (with the re-check they were written with) and the
-    # watermark, without the local index and `r/` keys
     store = MemoryStore()
     first = started(store, "u1", "u2")
     first.advance(T0 + 3.5 * DAY)
     first.flush()
     fired = first.stats["rechecks"]
-    shared = {k: v for k, v in store.data.items() if not k.startswith(("t/", MOVED_PREFIX))}
-    meta = orjson.loads(shared[META_KEY])
-    del meta["index"]
-    shared[META_KEY] = orjson.dumps(meta)
-    data = MemoryStore()
-    data.data.update(shared)
-    restored = Engine(rules(RULES), data)
+    restored = Engine(rules(RULES), from_changelog(store))
     for uid in ("u1", "u2"):  # rebuilt to the re-check the first engine has pending
         assert restored.consumer(uid).recheck == first.consumer(uid).recheck  # type: ignore[union-attr]
     out = restored.advance(T0 + 9 * DAY)
@@ -138,13 +142,7 @@ def test_a_re_check_the_wall_clock_fired_ahead_of_the_watermark_is_not_fired_aga
     first.fire(T0 + 2.5 * DAY)  # the wall clock's tick: the watermark stays at the event
     first.flush()
     assert orjson.loads(store.data[META_KEY])["fired"] == T0 + 2.5 * DAY
-    shared = {k: v for k, v in store.data.items() if not k.startswith(("t/", MOVED_PREFIX))}
-    meta = orjson.loads(shared[META_KEY])
-    del meta["index"]
-    shared[META_KEY] = orjson.dumps(meta)
-    data = MemoryStore()
-    data.data.update(shared)
-    restored = Engine(rules(RULES), data)
+    restored = Engine(rules(RULES), from_changelog(store))
     assert restored.consumer("u1").recheck == first.consumer("u1").recheck  # type: ignore[union-attr]
     assert restored.next_due() == first.next_due()
 
