@@ -160,8 +160,7 @@ class Consumers:
 
     def _drop(self, cid: str) -> None:
         self._cache[cid] = None
-        self._dirty.add(cid)
-        self._has_moved.add(cid)  # (its `r/` key, if any, goes with it: erasure)
+        self._dirty.add(cid)  # (and its `r/` key, if it has one: see flush)
 
     def flush(self) -> None:
         """Write every changed key to the store, once each (and the index entries of the
