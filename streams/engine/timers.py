@@ -151,15 +151,7 @@ class TimerIndex:
             heappush(heap, item)
             return
         heap.append(item)
-        pos = len(heap) - 1
-        while pos > 0:  # (heapq's _siftdown)
-            parent_pos = (pos - 1) >> 1
-            parent = heap[parent_pos]
-            if not item.before(parent):
-                break
-            heap[pos] = parent
-            pos = parent_pos
-        heap[pos] = item
+        _sift_down(heap, 0, len(heap) - 1, item)
 
     def pop(self) -> Entry:
         """Take out the first entry (the heap not empty)."""
@@ -235,7 +227,13 @@ def _sift_up(heap: list[Entry], pos: int) -> None:
         heap[pos] = smaller
         pos = child
         child = 2 * pos + 1
-    while pos > start:  # (heapq's _siftdown, from `start`)
+    _sift_down(heap, start, pos, item)
+
+
+def _sift_down(heap: list[Entry], start: int, pos: int, item: Entry) -> None:
+    """heapq's _siftdown: `item`, bound for `pos`, moves up past the parents it comes before,
+    no higher than `start`."""
+    while pos > start:
         parent_pos = (pos - 1) >> 1
         parent = heap[parent_pos]
         if not item.before(parent):
