@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import orjson
+from mypy_extensions import mypyc_attr
 
 MAX_RECENT_ORDERS = 10
 MAX_CART_ITEMS = 20
@@ -28,6 +29,7 @@ class StateVersionError(ValueError):
     """Stored consumer state this engine cannot read (a newer version, or not a state)."""
 
 
+@mypyc_attr(acyclic=True)  # (no cycle through it: the garbage collector never looks at one)
 class Timer:
     """A pending trigger of one consumer: fires at `due` unless disarmed or re-armed."""
 
@@ -157,6 +159,7 @@ def check_version(d: Any) -> None:
         )
 
 
+@mypyc_attr(acyclic=True)  # (its containers hold plain data; they alone are collected)
 class ConsumerState:
     """Everything we keep about one consumer (after identity merges, the merged one)."""
 

@@ -24,6 +24,7 @@ from heapq import heapify, heappop, heappush
 from typing import Final
 
 import orjson
+from mypy_extensions import mypyc_attr
 
 from streams.engine.store import Store
 
@@ -86,6 +87,7 @@ ENTRY_VALUE: Final = b"1"
 NATIVE: Final = not __file__.endswith(".py")
 
 
+@mypyc_attr(acyclic=True)  # (no cycle through it: the garbage collector never looks at one)
 class Entry:
     """An index entry: the consumer's timer or re-check `name` is due at or after `due`."""
 
