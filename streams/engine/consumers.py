@@ -60,6 +60,9 @@ class Consumers:
         self._applied = 0  # likewise for _stats["applied"]
         self._cache: dict[str, ConsumerState | None] = {}
         self._dirty: set[str] = set()
+        #: consumers created since the last flush with nothing of them stored: dropped before
+        #: it (merged away), they need no delete (a tombstone in RocksDB and the changelog)
+        self._fresh: set[str] = set()
         #: consumers whose re-check moved, and nothing else since their state was written
         #: (those also in _dirty are written whole)
         self._moved: set[str] = set()
@@ -158,6 +161,14 @@ class Consumers:
         self._aliases[cid] = target
         self._dirty_aliases.add(cid)
 
+    def _create(self, cid: str, t: float) -> ConsumerState:
+        """The state of a consumer `_get` found none of, new in the cache."""
+        state = ConsumerState(cid, t)
+        self._cache[cid] = state
+        if cid not in self._dirty:  # (else dropped since the flush: its delete is still due)
+            self._fresh.add(cid)
+        return state
+
     def _drop(self, cid: str) -> None:
         self._cache[cid] = None
         self._dirty.add(cid)  # (and its `r/` key, if it has one: see flush)
@@ -177,10 +188,12 @@ class Consumers:
                 has_moved.add(cid)
                 self._index(cid, state)
         self._moved.clear()
+        fresh = self._fresh
         for cid in dirty:
             state = self._cache.get(cid)
             if state is None:
-                store.delete("c/" + cid)
+                if cid not in fresh:
+                    store.delete("c/" + cid)
             else:
                 store.put("c/" + cid, state.to_bytes())
             if cid in has_moved:
@@ -188,6 +201,7 @@ class Consumers:
                 store.delete(MOVED_PREFIX + cid)
             self._index(cid, state)
         dirty.clear()
+        fresh.clear()
         for cid in self._dirty_aliases:
             target = self._aliases.get(cid)
             if target is None:

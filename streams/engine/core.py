@@ -309,8 +309,7 @@ class Engine(Consumers):
         on = self._on.get(name)
         unless = self._unless.get(name)
         if state is None:
-            state = ConsumerState(cid, t)
-            self._cache[cid] = state
+            state = self._create(cid, t)
             undo: Undo | None = None
         else:  # what the event can change, saved (see undo.py)
             edits = mask
@@ -744,8 +743,7 @@ class Engine(Consumers):
                 # a cycle of alias links: cut it here, this id keeps the profile
                 self._set_alias(target, None)
                 self._stats["identity_cycles_cut"] += 1
-            state = ConsumerState(target, other.first_seen)
-            self._cache[target] = state
+            state = self._create(target, other.first_seen)
         mark = _seen_key("merge:" + source)
         if mark in state.seen:
             return
