@@ -43,9 +43,12 @@ class Settings:
     batch_max: int = 5000
     #: Seconds between commits of what was applied (outputs go out as each record is applied).
     commit_interval: float = 0.1
-    #: While catching up on a backlog: records and seconds between commits (`streams.checkpoint`)
-    catchup_max: int = 20_000
-    catchup_interval: float = 1.0
+    #: While catching up on a backlog: records and seconds between commits (`streams.checkpoint`;
+    #: Faust's own default commit interval is 2.8 s). Each commit writes the keys its batch
+    #: changed, so larger batches write fewer: 50,000 against 20,000 is ~5% fewer instructions
+    #: per event for the engine and its RocksDB writes, at most ~2 s more replayed after a crash.
+    catchup_max: int = 50_000
+    catchup_interval: float = 2.5
     #: librdkafka `linger.ms` of the outputs and changelog. At 5 ms (the collector's) a worker
     #: at full speed sends twice the produce requests of 20 ms, and its main thread took about
     #: a tenth more CPU per event (bench/live.py stage c); 20 ms costs <= 15 ms of latency.

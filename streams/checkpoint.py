@@ -5,8 +5,9 @@ seconds (or `batch_max` records), as Kafka Streams commits; while the worker wor
 backlog (each drain applies a full release), every `catchup_interval` seconds (or `catchup_max`
 records) instead: a consumer whose events fall in several small batches is written once per
 commit, so a catch-up writes a fraction of the states, changelog records and index entries it
-would at the interval of a live stream (bench/live.py stage c: about 10% more events/s). A crash
-then replays at most that much (the same outputs, with the same ids):
+would at the interval of a live stream (on bench/live.py's events, the engine and its RocksDB
+writes take a tenth fewer instructions per event at 50,000 records a commit than at 5,000). A
+crash then replays at most that much (the same outputs, with the same ids):
 
 1. each engine is flushed (every dirty key staged once) with the input offsets the runtime
    applied on its partition (staged only when they moved);
