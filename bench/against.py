@@ -13,7 +13,8 @@ round, so a change of the machine's load touches both alike:
 - live: each tree's own `bench/live.py --skip ab` (its worker on the embedded broker, the
   committed offsets' rate), unless `--live-rounds 0`.
 
-It prints the best and the median of each case per tree, and the ratio this / other.
+It prints the best and the median of each case per tree, and the ratio this / other; for live
+rounds also the ratio within each round (both trees' runs back to back) and its median.
 """
 
 from __future__ import annotations
@@ -110,6 +111,14 @@ def report(case: str, this: list[float], other: list[float], unit: str) -> None:
           f"  {unit}   this/other: best {best:.3f}, median {median:.3f}")
 
 
+def paired(this: list[float], other: list[float]) -> None:
+    """The ratio of the two runs of each round (run back to back, so a slow spell of the
+    machine touches both; the medians above mix rounds of different spells)."""
+    ratios = [t / o for t, o in zip(this, other, strict=True)]
+    print(f"{'':<22} per round this/other: {' '.join(f'{r:.2f}' for r in ratios)}; "
+          f"median {statistics.median(ratios):.3f}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -158,6 +167,7 @@ def main() -> None:
               f"other {max(x[2] for x in oth):,.0f} MB")
     if a.live_rounds:
         report("live worker", live["this"], live["other"], "events/s")
+        paired(live["this"], live["other"])
 
 
 if __name__ == "__main__":
