@@ -35,39 +35,36 @@ def _runtime() -> tuple[Runtime, Recording]:
 
 
 def test_a_consumer_created_and_merged_away_before_a_flush_writes_no_delete():
-    anon, uid = ANON, USER
     runtime, store = _runtime()
-    runtime.process(anon_track(anon, "Product Viewed", T0))
-    runtime.process(identify(uid, T0 + MIN, anon=anon))
+    runtime.process(anon_track(ANON, "Product Viewed", T0))
+    runtime.process(identify(USER, T0 + MIN, anon=ANON))
     runtime.flush()
-    assert "c/" + anon not in store.deleted
-    assert store.get("c/" + anon) is None
-    assert store.get("c/" + uid) is not None
-    assert store.get("a/" + anon) == uid.encode()
+    assert "c/" + ANON not in store.deleted
+    assert store.get("c/" + ANON) is None
+    assert store.get("c/" + USER) is not None
+    assert store.get("a/" + ANON) == USER.encode()
 
 
 def test_a_consumer_flushed_then_merged_away_has_its_state_deleted():
-    anon, uid = ANON, USER
     runtime, store = _runtime()
-    runtime.process(anon_track(anon, "Product Viewed", T0))
+    runtime.process(anon_track(ANON, "Product Viewed", T0))
     runtime.flush()
-    assert store.get("c/" + anon) is not None
-    runtime.process(identify(uid, T0 + MIN, anon=anon))
+    assert store.get("c/" + ANON) is not None
+    runtime.process(identify(USER, T0 + MIN, anon=ANON))
     runtime.flush()
-    assert "c/" + anon in store.deleted
-    assert store.get("c/" + anon) is None
+    assert "c/" + ANON in store.deleted
+    assert store.get("c/" + ANON) is None
 
 
 def test_a_stored_consumer_dropped_and_created_again_before_a_flush_is_still_deleted():
-    """Merged away, then a new state under the same id (a forget of the user takes its
-    aliases), merged away again: the stored state of the first one must go."""
-    anon, uid = ANON, USER
+    """Stored, then forgotten, then created again under the same id and merged away, all
+    before one flush: the stored state must still go."""
     runtime, store = _runtime()
-    runtime.process(anon_track(anon, "Product Viewed", T0))
+    runtime.process(anon_track(ANON, "Product Viewed", T0))
     runtime.flush()
-    runtime.forget(anon)
-    runtime.process(anon_track(anon, "Product Viewed", T0 + MIN))
-    runtime.process(identify(uid, T0 + 2 * MIN, anon=anon))
+    runtime.forget(ANON)
+    runtime.process(anon_track(ANON, "Product Viewed", T0 + MIN))
+    runtime.process(identify(USER, T0 + 2 * MIN, anon=ANON))
     runtime.flush()
-    assert store.get("c/" + anon) is None
-    assert "c/" + anon in store.deleted
+    assert store.get("c/" + ANON) is None
+    assert "c/" + ANON in store.deleted
