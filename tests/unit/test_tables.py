@@ -234,27 +234,39 @@ def _erasable(path: Path, partition: int) -> TableStore:
     return TableStore(options.open(path), partition)
 
 
+def _on_disk(store: TableStore, *compact: bytes | None) -> None:
+    """Write the staged keys and flush them to a file (compacted over `compact`, if given)."""
+    store.write(store.drain(), None)
+    store.db.flush(True)
+    if compact:
+        store.db.compact_range(*compact)
+
+
+def _files_holding(path: Path, text: str) -> list[str]:
+    return [f.name for f in path.iterdir() if text.encode() in f.read_bytes()]
+
+
+def _states_beside(store: TableStore, gone: str) -> None:
+    """A file of states, the erased consumer's and another's, compacted on its own."""
+    store.put("c/" + gone, b"{}")
+    store.put("c/kept", b"{}")
+    _on_disk(store, b"c/", b"c0")
+
+
 def test_compact_erased_reaches_index_entries_deleted_before_the_erasure(tmp_path: Path) -> None:
     path = tmp_path / "p5"
     store = _erasable(path, 5)
     gone = "Zq8vXw3Kp0Lm"
     store.put("t/0/" + gone, b"x")  # a timer of the consumer, fired before the erasure
-    store.write(store.drain(), None)
-    store.db.flush(True)
-    store.db.compact_range(None, None)  # a file of index keys in the last level
-    store.put("c/" + gone, b"{}")
-    store.put("c/kept", b"{}")
-    store.write(store.drain(), None)
-    store.db.flush(True)
-    store.db.compact_range(b"c/", b"c0")  # and one of states beside it
+    _on_disk(store, None, None)  # a file of index keys in the last level
+    _states_beside(store, gone)
     store.delete("t/0/" + gone)
-    store.write(store.drain(), None)
-    store.db.flush(True)
+    _on_disk(store)
     store.delete("c/" + gone)
     erasure = store.drain()  # the erasure's batch no longer holds the index entry
     store.write(erasure, None)
     store.compact_erased(erasure)
-    assert not [f.name for f in path.iterdir() if gone.encode() in f.read_bytes()]
+    assert not _files_holding(path, gone)
     store.db.close()
 
 
@@ -264,19 +276,13 @@ def test_compact_erased_reaches_the_moved_re_check_of_the_consumer(tmp_path: Pat
     gone = "Zq8vXw3Kp0Lm"
     store.put("r/" + gone, b"1767225600.0")
     store.put("r/kept", b"1767225600.0")
-    store.write(store.drain(), None)
-    store.db.flush(True)
-    store.db.compact_range(None, None)  # a file of moved re-checks in the last level
-    store.put("c/" + gone, b"{}")
-    store.put("c/kept", b"{}")
-    store.write(store.drain(), None)
-    store.db.flush(True)
-    store.db.compact_range(b"c/", b"c0")  # and one of states beside it
+    _on_disk(store, None, None)  # a file of moved re-checks in the last level
+    _states_beside(store, gone)
     store.delete("c/" + gone)
     store.delete("r/" + gone)
     erasure = store.drain()
     store.write(erasure, None)
-    assert [f.name for f in path.iterdir() if gone.encode() in f.read_bytes()]
+    assert _files_holding(path, gone)
     store.compact_erased(erasure)
-    assert not [f.name for f in path.iterdir() if gone.encode() in f.read_bytes()]
+    assert not _files_holding(path, gone)
     store.db.close()
