@@ -14,12 +14,16 @@ round, so a change of the machine's load touches both alike:
   committed offsets' rate), unless `--live-rounds 0`.
 
 It prints the best and the median of each case per tree, and the ratio this / other; for live
-rounds also the ratio within each round (both trees' runs back to back) and its median.
+rounds also the ratio within each round (both trees' runs back to back), their median, and their
+geometric mean with a 95% bootstrap interval over the rounds: on a shared machine one round's
+noise can exceed the difference being measured, and the interval says whether the rounds run
+settle it.
 """
 
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import re
 import statistics
@@ -117,6 +121,24 @@ def paired(this: list[float], other: list[float]) -> None:
     ratios = [t / o for t, o in zip(this, other, strict=True)]
     print(f"{'':<22} per round this/other: {' '.join(f'{r:.2f}' for r in ratios)}; "
           f"median {statistics.median(ratios):.3f}")
+    if len(ratios) >= 3:
+        mean, low, high = geometric_interval(ratios)
+        print(f"{'':<22} geometric mean {mean:.3f}, 95% interval {low:.3f}..{high:.3f} "
+              f"(bootstrap over the {len(ratios)} rounds)")
+
+
+def geometric_interval(ratios: list[float]) -> tuple[float, float, float]:
+    """The geometric mean of the ratios and its 95% BCa bootstrap interval (the mean of the
+    logarithms: a round twice as fast weighs as much as one twice as slow)."""
+    import numpy as np
+    from scipy.stats import bootstrap
+
+    logs = np.log(ratios)
+    if np.ptp(logs) == 0.0:  # (identical ratios: no spread to resample)
+        return ratios[0], ratios[0], ratios[0]
+    result = bootstrap((logs,), np.mean, rng=np.random.default_rng(0))
+    ci = result.confidence_interval
+    return math.exp(float(np.mean(logs))), math.exp(ci.low), math.exp(ci.high)
 
 
 def main() -> None:
