@@ -30,6 +30,7 @@ import fastavro
 import orjson
 
 from schemas import INPUT_SCHEMA_TOPICS, base_topic, json_fields, load_schema, schema_text
+from streams.engine import jsonbytes
 
 if TYPE_CHECKING:
     from confluent_kafka.schema_registry import SchemaRegistryClient
@@ -145,7 +146,7 @@ class JsonCodec:
 
     def encode(self, topic: str, value: Mapping[str, Any]) -> bytes:
         try:
-            return orjson.dumps(value)
+            return jsonbytes.dumps(value)
         except TypeError as exc:
             raise CodecError(f"{topic}: cannot encode as JSON: {exc}") from None
 

@@ -102,7 +102,8 @@ def state_body() -> list[str]:
         elif f.doc:
             out.append(f"        # {f.doc}")
         out.append(line)
-    out += ["", "    def to_bytes(self) -> bytes:", "        return orjson.dumps(", "            ["]
+    out += ["", "    def to_bytes(self) -> bytes:"]
+    out += ["        return jsonbytes.dumps(", "            ["]
     out.append("                STATE_VERSION,")
     for f in FIELDS:
         value = f"self.{f.name}"

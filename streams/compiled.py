@@ -34,6 +34,7 @@ MODULES = (
     "streams.engine.events",
     "streams.engine.features",
     "streams.engine.gammagamma",
+    "streams.engine.jsonbytes",
     "streams.engine.namespace",
     "streams.engine.outputs",
     "streams.engine.partitioning",

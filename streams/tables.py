@@ -28,6 +28,7 @@ from typing import Any
 
 import orjson
 
+from streams.engine import jsonbytes
 from streams.engine.timers import INDEX_END, INDEX_PREFIX, MOVED_PREFIX
 
 #: Faust's own key for the last changelog offset applied to a partition database.
@@ -164,7 +165,7 @@ class TableStore:
     def stage_offsets(self, offsets: dict[str, int]) -> None:
         """Stage the input offsets applied with the state (at each commit that moved them)."""
         self.offsets = dict(offsets)
-        self.pending[OFFSETS_KEY] = orjson.dumps(self.offsets)
+        self.pending[OFFSETS_KEY] = jsonbytes.dumps(self.offsets)
 
     def drain(self) -> dict[bytes, bytes | None]:
         """The staged writes, to be made durable by `write()` (batches in order); until then

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 import orjson
 
-from streams.engine import attribution
+from streams.engine import attribution, jsonbytes
 from streams.engine.events import iso
 from streams.engine.population import Population
 from streams.engine.state import ConsumerState
@@ -98,7 +98,7 @@ class Consumers:
             meta["fired"] = self.fired_until
         if self._keeps_index:  # (else an engine opened on it later rebuilds the index)
             meta["index"] = INDEX_VERSION
-        return orjson.dumps(meta)
+        return jsonbytes.dumps(meta)
 
     @property
     def stats(self) -> Counter[str]:

@@ -7,6 +7,7 @@ from typing import Any
 
 import orjson
 
+from streams.engine import jsonbytes
 from streams.engine.state import ConsumerState
 from streams.engine.topics import (
     CONVERSIONS,
@@ -123,7 +124,7 @@ def encode_forward(fwd: Forward) -> bytes:
         msg = {"op": "forget_alias", "id": fwd.key}
     else:
         raise TypeError(f"not a forward: {fwd!r}")
-    return orjson.dumps(msg)
+    return jsonbytes.dumps(msg)
 
 
 def decode_forward(data: bytes) -> Forward:

@@ -17,6 +17,7 @@ from typing import Any, Final
 
 import orjson
 
+from streams.engine import jsonbytes
 from streams.engine.sketches import Histogram
 from streams.engine.state import ConsumerState
 
@@ -143,7 +144,7 @@ class Population:
         scope = self.scope
         if scope is not self:
             hists.append([[h._cuts, h._stale] for h in scope._hists()])
-        return orjson.dumps(hists)
+        return jsonbytes.dumps(hists)
 
     @classmethod
     def from_bytes(cls, data: bytes) -> Population:

@@ -19,6 +19,8 @@ from typing import Any
 import orjson
 from mypy_extensions import mypyc_attr
 
+from streams.engine import jsonbytes
+
 MAX_RECENT_ORDERS = 10
 MAX_CART_ITEMS = 20
 MAX_PRODUCTS = 10
@@ -251,7 +253,7 @@ class ConsumerState:
         self.entered: dict[str, float] = {}
 
     def to_bytes(self) -> bytes:
-        return orjson.dumps(
+        return jsonbytes.dumps(
             [
                 STATE_VERSION,
                 self.id,
