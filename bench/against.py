@@ -13,11 +13,11 @@ round, so a change of the machine's load touches both alike:
 - live: each tree's own `bench/live.py --skip ab` (its worker on the embedded broker, the
   committed offsets' rate), unless `--live-rounds 0`.
 
-It prints the best and the median of each case per tree, and the ratio this / other; for live
-rounds also the ratio within each round (both trees' runs back to back), their median, and their
-geometric mean with a 95% bootstrap interval over the rounds: on a shared machine one round's
-noise can exceed the difference being measured, and the interval says whether the rounds run
-settle it.
+It prints the best and the median of each case per tree, and the ratio this / other; then the
+ratio within each round (both trees' runs back to back; wall time for replay), their median,
+and their geometric mean with a 95% bootstrap interval over the rounds: on a shared machine one
+round's noise can exceed the difference being measured, and the interval says whether the
+rounds run settle it.
 """
 
 from __future__ import annotations
@@ -185,6 +185,7 @@ def main() -> None:
         this, oth = got[(case, "this")], got[(case, "other")]
         report(f"replay {case} (wall)", [x[0] for x in this], [x[0] for x in oth], "events/s")
         report(f"replay {case} (CPU)", [x[1] for x in this], [x[1] for x in oth], "events/s")
+        paired([x[0] for x in this], [x[0] for x in oth])
         print(f"{'':<22} peak RSS this {max(x[2] for x in this):,.0f} MB, "
               f"other {max(x[2] for x in oth):,.0f} MB")
     if a.live_rounds:
