@@ -11,7 +11,13 @@ round, so a change of the machine's load touches both alike:
   partition runtime's loop over the same events as bench/replay.py (`process` of every line,
   then `flush`), wall and CPU seconds;
 - live: each tree's own `bench/live.py --skip ab` (its worker on the embedded broker, the
-  committed offsets' rate), unless `--live-rounds 0`.
+  committed offsets' rate), unless `--live-rounds 0`;
+- live, output span (`--span`): each tree's worker command over the same backlog on one broker
+  setup made here, timed by its outputs: the events over the time from its first to its last
+  `segment-changes` record (their producer timestamps). The committed offsets move only at
+  commits, and a worker that commits a catch-up in a few large batches makes them move late
+  at the start and early at the end (or the other way round) by up to a batch: the output span
+  is the same measure for any commit cadence.
 
 It prints the best and the median of each case per tree, and the ratio this / other; then the
 ratio within each round (both trees' runs back to back; wall time for replay), their median,
@@ -30,7 +36,9 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import uuid
 from pathlib import Path
+from typing import Any
 
 from common import ROOT, history  # bench/ is on sys.path when run as a script
 
@@ -108,6 +116,62 @@ def live_once(tree: Path, events: int) -> float:
     return float(found.group(1).replace(",", ""))
 
 
+def live_span_once(tree: Path, events: list[dict[str, Any]]) -> float:
+    """Events/s of `tree`'s worker over `events` loaded as a backlog: len(events) over the
+    span of its `segment-changes` records' timestamps (see the module's docstring)."""
+    import live  # bench/live.py: this tree's loader and topic layout, the same for both trees
+    from confluent_kafka import Consumer, TopicPartition
+
+    from connectors.broker import EmbeddedBroker
+
+    n = len(events)
+    with tempfile.TemporaryDirectory(prefix="span-") as tmp, EmbeddedBroker(
+        log_file=Path(tmp) / "broker.log"
+    ) as broker:
+        prefix = f"span{uuid.uuid4().hex[:6]}."
+        live.load(broker.bootstrap, prefix, events)
+        app_id = f"span-{uuid.uuid4().hex[:6]}"
+        cmd = [sys.executable, "-m", "micromarketing", "worker", "--rules",
+               "examples/bike-shop/rules.yaml", "--app-id", app_id, "--data-dir",
+               f"{tmp}/worker", "--broker", broker.bootstrap, "--no-wall-clock"]
+        env = {k: v for k, v in os.environ.items() if k != "MICROMARKETING_PURE"}
+        env["MICROMARKETING_TOPIC_PREFIX"] = prefix
+        with open(Path(tmp) / "worker.log", "wb") as log:
+            proc = subprocess.Popen(cmd, cwd=tree, env=env, stdout=log, stderr=subprocess.STDOUT)
+            try:
+                live.wait_committed(broker.bootstrap, f"{app_id}-inputs",
+                                    [prefix + t for t in live.INPUT_TOPICS], n, proc)
+            finally:
+                proc.terminate()
+                proc.wait(timeout=120)
+        reader = Consumer({"bootstrap.servers": broker.bootstrap, "group.id": app_id + "-span",
+                           "enable.auto.commit": False})
+        try:
+            parts = [TopicPartition(prefix + live.SEGMENT_CHANGES, p, 0)
+                     for p in range(live.PARTITIONS)]
+            left = sum(reader.get_watermark_offsets(tp, timeout=10)[1] for tp in parts)
+            reader.assign(parts)
+            first, last = math.inf, -math.inf
+            while left > 0:
+                for msg in reader.consume(10_000, timeout=10):
+                    if msg.error() is None:
+                        ts = msg.timestamp()[1] / 1000.0
+                        first, last = min(first, ts), max(last, ts)
+                        left -= 1
+        finally:
+            reader.close()
+    if not last > first:
+        raise RuntimeError(f"{tree}: its worker wrote no segment changes over {n} events")
+    return n / (last - first)
+
+
+def live_events(n: int) -> list[dict[str, Any]]:
+    """The backlog of bench/live.py's stage (c): the same events for both trees."""
+    import live
+
+    return live.events(n, seed=5)
+
+
 def report(case: str, this: list[float], other: list[float], unit: str) -> None:
     best, median = max(this) / max(other), statistics.median(this) / statistics.median(other)
     print(f"{case:<22} this: best {max(this):>9,.0f}  median {statistics.median(this):>9,.0f}"
@@ -150,6 +214,8 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=5, help="replay rounds (default 5)")
     ap.add_argument("--live-rounds", type=int, default=3, help="live rounds (0: none)")
     ap.add_argument("--live-events", type=int, default=200_000, help="live events")
+    ap.add_argument("--span", action="store_true",
+                    help="the live rounds also time each worker by its output span")
     a = ap.parse_args()
 
     other = prepare(a.other)
@@ -168,11 +234,18 @@ def main() -> None:
                         replay_once(trees[name], events, path))
             print(f"round {r + 1}/{a.rounds} done", file=sys.stderr, flush=True)
         live: dict[str, list[float]] = {"this": [], "other": []}
+        span: dict[str, list[float]] = {"this": [], "other": []}
+        backlog = live_events(a.live_events) if a.span and a.live_rounds else []
         for r in range(a.live_rounds):
             for name in ("this", "other") if r % 2 == 0 else ("other", "this"):
                 live[name].append(live_once(trees[name], a.live_events))
+                if a.span:
+                    span[name].append(live_span_once(trees[name], backlog))
             print(f"live round {r + 1}/{a.live_rounds} done: this {live['this'][-1]:,.0f}, "
-                  f"other {live['other'][-1]:,.0f} events/s", file=sys.stderr, flush=True)
+                  f"other {live['other'][-1]:,.0f} events/s"
+                  + (f"; output span: this {span['this'][-1]:,.0f}, other "
+                     f"{span['other'][-1]:,.0f}" if a.span else ""),
+                  file=sys.stderr, flush=True)
 
     if a.rounds:
         print(f"this: {ROOT} ({got[('bike-shop', 'this')][0][3]} engine); other: {other} "
@@ -191,6 +264,9 @@ def main() -> None:
     if a.live_rounds:
         report("live worker", live["this"], live["other"], "events/s")
         paired(live["this"], live["other"])
+    if a.live_rounds and a.span:
+        report("live (output span)", span["this"], span["other"], "events/s")
+        paired(span["this"], span["other"])
 
 
 if __name__ == "__main__":
