@@ -153,7 +153,10 @@ def live_span_once(tree: Path, events: list[dict[str, Any]]) -> float:
             reader.assign(parts)
             first, last = math.inf, -math.inf
             while left > 0:
-                for msg in reader.consume(10_000, timeout=10):
+                msgs = reader.consume(10_000, timeout=10)
+                if not msgs:
+                    raise RuntimeError(f"{tree}: {left} segment changes not readable in 10 s")
+                for msg in msgs:
                     if msg.error() is None:
                         ts = msg.timestamp()[1] / 1000.0
                         first, last = min(first, ts), max(last, ts)
