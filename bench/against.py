@@ -37,6 +37,7 @@ import subprocess
 import sys
 import tempfile
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -105,11 +106,14 @@ def replay_once(tree: Path, events: Path, rules: str) -> tuple[float, float, flo
 
 def live_once(tree: Path, events: int) -> float:
     env = {k: v for k, v in os.environ.items() if k != "MICROMARKETING_PURE"}
-    out = subprocess.run(
+    done = subprocess.run(
         [sys.executable, "bench/live.py", "--skip", "ab", "--events", str(events),
          "--latency-seconds", "2", "--warmup", "2"],
-        cwd=tree, env=env, check=True, capture_output=True, text=True, timeout=900,
-    ).stdout
+        cwd=tree, env=env, capture_output=True, text=True, timeout=900,
+    )
+    if done.returncode != 0:
+        raise SystemExit(f"against.py: {tree}/bench/live.py failed:\n{done.stderr[-2000:]}")
+    out = done.stdout
     found = LIVE_LINE.search(out)
     if found is None:
         raise RuntimeError(f"no (c) line in the output of {tree}/bench/live.py:\n{out}")
@@ -141,6 +145,8 @@ def live_span_once(tree: Path, events: list[dict[str, Any]]) -> float:
             try:
                 live.wait_committed(broker.bootstrap, f"{app_id}-inputs",
                                     [prefix + t for t in live.INPUT_TOPICS], n, proc)
+            except (RuntimeError, TimeoutError) as exc:  # (its worker's log says more)
+                raise SystemExit(f"against.py: the worker of {tree}: {exc}") from None
             finally:
                 proc.terminate()
                 proc.wait(timeout=120)
@@ -208,15 +214,33 @@ def geometric_interval(ratios: list[float]) -> tuple[float, float, float]:
     return math.exp(float(np.mean(logs))), math.exp(ci.low), math.exp(ci.high)
 
 
+def count(least: int) -> Callable[[str], int]:
+    """An argparse type: an integer of at least `least`."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+        if value < least:
+            raise argparse.ArgumentTypeError(f"{value} is below {least}")
+        return value
+
+    return parse
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("other", metavar="REF_OR_DIR", help="the checkout to compare with")
-    ap.add_argument("--events", type=int, default=200_000, help="replay events (default 200000)")
-    ap.add_argument("--consumers", type=int, default=20_000, help="consumers (default 20000)")
-    ap.add_argument("--rounds", type=int, default=5, help="replay rounds (default 5)")
-    ap.add_argument("--live-rounds", type=int, default=3, help="live rounds (0: none)")
-    ap.add_argument("--live-events", type=int, default=200_000, help="live events")
+    ap.add_argument("--events", type=count(1000), default=200_000,
+                    help="replay events (default 200000)")
+    ap.add_argument("--consumers", type=count(1), default=20_000, help="consumers (default 20000)")
+    ap.add_argument("--rounds", type=count(0), default=5, help="replay rounds (default 5)")
+    ap.add_argument("--live-rounds", type=count(0), default=3, help="live rounds (0: none)")
+    ap.add_argument("--live-events", type=count(100_000), default=200_000,
+                    help="live events (default 200000; at least 100000: a backlog committed "
+                    "at once has no rate)")
     ap.add_argument("--span", action="store_true",
                     help="the live rounds also time each worker by its output span")
     a = ap.parse_args()
