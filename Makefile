@@ -5,7 +5,8 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 # the engine compiled with mypyc (streams/compiled.py lists the modules); rebuilt when they change
 COMPILED := $(VENV)/.compiled
-CORE := setup.py streams/compiled.py streams/runtime.py streams/codec.py streams/epochs.py streams/flow.py streams/tables.py \
+CORE := setup.py streams/compiled.py streams/runtime.py streams/codec.py streams/contract.py streams/epochs.py \
+	streams/flow.py streams/tables.py streams/web/meter.py streams/measure/results.py \
 	$(wildcard streams/engine/*.py streams/engine/rules/*.py)
 
 .PHONY: demo test lint unit bench compile codegen clean

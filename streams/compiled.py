@@ -49,16 +49,20 @@ MODULES = (
     "streams.engine.state",
     "streams.engine.timeplan",
     "streams.engine.timers",
+    "streams.engine.topics",
     "streams.engine.triggers",
     "streams.engine.undo",
     "streams.engine.view",
     "streams.runtime",
     # the worker's per-record path around the engine
     "streams.codec",
+    "streams.contract",
     "streams.epochs",
     "streams.flow",
+    "streams.measure.results",
     "streams.tables",
-    # the worker's per-output-record metrics hook (streams.web.meter.Meter.observe)
+    # the worker's per-output-record hooks: metrics (streams.web.meter.Meter.observe) and the
+    # campaign figures of its triggers and conversions (CampaignResults, fed per engine call)
     "streams.web.meter",
 )
 

@@ -241,13 +241,12 @@ class Flow:
     def apply(self, recs: list[Rec]) -> None:
         """Apply records in order (those of partitions no longer ours are skipped: their next
         owner reads them again), queueing their outputs on the producer."""
-        runtime = self.runtime
-        holds, applies = runtime.holds, runtime.applies
+        runtime = self.runtime  # (its methods called on it, not as bound locals: native calls)
         for rec in recs:
             topic, partition = rec.topic, rec.partition
-            if not holds(partition):
+            if not runtime.holds(partition):
                 continue
-            if not applies(topic, partition, rec.offset):
+            if not runtime.applies(topic, partition, rec.offset):
                 self.count("skipped")  # already in the state (redelivered after a crash)
                 continue
             base = self.base_of.get(topic, topic)

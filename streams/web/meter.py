@@ -10,7 +10,6 @@ partition's stored consumers when the worker takes the partition, then follow it
 from __future__ import annotations
 
 import time
-from bisect import bisect_left
 from collections import deque
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -43,7 +42,14 @@ class Latency:
         self.count = 0
 
     def observe(self, seconds: float) -> None:
-        self.counts[bisect_left(self.bounds, seconds)] += 1
+        # the first bucket whose bound is >= seconds (bisect_left; a scan of 14 floats, compiled,
+        # costs a tenth of a call to bisect per output record)
+        bounds = self.bounds
+        i = 0
+        n = len(bounds)
+        while i < n and bounds[i] < seconds:
+            i += 1
+        self.counts[i] += 1
         self.sum += seconds
         self.count += 1
 

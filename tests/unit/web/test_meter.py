@@ -86,6 +86,14 @@ def test_latency_buckets_are_cumulative_and_end_with_inf() -> None:
     assert h.sum == 0.001 + 0.2 + 7.0 + 1e6
 
 
+def test_a_latency_exactly_on_a_bound_counts_in_that_bound_s_bucket() -> None:
+    h = Latency()
+    for s in (0.0, 0.005, 0.0050001, 300.0, 300.5):
+        h.observe(s)
+    assert h.counts[0] == 2 and h.counts[1] == 1  # le=0.005 holds 0 and 0.005 itself
+    assert h.counts[len(LATENCY_BUCKETS) - 1] == 1 and h.counts[-1] == 1  # le=300, then +Inf
+
+
 def test_the_recent_ring_is_bounded_and_a_consumers_outputs_come_oldest_first() -> None:
     m = meter()  # keeps 5
     for i in range(8):
