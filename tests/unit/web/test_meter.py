@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from typing import Any
 
 from streams.engine.state import ConsumerState
@@ -92,6 +93,17 @@ def test_a_latency_exactly_on_a_bound_counts_in_that_bound_s_bucket() -> None:
         h.observe(s)
     assert h.counts[0] == 2 and h.counts[1] == 1  # le=0.005 holds 0 and 0.005 itself
     assert h.counts[len(LATENCY_BUCKETS) - 1] == 1 and h.counts[-1] == 1  # le=300, then +Inf
+
+
+def test_every_latency_lands_in_the_bucket_bisect_gives() -> None:
+    h = Latency()
+    values = [b * f for b in LATENCY_BUCKETS for f in (0.5, 1.0, 1.5)] + [0.0, 1e9]
+    for s in values:
+        h.observe(s)
+    expected = [0] * (len(LATENCY_BUCKETS) + 1)
+    for s in values:
+        expected[bisect_left(LATENCY_BUCKETS, s)] += 1
+    assert h.counts == expected
 
 
 def test_the_recent_ring_is_bounded_and_a_consumers_outputs_come_oldest_first() -> None:
